@@ -1,0 +1,137 @@
+//! Test-only: a plugin that misbehaves on purpose, to show the host stops
+//! it cleanly and stays usable.
+//!
+//! Settings: `behavior`, one of `loop`, `sleep`, `memory`, `recursion`,
+//! `panic`, `flood`, `log-flood`, `print-flood`, `bad-mount`,
+//! `bad-capability`, `bad-join`, `deny`, `well-behaved` (default).
+//! Each acts in the hook named by its effect: mount changes in `mounts`,
+//! namespace changes in `namespaces`, everything else in `capabilities`.
+
+use std::sync::OnceLock;
+
+specgate_sdk::bindings!(world: "policy", path: "../../../wit");
+
+static BEHAVIOR: OnceLock<String> = OnceLock::new();
+
+const BEHAVIORS: &[&str] = &[
+    "loop",
+    "sleep",
+    "memory",
+    "recursion",
+    "panic",
+    "flood",
+    "log-flood",
+    "print-flood",
+    "bad-mount",
+    "bad-capability",
+    "bad-join",
+    "deny",
+    "well-behaved",
+];
+
+fn behavior() -> &'static str {
+    BEHAVIOR.get().map(String::as_str).unwrap_or("well-behaved")
+}
+
+/// Recursion the optimiser cannot turn into a loop: the frame's array is
+/// used after the call.
+#[inline(never)]
+#[allow(unconditional_recursion, reason = "a stack overflow is the point")]
+fn recurse(depth: u64) -> u64 {
+    let frame = [depth; 64];
+    let below = recurse(std::hint::black_box(depth + 1));
+    below.wrapping_add(std::hint::black_box(frame)[(depth % 64) as usize])
+}
+
+struct Hostile;
+
+impl exports::specgate::policy::plugin::Guest for Hostile {
+    fn describe() -> Info {
+        Info {
+            name: "hostile".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "misbehaves on purpose, for the host's tests".into(),
+        }
+    }
+
+    fn configure(settings: Vec<(String, String)>) -> Result<(), String> {
+        let mut settings = Settings::new(settings);
+        let behavior = settings.string("behavior").unwrap_or("well-behaved".into());
+        if !BEHAVIORS.contains(&behavior.as_str()) {
+            settings.error(format!("setting `behavior`: unknown `{behavior}`"));
+        }
+        settings.finish()?;
+        let _ = BEHAVIOR.set(behavior);
+        Ok(())
+    }
+}
+
+impl exports::specgate::policy::capabilities::Guest for Hostile {
+    fn adjust(_container: Container) -> Result<Vec<CapabilityChange>, Denial> {
+        match behavior() {
+            "loop" => loop {
+                std::hint::black_box(());
+            },
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(vec![])
+            }
+            "memory" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "recursion" => {
+                std::hint::black_box(recurse(0));
+                Ok(vec![])
+            }
+            "panic" => panic!("hostile plugin panics on purpose"),
+            "flood" => Ok((0..100_000).map(|_| drop_capability("CAP_CHOWN")).collect()),
+            "log-flood" => {
+                let line = "x".repeat(1 << 20);
+                for _ in 0..100 {
+                    log::info(&line);
+                }
+                Ok(vec![])
+            }
+            "print-flood" => {
+                let line = "y".repeat(1 << 20);
+                for _ in 0..100 {
+                    println!("{line}");
+                }
+                Ok(vec![])
+            }
+            "bad-capability" => Ok(vec![drop_capability("CAP_FOO")]),
+            "deny" => Err(deny("hostile plugin refuses every container")),
+            _ => Ok(vec![]),
+        }
+    }
+}
+
+impl exports::specgate::policy::mounts::Guest for Hostile {
+    fn adjust(_container: Container) -> Result<Vec<MountChange>, Denial> {
+        match behavior() {
+            "bad-mount" => Ok(vec![add_tmpfs("relative/path", &[])]),
+            _ => Ok(vec![]),
+        }
+    }
+}
+
+impl exports::specgate::policy::namespaces::Guest for Hostile {
+    fn adjust(_container: Container) -> Result<Vec<NamespaceChange>, Denial> {
+        match behavior() {
+            "bad-join" => Ok(vec![join_namespace(NamespaceKind::Network, "")]),
+            _ => Ok(vec![]),
+        }
+    }
+}
+
+impl exports::specgate::policy::validate::Guest for Hostile {
+    fn check(_container: Container) -> Result<(), Denial> {
+        Ok(())
+    }
+}
+
+export!(Hostile);
