@@ -1,0 +1,356 @@
+//! The command line: clap definitions, and each command turned into calls
+//! to the library. Errors get their context here, and their exit code in
+//! [`exit_code`].
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::policy::{Entry, Grants, Limits, Plugin, PluginHost, plugin::default_name};
+use crate::spec;
+
+/// Exit status when specgate itself fails or a policy refuses the run
+/// (podman's convention).
+pub const EXIT_FAILURE: u8 = 125;
+
+/// Run containers through a chain of sandboxed WebAssembly policy plugins.
+#[derive(Debug, Parser)]
+#[command(name = "specgate", version, about)]
+pub struct Cli {
+    /// Where compiled plugins are cached [default: /var/cache/specgate for
+    /// root, $XDG_CACHE_HOME/specgate otherwise].
+    #[arg(long, global = true, env = "SPECGATE_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compile plugins on every load instead of caching them.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+
+    /// What to log on stderr, as a tracing filter (e.g. `debug`,
+    /// `specgate::plugin=info`).
+    #[arg(long, global = true, env = "SPECGATE_LOG", value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// specgate's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the config.json a run would use, after the policy chain.
+    Spec(SpecArgs),
+    /// Work with plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+/// `specgate plugin ...`.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Show what a plugin is, exports and imports, and what it says it does.
+    Inspect {
+        /// The plugin's component file.
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The plugin chain and its limits, shared by every command that runs it.
+#[derive(Debug, Args)]
+pub struct ChainArgs {
+    /// Add a plugin to the chain (in order).
+    #[arg(long = "plugin", value_name = "FILE")]
+    pub plugins: Vec<PathBuf>,
+
+    /// Give a plugin a setting: PLUGIN is its file name without extension,
+    /// with `_` written `-` (e.g. `drop-capabilities.capabilities=CAP_NET_RAW`).
+    #[arg(long = "plugin-setting", value_name = "PLUGIN.KEY=VALUE")]
+    pub plugin_settings: Vec<String>,
+
+    /// Wall-time limit of one plugin call, e.g. `1s`, `250ms`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub plugin_timeout: Option<Duration>,
+
+    /// Linear-memory limit of one plugin, e.g. `64m`, `1g`.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub plugin_memory: Option<usize>,
+}
+
+/// `specgate spec`.
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    #[command(flatten)]
+    chain: ChainArgs,
+
+    /// Write the config.json to FILE instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// The command and its arguments.
+    #[arg(last = true)]
+    command: Vec<String>,
+}
+
+/// Sets up logging on stderr.
+pub fn init_tracing(filter: Option<&str>) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or("warn"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// Runs a parsed command line; returns the exit status.
+pub fn run(cli: Cli) -> Result<u8> {
+    match &cli.command {
+        Command::Spec(args) => spec_command(&cli, args),
+        Command::Plugin(PluginCommand::Inspect { file, json }) => inspect(&cli, file, *json),
+    }
+}
+
+/// The exit status for an error: 125 unless the error says otherwise.
+pub fn exit_code(_error: &anyhow::Error) -> u8 {
+    EXIT_FAILURE
+}
+
+/// The cache directory the options and the user's identity select.
+fn cache_dir(cli: &Cli) -> Option<PathBuf> {
+    if cli.no_cache {
+        return None;
+    }
+    if let Some(dir) = &cli.cache_dir {
+        return Some(dir.clone());
+    }
+    if nix::unistd::geteuid().is_root() {
+        return Some(PathBuf::from("/var/cache/specgate"));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("specgate"))
+}
+
+fn plugin_host(cli: &Cli, chain: Option<&ChainArgs>) -> Result<PluginHost> {
+    let mut limits = Limits::default();
+    if let Some(chain) = chain {
+        if let Some(timeout) = chain.plugin_timeout {
+            limits.call_timeout = timeout;
+        }
+        if let Some(memory) = chain.plugin_memory {
+            limits.memory = memory;
+        }
+    }
+    Ok(PluginHost::new(cache_dir(cli).as_deref(), limits)?)
+}
+
+/// A chain's plugins, loaded, with their settings.
+struct LoadedChain {
+    plugins: Vec<Plugin>,
+    settings: Vec<Vec<(String, String)>>,
+}
+
+impl LoadedChain {
+    fn load(host: &PluginHost, args: &ChainArgs) -> Result<Self> {
+        let named: Vec<(String, PathBuf)> = args
+            .plugins
+            .iter()
+            .map(|path| (default_name(path), path.clone()))
+            .collect();
+        for (i, (name, path)) in named.iter().enumerate() {
+            if let Some((_, other)) = named[..i].iter().find(|(n, _)| n == name) {
+                bail!(
+                    "--plugin: {} and {} would both be named `{name}`",
+                    other.display(),
+                    path.display()
+                );
+            }
+        }
+        let mut settings = vec![Vec::new(); named.len()];
+        for setting in &args.plugin_settings {
+            let (target, value) = setting.split_once('=').with_context(|| {
+                format!("--plugin-setting `{setting}`: expected PLUGIN.KEY=VALUE")
+            })?;
+            let (plugin, key) = target
+                .split_once('.')
+                .filter(|(p, k)| !p.is_empty() && !k.is_empty())
+                .with_context(|| {
+                    format!("--plugin-setting `{setting}`: expected PLUGIN.KEY=VALUE")
+                })?;
+            let index = named.iter().position(|(n, _)| n == plugin).with_context(|| {
+                format!("--plugin-setting `{setting}`: no plugin named `{plugin}` in the chain")
+            })?;
+            settings[index].push((key.to_string(), value.to_string()));
+        }
+        let plugins = host.load_all(&named)?;
+        Ok(LoadedChain { plugins, settings })
+    }
+
+    fn entries(&self, limits: &Limits) -> Vec<Entry<'_>> {
+        self.plugins
+            .iter()
+            .zip(&self.settings)
+            .map(|(plugin, settings)| Entry {
+                plugin,
+                settings: settings.clone(),
+                grants: Grants::default(),
+                limits: limits.clone(),
+            })
+            .collect()
+    }
+}
+
+fn spec_command(cli: &Cli, args: &SpecArgs) -> Result<u8> {
+    let host = plugin_host(cli, Some(&args.chain))?;
+    let chain = LoadedChain::load(&host, &args.chain)?;
+    let id = new_container_id()?;
+    let mut spec = spec::default_spec(&id, &args.command);
+    host.run_chain(&chain.entries(host.limits()), &mut spec, &id)?;
+    let json = spec::to_json(&spec)?;
+    match &args.output {
+        Some(path) => write_file_atomically(path, json.as_bytes())
+            .with_context(|| format!("--output {}", path.display()))?,
+        None => write_stdout(json.as_bytes())?,
+    }
+    Ok(0)
+}
+
+fn inspect(cli: &Cli, file: &Path, json: bool) -> Result<u8> {
+    let host = plugin_host(cli, None)?;
+    let plugin = host.load(&default_name(file), file)?;
+    let info = host.describe(&plugin)?;
+    let hooks: Vec<&str> = plugin.hooks().iter().map(|h| h.interface()).collect();
+    let contract = plugin
+        .contract()
+        .map(|v| format!("{}@{v}", crate::policy::bindings::PACKAGE))
+        .unwrap_or_default();
+    let out = if json {
+        let value = serde_json::json!({
+            "path": plugin.path(),
+            "size": plugin.size(),
+            "sha256": plugin.sha256(),
+            "contract": contract,
+            "hooks": hooks,
+            "exports": plugin.exports(),
+            "imports": plugin.imports(),
+            "name": info.name,
+            "version": info.version,
+            "description": info.description,
+        });
+        format!("{}\n", serde_json::to_string_pretty(&value)?)
+    } else {
+        let mut out = String::new();
+        let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<12} {v}\n"));
+        line("path:", &plugin.path().display().to_string());
+        line("size:", &format!("{} bytes", plugin.size()));
+        line("sha256:", plugin.sha256());
+        line("contract:", &contract);
+        line("hooks:", &hooks.join(", "));
+        line("imports:", &plugin.imports().join(", "));
+        line("name:", &info.name);
+        line("version:", &info.version);
+        line("description:", &info.description);
+        out
+    };
+    write_stdout(out.as_bytes())?;
+    Ok(0)
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other.context("cannot write to stdout")?),
+    }
+}
+
+/// Writes a file by renaming a complete temporary file over it, so no
+/// reader ever sees half of it.
+fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(".specgate-")
+        .tempfile_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path)?;
+    Ok(())
+}
+
+/// A random 64-hex-digit container id, as podman makes them.
+fn new_container_id() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .context("cannot read /dev/urandom for a container id")?;
+    Ok(hex::encode(bytes))
+}
+
+/// Parses `1s`, `250ms`, `2m`, or a number of seconds.
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let (number, unit) = value
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((value, "s"), |i| value.split_at(i));
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("`{value}` is not a duration (e.g. 1s, 250ms)"))?;
+    let seconds = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("`{value}`: unknown unit `{unit}` (ms, s, m)")),
+    };
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(format!("`{value}` must be a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Parses a size: bytes, or with a `k`, `m` or `g` suffix (binary units).
+pub fn parse_size(value: &str) -> Result<usize, String> {
+    let lower = value.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let (number, shift) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 10),
+        Some('m') => (&lower[..lower.len() - 1], 20),
+        Some('g') => (&lower[..lower.len() - 1], 30),
+        _ => (lower, 0),
+    };
+    number
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(1usize << shift))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{value}` is not a size (e.g. 64m, 1g)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_parse() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1h").is_err());
+        assert_eq!(parse_size("64m"), Ok(64 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("0").is_err());
+    }
+}

@@ -1,0 +1,382 @@
+//! Running the plugin chain over a spec: every plugin instantiated in a
+//! fresh store and configured, then each adjusting hook in chain order,
+//! then every validator on the final container.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::Spec;
+use wasmtime::Store;
+use wasmtime::component::Instance as WasmInstance;
+
+use super::bindings::plugin::Info;
+use super::bindings::types::Container;
+use super::bindings::{capabilities, mounts, namespaces, plugin, validate};
+use super::change::{self, Checked, Effect, Field, Rejected};
+use super::error::{PluginError, Problem, Stage};
+use super::grants::Grants;
+use super::limits::{Limits, bytes};
+use super::plugin::{Hook, Plugin};
+use super::sandbox::{Breach, PluginState, new_store};
+use super::view;
+
+/// One plugin in a chain, with what the operator gave it.
+#[derive(Debug)]
+pub struct Entry<'p> {
+    /// The loaded plugin.
+    pub plugin: &'p Plugin,
+    /// Its settings, passed to `configure`.
+    pub settings: Vec<(String, String)>,
+    /// What it may do beyond restricting.
+    pub grants: Grants,
+    /// The limits it runs under.
+    pub limits: Limits,
+}
+
+/// A change a plugin made, as the audit trail records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The plugin's name.
+    pub plugin: String,
+    /// The hook that returned it.
+    pub hook: Hook,
+    /// The change as a person would write it.
+    pub change: String,
+    /// The grant that allowed it, for a widening change.
+    pub grant: Option<String>,
+}
+
+/// What the chain did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Every change applied, in order.
+    pub applied: Vec<Applied>,
+    /// Time spent in each plugin's calls.
+    pub timings: Vec<(String, Stage, Duration)>,
+}
+
+/// A plugin's live instance for one run.
+struct Running<'e, 'p> {
+    entry: &'e Entry<'p>,
+    store: Store<PluginState>,
+    guests: Guests,
+}
+
+struct Guests {
+    plugin: plugin::Guest,
+    namespaces: Option<namespaces::Guest>,
+    capabilities: Option<capabilities::Guest>,
+    mounts: Option<mounts::Guest>,
+    validate: Option<validate::Guest>,
+}
+
+type Outcome<R> = Result<wasmtime::Result<R>, tokio::time::error::Elapsed>;
+
+impl<'e, 'p> Running<'e, 'p> {
+    async fn start(engine: &wasmtime::Engine, entry: &'e Entry<'p>) -> Result<Self, PluginError> {
+        let plugin = entry.plugin;
+        let mut store = new_store(engine, plugin.shared_name(), &entry.limits);
+        store.set_epoch_deadline(entry.limits.deadline_ticks());
+        let instance: WasmInstance = match tokio::time::timeout(
+            entry.limits.call_timeout,
+            plugin.pre.instantiate_async(&mut store),
+        )
+        .await
+        {
+            Ok(Ok(instance)) => instance,
+            Ok(Err(error)) => {
+                return Err(Failure::Error(error).describe(&mut store, entry, Stage::Instantiate));
+            }
+            Err(_elapsed) => {
+                return Err(Failure::Elapsed.describe(&mut store, entry, Stage::Instantiate));
+            }
+        };
+        let load = |e: wasmtime::Error| {
+            plugin.error(Stage::Instantiate, Problem::Invalid(format!("{e:#}")))
+        };
+        let indices = &plugin.indices;
+        let guests = Guests {
+            plugin: indices.plugin.load(&mut store, &instance).map_err(load)?,
+            namespaces: match &indices.namespaces {
+                Some(i) => Some(i.load(&mut store, &instance).map_err(load)?),
+                None => None,
+            },
+            capabilities: match &indices.capabilities {
+                Some(i) => Some(i.load(&mut store, &instance).map_err(load)?),
+                None => None,
+            },
+            mounts: match &indices.mounts {
+                Some(i) => Some(i.load(&mut store, &instance).map_err(load)?),
+                None => None,
+            },
+            validate: match &indices.validate {
+                Some(i) => Some(i.load(&mut store, &instance).map_err(load)?),
+                None => None,
+            },
+        };
+        Ok(Running {
+            entry,
+            store,
+            guests,
+        })
+    }
+
+    /// Gives the next call a fresh deadline.
+    fn arm(&mut self) {
+        self.store
+            .set_epoch_deadline(self.entry.limits.deadline_ticks());
+    }
+
+    /// Turns a call's outcome into a result, forwarding its output and
+    /// naming any limit it broke.
+    fn settle<R>(&mut self, stage: Stage, outcome: Outcome<R>) -> Result<R, PluginError> {
+        let failure = match outcome {
+            Ok(Ok(value)) => {
+                self.store.data_mut().forward_output();
+                if self.store.data().breach().is_none() {
+                    return Ok(value);
+                }
+                Failure::Breach
+            }
+            Ok(Err(error)) => Failure::Error(error),
+            Err(_elapsed) => Failure::Elapsed,
+        };
+        Err(failure.describe(&mut self.store, self.entry, stage))
+    }
+
+    async fn describe(&mut self) -> Result<Info, PluginError> {
+        self.arm();
+        let timeout = self.entry.limits.call_timeout;
+        let guest = &self.guests.plugin;
+        let outcome = tokio::time::timeout(timeout, guest.call_describe(&mut self.store)).await;
+        self.settle(Stage::Describe, outcome)
+    }
+
+    async fn configure(&mut self) -> Result<(), PluginError> {
+        self.arm();
+        let timeout = self.entry.limits.call_timeout;
+        let guest = &self.guests.plugin;
+        let settings = &self.entry.settings;
+        let outcome =
+            tokio::time::timeout(timeout, guest.call_configure(&mut self.store, settings)).await;
+        self.settle(Stage::Configure, outcome)?
+            .map_err(|message| self.entry.plugin.error(Stage::Configure, Problem::Settings(message)))
+    }
+
+    /// Calls one adjusting hook and checks each change it returns against
+    /// the spec as it stands.
+    async fn adjust(&mut self, hook: Hook, spec: &Spec, id: &str) -> Result<Vec<Checked>, PluginError> {
+        let container: Container = view::container(spec, id);
+        let timeout = self.entry.limits.call_timeout;
+        let stage = hook.stage();
+        let denied = |this: &Self, reason: String| this.entry.plugin.error(stage, Problem::Denied(reason));
+        self.arm();
+        let results: Vec<Result<Checked, Rejected>> = match hook {
+            Hook::Namespaces => {
+                let Some(guest) = &self.guests.namespaces else { return Ok(vec![]) };
+                let outcome = tokio::time::timeout(timeout, guest.call_adjust(&mut self.store, &container)).await;
+                let changes = self.settle(stage, outcome)?.map_err(|d| denied(self, d.reason))?;
+                self.check_count(stage, changes.len())?;
+                changes.iter().map(|c| change::check_namespace(spec, c)).collect()
+            }
+            Hook::Capabilities => {
+                let Some(guest) = &self.guests.capabilities else { return Ok(vec![]) };
+                let outcome = tokio::time::timeout(timeout, guest.call_adjust(&mut self.store, &container)).await;
+                let changes = self.settle(stage, outcome)?.map_err(|d| denied(self, d.reason))?;
+                self.check_count(stage, changes.len())?;
+                changes.iter().map(change::check_capability).collect()
+            }
+            Hook::Mounts => {
+                let Some(guest) = &self.guests.mounts else { return Ok(vec![]) };
+                let outcome = tokio::time::timeout(timeout, guest.call_adjust(&mut self.store, &container)).await;
+                let changes = self.settle(stage, outcome)?.map_err(|d| denied(self, d.reason))?;
+                self.check_count(stage, changes.len())?;
+                changes.iter().map(|c| change::check_mount(spec, c)).collect()
+            }
+            Hook::Validate => return Ok(vec![]),
+        };
+        results
+            .into_iter()
+            .enumerate()
+            .map(|(index, result)| {
+                result.map_err(|r| {
+                    self.entry.plugin.error(
+                        stage,
+                        Problem::Change {
+                            index,
+                            change: r.description,
+                            reason: r.reason,
+                        },
+                    )
+                })
+            })
+            .collect()
+    }
+
+    async fn validate(&mut self, spec: &Spec, id: &str) -> Result<(), PluginError> {
+        self.arm();
+        let Some(guest) = &self.guests.validate else { return Ok(()) };
+        let container = view::container(spec, id);
+        let timeout = self.entry.limits.call_timeout;
+        let outcome = tokio::time::timeout(timeout, guest.call_check(&mut self.store, &container)).await;
+        self.settle(Stage::Validate, outcome)?
+            .map_err(|d| self.entry.plugin.error(Stage::Validate, Problem::Denied(d.reason)))
+    }
+
+    fn check_count(&self, stage: Stage, count: usize) -> Result<(), PluginError> {
+        let limit = self.entry.limits.changes_per_hook;
+        if count > limit {
+            return Err(self
+                .entry
+                .plugin
+                .error(stage, Problem::TooManyChanges { count, limit }));
+        }
+        Ok(())
+    }
+}
+
+/// How a call failed, before it is named.
+enum Failure {
+    /// The call's timer ran out while the plugin waited in a host call.
+    Elapsed,
+    /// The call trapped or returned a host error.
+    Error(wasmtime::Error),
+    /// The call returned, but past a limit (its output was cut).
+    Breach,
+}
+
+impl Failure {
+    /// Names what went wrong: a broken limit if the store recorded one,
+    /// else the trap.
+    fn describe(self, store: &mut Store<PluginState>, entry: &Entry<'_>, stage: Stage) -> PluginError {
+        let last_stderr = store.data_mut().forward_output();
+        let limits = &entry.limits;
+        let problem = match (store.data().breach(), self) {
+            (Some(Breach::Memory), _) => Problem::Memory(bytes(limits.memory)),
+            (Some(Breach::Resources), _) => Problem::Resources,
+            (Some(Breach::Output), _) | (None, Failure::Breach) => {
+                Problem::Output(bytes(limits.output))
+            }
+            (None, Failure::Elapsed) => Problem::Timeout(limits.call_timeout),
+            (None, Failure::Error(error)) => match error.downcast_ref::<wasmtime::Trap>() {
+                Some(wasmtime::Trap::Interrupt) => Problem::Timeout(limits.call_timeout),
+                Some(wasmtime::Trap::StackOverflow) => Problem::StackOverflow,
+                Some(wasmtime::Trap::UnreachableCodeReached) => Problem::Panic(
+                    last_stderr.unwrap_or_else(|| "wasm `unreachable` executed".into()),
+                ),
+                Some(trap) => Problem::Trap(trap.to_string()),
+                None => Problem::Trap(format!("{error:#}")),
+            },
+        };
+        entry.plugin.error(stage, problem)
+    }
+}
+
+/// Runs the chain over `spec` for the container `id`, changing it in
+/// place. On error the spec may be partly changed and must be discarded.
+pub(super) async fn run(
+    engine: &wasmtime::Engine,
+    entries: &[Entry<'_>],
+    spec: &mut Spec,
+    id: &str,
+) -> Result<Report, PluginError> {
+    let mut report = Report::default();
+    let mut running = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let started = Instant::now();
+        let mut instance = Running::start(engine, entry).await?;
+        instance.configure().await?;
+        report
+            .timings
+            .push((entry.plugin.name().to_string(), Stage::Configure, started.elapsed()));
+        running.push(instance);
+    }
+
+    let mut owners: HashMap<Field, String> = HashMap::new();
+    for instance in &mut running {
+        let plugin = instance.entry.plugin;
+        for hook in [Hook::Namespaces, Hook::Capabilities, Hook::Mounts] {
+            if !plugin.has_hook(hook) {
+                continue;
+            }
+            let started = Instant::now();
+            let changes = instance.adjust(hook, spec, id).await?;
+            for (index, checked) in changes.into_iter().enumerate() {
+                let refuse = |reason: String| {
+                    plugin.error(
+                        hook.stage(),
+                        Problem::Change {
+                            index,
+                            change: checked.description.clone(),
+                            reason,
+                        },
+                    )
+                };
+                let grant = match &checked.effect {
+                    Effect::Restricting => None,
+                    Effect::Widening(grant) if instance.entry.grants.allow(grant) => {
+                        Some(grant.to_string())
+                    }
+                    Effect::Widening(grant) => {
+                        return Err(refuse(format!(
+                            "widens the container and is not granted; the operator can allow it \
+                             with `{grant}` in this plugin's grants"
+                        )));
+                    }
+                };
+                for field in &checked.fields {
+                    match owners.get(field) {
+                        Some(owner) if owner != plugin.name() => {
+                            return Err(refuse(format!(
+                                "conflicts with plugin {owner}, which already changed {field}"
+                            )));
+                        }
+                        Some(_) => {}
+                        None => {
+                            owners.insert(field.clone(), plugin.name().to_string());
+                        }
+                    }
+                }
+                report.applied.push(Applied {
+                    plugin: plugin.name().to_string(),
+                    hook,
+                    change: checked.description.clone(),
+                    grant,
+                });
+                checked.apply(spec);
+            }
+            report
+                .timings
+                .push((plugin.name().to_string(), hook.stage(), started.elapsed()));
+        }
+    }
+
+    for instance in &mut running {
+        if instance.entry.plugin.has_hook(Hook::Validate) {
+            let started = Instant::now();
+            instance.validate(spec, id).await?;
+            report.timings.push((
+                instance.entry.plugin.name().to_string(),
+                Stage::Validate,
+                started.elapsed(),
+            ));
+        }
+    }
+    Ok(report)
+}
+
+/// Instantiates a plugin and asks it to describe itself.
+pub(super) async fn describe(
+    engine: &wasmtime::Engine,
+    plugin: &Plugin,
+    limits: &Limits,
+) -> Result<Info, PluginError> {
+    let entry = Entry {
+        plugin,
+        settings: vec![],
+        grants: Grants::default(),
+        limits: limits.clone(),
+    };
+    let mut instance = Running::start(engine, &entry).await?;
+    instance.describe().await
+}

@@ -1,0 +1,396 @@
+//! Loading a plugin: read it within limits, compile it (or take it from
+//! the cache), and find out what it exports before anything runs.
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::{Component, InstancePre, Linker};
+
+use super::bindings::{PACKAGE, VERSION, capabilities, mounts, namespaces, plugin, validate};
+use super::cache::{Cache, Source};
+use super::error::{PluginError, Problem, Stage};
+use super::limits::Limits;
+use super::sandbox::PluginState;
+
+/// The hook interfaces, in the order a plugin's hooks are called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hook {
+    /// `namespaces.adjust`.
+    Namespaces,
+    /// `capabilities.adjust`.
+    Capabilities,
+    /// `mounts.adjust`.
+    Mounts,
+    /// `validate.check`.
+    Validate,
+}
+
+impl Hook {
+    /// Every hook, in calling order.
+    pub const ALL: [Hook; 4] = [
+        Hook::Namespaces,
+        Hook::Capabilities,
+        Hook::Mounts,
+        Hook::Validate,
+    ];
+
+    /// The interface's name in the contract.
+    pub fn interface(self) -> &'static str {
+        match self {
+            Hook::Namespaces => "namespaces",
+            Hook::Capabilities => "capabilities",
+            Hook::Mounts => "mounts",
+            Hook::Validate => "validate",
+        }
+    }
+
+    /// The stage a call to this hook is reported as.
+    pub fn stage(self) -> Stage {
+        match self {
+            Hook::Namespaces => Stage::Namespaces,
+            Hook::Capabilities => Stage::Capabilities,
+            Hook::Mounts => Stage::Mounts,
+            Hook::Validate => Stage::Validate,
+        }
+    }
+}
+
+impl fmt::Display for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.interface())
+    }
+}
+
+/// Export indices, looked up once at load so that each run only
+/// instantiates and calls.
+pub(super) struct Indices {
+    pub plugin: plugin::GuestIndices,
+    pub namespaces: Option<namespaces::GuestIndices>,
+    pub capabilities: Option<capabilities::GuestIndices>,
+    pub mounts: Option<mounts::GuestIndices>,
+    pub validate: Option<validate::GuestIndices>,
+}
+
+/// A loaded plugin, ready to be instantiated for any number of runs.
+pub struct Plugin {
+    name: Arc<str>,
+    path: PathBuf,
+    size: u64,
+    sha256: String,
+    source: Source,
+    exports: Vec<String>,
+    imports: Vec<String>,
+    hooks: Vec<Hook>,
+    pub(super) pre: InstancePre<PluginState>,
+    pub(super) indices: Indices,
+}
+
+impl fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("sha256", &self.sha256)
+            .field("hooks", &self.hooks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    /// The plugin's name in the chain.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The shared name, for stores and log records.
+    pub(super) fn shared_name(&self) -> Arc<str> {
+        self.name.clone()
+    }
+
+    /// The file it was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The file's sha256, in hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// Whether it came from the cache.
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    /// Every name the component exports.
+    pub fn exports(&self) -> &[String] {
+        &self.exports
+    }
+
+    /// Every name the component imports.
+    pub fn imports(&self) -> &[String] {
+        &self.imports
+    }
+
+    /// The hooks it exports, in calling order.
+    pub fn hooks(&self) -> &[Hook] {
+        &self.hooks
+    }
+
+    /// Whether it exports this hook.
+    pub fn has_hook(&self, hook: Hook) -> bool {
+        self.hooks.contains(&hook)
+    }
+
+    /// The contract version it was built against, from its `plugin`
+    /// export's name.
+    pub fn contract(&self) -> Option<&str> {
+        let prefix = format!("{PACKAGE}/plugin@");
+        self.exports
+            .iter()
+            .find_map(|e| e.strip_prefix(&prefix))
+    }
+
+    pub(super) fn error(&self, stage: Stage, problem: Problem) -> PluginError {
+        PluginError {
+            plugin: self.name.to_string(),
+            path: self.path.clone(),
+            stage,
+            problem,
+        }
+    }
+}
+
+/// The name a plugin goes by when none is given: its file stem, with
+/// underscores (Rust's crate file names) as dashes.
+pub fn default_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().replace('_', "-"))
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// The bytes of a plugin file and their digest, read within the size limit.
+pub(super) struct PluginFile {
+    pub bytes: Vec<u8>,
+    pub sha256: String,
+}
+
+/// Reads a plugin file, refusing anything that is not a regular file of
+/// acceptable size, or not a component.
+pub(super) fn read(path: &Path, limits: &Limits) -> Result<PluginFile, Problem> {
+    let file = std::fs::File::open(path).map_err(Problem::Read)?;
+    let meta = file.metadata().map_err(Problem::Read)?;
+    if !meta.is_file() {
+        return Err(Problem::NotAFile);
+    }
+    if meta.len() > limits.plugin_file_size {
+        return Err(Problem::TooLarge {
+            size: meta.len(),
+            limit: limits.plugin_file_size,
+        });
+    }
+    // Read no more than the limit, even if the file grows meanwhile.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limits.plugin_file_size + 1)
+        .read_to_end(&mut bytes)
+        .map_err(Problem::Read)?;
+    if bytes.len() as u64 > limits.plugin_file_size {
+        return Err(Problem::TooLarge {
+            size: bytes.len() as u64,
+            limit: limits.plugin_file_size,
+        });
+    }
+    check_header(&bytes)?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    Ok(PluginFile { bytes, sha256 })
+}
+
+/// Tells a component from a core module or a stray file before handing it
+/// to the compiler, whose messages for those cases are cryptic.
+fn check_header(bytes: &[u8]) -> Result<(), Problem> {
+    const MAGIC: &[u8] = b"\0asm";
+    const CORE_VERSION: &[u8] = &[1, 0, 0, 0];
+    match bytes.get(..8) {
+        Some(header) if header.starts_with(MAGIC) && &header[4..] == CORE_VERSION => {
+            Err(Problem::CoreModule)
+        }
+        Some(header) if header.starts_with(MAGIC) => Ok(()),
+        _ => Err(Problem::NotWasm),
+    }
+}
+
+/// Checks a compiled component against the contract and prepares it.
+pub(super) fn prepare(
+    engine: &Engine,
+    linker: &Linker<PluginState>,
+    name: Arc<str>,
+    path: &Path,
+    file: &PluginFile,
+    component: Component,
+    source: Source,
+) -> Result<Plugin, Problem> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    check_contract(&exports)?;
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| Problem::Link(format!("{e:#}")))?;
+    let indices = Indices {
+        plugin: plugin::GuestIndices::new(&pre).map_err(|e| Problem::Invalid(format!("{e:#}")))?,
+        namespaces: namespaces::GuestIndices::new(&pre).ok(),
+        capabilities: capabilities::GuestIndices::new(&pre).ok(),
+        mounts: mounts::GuestIndices::new(&pre).ok(),
+        validate: validate::GuestIndices::new(&pre).ok(),
+    };
+    let hooks: Vec<Hook> = Hook::ALL
+        .into_iter()
+        .filter(|hook| match hook {
+            Hook::Namespaces => indices.namespaces.is_some(),
+            Hook::Capabilities => indices.capabilities.is_some(),
+            Hook::Mounts => indices.mounts.is_some(),
+            Hook::Validate => indices.validate.is_some(),
+        })
+        .collect();
+    if hooks.is_empty() {
+        return Err(Problem::NoHooks {
+            exports: list(&exports),
+            expected: Hook::ALL
+                .iter()
+                .map(|h| format!("{PACKAGE}/{h}@{VERSION}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    Ok(Plugin {
+        name,
+        path: path.to_path_buf(),
+        size: file.bytes.len() as u64,
+        sha256: file.sha256.clone(),
+        source,
+        exports,
+        imports,
+        hooks,
+        pre,
+        indices,
+    })
+}
+
+/// A plugin must export `plugin` from a semver-compatible version of the
+/// contract: for 0.x versions, the same minor version.
+fn check_contract(exports: &[String]) -> Result<(), Problem> {
+    let expected = format!("{PACKAGE}/plugin@{VERSION}");
+    let prefix = format!("{PACKAGE}/plugin@");
+    let Some(found) = exports.iter().find_map(|e| e.strip_prefix(&prefix)) else {
+        return Err(Problem::WrongWorld {
+            expected,
+            exports: list(exports),
+        });
+    };
+    if compatible(found, VERSION) {
+        Ok(())
+    } else {
+        Err(Problem::IncompatibleVersion {
+            found: format!("{PACKAGE}@{found}"),
+            expected: format!("{PACKAGE}@{VERSION}"),
+        })
+    }
+}
+
+/// Semver compatibility as the component model's name matching sees it:
+/// same major for 1.0 and later; same minor below 1.0.
+fn compatible(found: &str, ours: &str) -> bool {
+    let parse = |v: &str| -> Option<(u64, u64)> {
+        let mut parts = v.split(['.', '-', '+']);
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    };
+    match (parse(found), parse(ours)) {
+        (Some((0, a)), Some((0, b))) => a == b,
+        (Some((a, _)), Some((b, _))) => a == b && a != 0,
+        _ => false,
+    }
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "nothing".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Loads one plugin: read, compile or fetch from the cache, check.
+pub(super) fn load(
+    engine: &Engine,
+    linker: &Linker<PluginState>,
+    cache: &Cache,
+    limits: &Limits,
+    name: &str,
+    path: &Path,
+) -> Result<Plugin, PluginError> {
+    let error = |problem| PluginError {
+        plugin: name.to_string(),
+        path: path.to_path_buf(),
+        stage: Stage::Load,
+        problem,
+    };
+    let file = read(path, limits).map_err(error)?;
+    let (component, source) = cache
+        .load(engine, &file.sha256, &file.bytes)
+        .map_err(|e| error(Problem::Invalid(format!("{e:#}"))))?;
+    prepare(engine, linker, name.into(), path, &file, component, source).map_err(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_tell_components_from_the_rest() {
+        assert!(check_header(b"\0asm\x0d\0\x01\0rest").is_ok());
+        assert!(matches!(
+            check_header(b"\0asm\x01\0\0\0rest"),
+            Err(Problem::CoreModule)
+        ));
+        assert!(matches!(check_header(b"#!/bin/sh\n"), Err(Problem::NotWasm)));
+        assert!(matches!(check_header(b""), Err(Problem::NotWasm)));
+    }
+
+    #[test]
+    fn contract_versions_follow_semver() {
+        assert!(compatible("0.1.0", "0.1.0"));
+        assert!(compatible("0.1.3", "0.1.0"));
+        assert!(!compatible("0.2.0", "0.1.0"));
+        assert!(!compatible("1.0.0", "0.1.0"));
+        assert!(compatible("1.4.0", "1.0.0"));
+        assert!(!compatible("garbage", "0.1.0"));
+    }
+
+    #[test]
+    fn contract_check_names_what_is_exported() {
+        let err = check_contract(&["greet".to_string()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "does not export specgate:policy/plugin@0.1.0: it exports greet"
+        );
+        let err = check_contract(&["specgate:policy/plugin@0.2.0".to_string()]).unwrap_err();
+        assert!(err.to_string().contains("built against specgate:policy@0.2.0"));
+    }
+
+    #[test]
+    fn default_names_come_from_the_file() {
+        assert_eq!(
+            default_name(Path::new("/x/drop_capabilities.wasm")),
+            "drop-capabilities"
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! What a plugin's instance lives in: a store with nothing granted, its
+//! resource limiter, and the host side of the `host` interface.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::specgate::policy::host::{self, Level};
+use super::bindings::specgate::policy::types;
+use super::limits::Limits;
+
+/// A limit a plugin went past, recorded by the host so that the trap it
+/// causes can be reported by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Breach {
+    /// Linear memory.
+    Memory,
+    /// Table elements or instance, table and memory counts.
+    Resources,
+    /// Log messages, stdout or stderr.
+    Output,
+}
+
+/// The store data of one plugin instance.
+pub struct PluginState {
+    plugin: Arc<str>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    count_limit: usize,
+    memory_limit: usize,
+    table_limit: usize,
+    output_limit: usize,
+    logged: usize,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+    forwarded: [usize; 2],
+    breach: Option<Breach>,
+}
+
+impl std::fmt::Debug for PluginState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginState")
+            .field("plugin", &self.plugin)
+            .field("breach", &self.breach)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PluginState {
+    /// A fresh state: WASI with no files, no environment, no arguments, no
+    /// network and no inherited stdio; output captured up to the limit.
+    pub fn new(plugin: Arc<str>, limits: &Limits) -> Self {
+        let stdout = MemoryOutputPipe::new(limits.output);
+        let stderr = MemoryOutputPipe::new(limits.output);
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_ip_name_lookup(false)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .build();
+        PluginState {
+            plugin,
+            wasi,
+            table: ResourceTable::new(),
+            count_limit: limits.instances,
+            memory_limit: limits.memory,
+            table_limit: limits.table_elements,
+            output_limit: limits.output,
+            logged: 0,
+            stdout,
+            stderr,
+            forwarded: [0, 0],
+            breach: None,
+        }
+    }
+
+    /// The limit the plugin went past, if any.
+    pub fn breach(&self) -> Option<Breach> {
+        self.breach
+    }
+
+    /// Sends what the plugin printed since the last call to the log, and
+    /// returns the last line of its stderr (a panic message, usually).
+    pub fn forward_output(&mut self) -> Option<String> {
+        let mut last_stderr = None;
+        for (i, pipe) in [&self.stdout, &self.stderr].into_iter().enumerate() {
+            let contents = pipe.contents();
+            let new = &contents[self.forwarded[i].min(contents.len())..];
+            self.forwarded[i] = contents.len();
+            if contents.len() >= self.output_limit {
+                self.breach = Some(Breach::Output);
+            }
+            let stream = if i == 0 { "stdout" } else { "stderr" };
+            for line in String::from_utf8_lossy(new).lines() {
+                tracing::info!(target: "specgate::plugin", plugin = %self.plugin, stream, "{line}");
+                if i == 1 && !line.trim().is_empty() {
+                    last_stderr = Some(line.to_string());
+                }
+            }
+        }
+        last_stderr
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl ResourceLimiter for PluginState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_limit {
+            self.breach = Some(Breach::Memory);
+            wasmtime::bail!("memory limit exceeded");
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.table_limit {
+            self.breach = Some(Breach::Resources);
+            wasmtime::bail!("table element limit exceeded");
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.count_limit
+    }
+
+    fn tables(&self) -> usize {
+        self.count_limit
+    }
+
+    fn memories(&self) -> usize {
+        self.count_limit
+    }
+}
+
+impl types::Host for PluginState {}
+
+impl host::Host for PluginState {
+    fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        self.logged = self.logged.saturating_add(message.len());
+        if self.logged > self.output_limit {
+            self.breach = Some(Breach::Output);
+            wasmtime::bail!("log output limit exceeded");
+        }
+        let plugin = &*self.plugin;
+        match level {
+            Level::Trace => tracing::trace!(target: "specgate::plugin", plugin, "{message}"),
+            Level::Debug => tracing::debug!(target: "specgate::plugin", plugin, "{message}"),
+            Level::Info => tracing::info!(target: "specgate::plugin", plugin, "{message}"),
+            Level::Warn => tracing::warn!(target: "specgate::plugin", plugin, "{message}"),
+            Level::Error => tracing::error!(target: "specgate::plugin", plugin, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+/// A fresh store for one plugin instance, with its limiter installed.
+pub fn new_store(engine: &wasmtime::Engine, plugin: Arc<str>, limits: &Limits) -> Store<PluginState> {
+    let mut store = Store::new(engine, PluginState::new(plugin, limits));
+    store.limiter(|state| state);
+    store.epoch_deadline_trap();
+    store
+}
