@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::policy::{Entry, Grants, Limits, Plugin, PluginHost, plugin::default_name};
+use crate::runtime::{self, Bundle, Runtime};
 use crate::spec;
 
 /// Exit status when specgate itself fails or a policy refuses the run
@@ -42,6 +43,8 @@ pub struct Cli {
 /// specgate's commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a command in a container, after the policy chain.
+    Run(RunArgs),
     /// Print the config.json a run would use, after the policy chain.
     Spec(SpecArgs),
     /// Work with plugins.
@@ -98,6 +101,35 @@ pub struct SpecArgs {
     command: Vec<String>,
 }
 
+/// `specgate run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    chain: ChainArgs,
+
+    /// The container's root filesystem [default: the host's `/`, bound
+    /// read-only, with fresh /proc, /dev, /sys and tmpfs on /tmp, /run and
+    /// /var/tmp].
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<PathBuf>,
+
+    /// The container's id in the runtime [default: random].
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+
+    /// The OCI runtime: a name looked up in PATH, or a path.
+    #[arg(long, default_value = "runc", value_name = "NAME|PATH")]
+    runtime: String,
+
+    /// A global flag for the runtime (repeatable), e.g. `--debug`.
+    #[arg(long = "runtime-flag", value_name = "FLAG", allow_hyphen_values = true)]
+    runtime_flags: Vec<String>,
+
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
 /// Sets up logging on stderr.
 pub fn init_tracing(filter: Option<&str>) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or("warn"))
@@ -112,14 +144,18 @@ pub fn init_tracing(filter: Option<&str>) {
 /// Runs a parsed command line; returns the exit status.
 pub fn run(cli: Cli) -> Result<u8> {
     match &cli.command {
+        Command::Run(args) => run_command(&cli, args),
         Command::Spec(args) => spec_command(&cli, args),
         Command::Plugin(PluginCommand::Inspect { file, json }) => inspect(&cli, file, *json),
     }
 }
 
-/// The exit status for an error: 125 unless the error says otherwise.
-pub fn exit_code(_error: &anyhow::Error) -> u8 {
-    EXIT_FAILURE
+/// The exit status for an error: 126 or 127 when the container's command
+/// could not run, 125 for everything else.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    error
+        .downcast_ref::<runtime::RunError>()
+        .map_or(EXIT_FAILURE, runtime::RunError::status)
 }
 
 /// The cache directory the options and the user's identity select.
@@ -222,6 +258,38 @@ fn spec_command(cli: &Cli, args: &SpecArgs) -> Result<u8> {
         None => write_stdout(json.as_bytes())?,
     }
     Ok(0)
+}
+
+fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
+    let runtime = Runtime::resolve(&args.runtime, args.runtime_flags.clone())?;
+    let host = plugin_host(cli, Some(&args.chain))?;
+    let chain = LoadedChain::load(&host, &args.chain)?;
+    let id = match &args.name {
+        Some(name) => name.clone(),
+        None => new_container_id()?,
+    };
+    let mut spec = spec::default_spec(&id, &args.command);
+    match &args.rootfs {
+        Some(rootfs) => {
+            let rootfs = std::path::absolute(rootfs)
+                .with_context(|| format!("--rootfs {}", rootfs.display()))?;
+            if !rootfs.is_dir() {
+                bail!("--rootfs {}: not a directory", rootfs.display());
+            }
+            spec::set_rootfs(&mut spec, &rootfs, false);
+        }
+        None => spec::use_host_rootfs(&mut spec),
+    }
+    host.run_chain(&chain.entries(host.limits()), &mut spec, &id)?;
+    let json = spec::to_json(&spec)?;
+
+    let bundle = Bundle::create(&runtime::state_dir(), &id)?;
+    if args.rootfs.is_none() {
+        let mount_point = bundle.subdir("rootfs")?;
+        runtime::bind_host_root(&mount_point)?;
+    }
+    bundle.write_config(&json)?;
+    Ok(runtime::run(&runtime, &id, &bundle)?)
 }
 
 fn inspect(cli: &Cli, file: &Path, json: bool) -> Result<u8> {

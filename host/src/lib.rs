@@ -7,4 +7,6 @@
 
 pub mod cli;
 pub mod policy;
+pub mod runtime;
 pub mod spec;
+pub mod sys;

@@ -1,1 +1,10 @@
+//! specgate's integration tests: the real binary, real compiled plugins,
+//! real files (and, where a run needs it, the real OCI runtime).
 
+mod util;
+
+mod cache;
+mod example_plugins;
+mod hostile;
+mod inspect;
+mod refused_at_load;

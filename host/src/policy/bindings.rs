@@ -12,7 +12,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::specgate::policy::{capabilities, mounts, namespaces, plugin, validate};
-pub use specgate::policy::types;
+pub use self::specgate::policy::types;
 
 /// The contract's package, as it appears in export names.
 pub const PACKAGE: &str = "specgate:policy";

@@ -249,7 +249,7 @@ impl Failure {
     /// Names what went wrong: a broken limit if the store recorded one,
     /// else the trap.
     fn describe(self, store: &mut Store<PluginState>, entry: &Entry<'_>, stage: Stage) -> PluginError {
-        let last_stderr = store.data_mut().forward_output();
+        let panic = store.data_mut().forward_output();
         let limits = &entry.limits;
         let problem = match (store.data().breach(), self) {
             (Some(Breach::Memory), _) => Problem::Memory(bytes(limits.memory)),
@@ -261,9 +261,9 @@ impl Failure {
             (None, Failure::Error(error)) => match error.downcast_ref::<wasmtime::Trap>() {
                 Some(wasmtime::Trap::Interrupt) => Problem::Timeout(limits.call_timeout),
                 Some(wasmtime::Trap::StackOverflow) => Problem::StackOverflow,
-                Some(wasmtime::Trap::UnreachableCodeReached) => Problem::Panic(
-                    last_stderr.unwrap_or_else(|| "wasm `unreachable` executed".into()),
-                ),
+                Some(wasmtime::Trap::UnreachableCodeReached) => {
+                    Problem::Panic(panic.unwrap_or_else(|| "wasm `unreachable` executed".into()))
+                }
                 Some(trap) => Problem::Trap(trap.to_string()),
                 None => Problem::Trap(format!("{error:#}")),
             },

@@ -84,9 +84,9 @@ impl PluginState {
     }
 
     /// Sends what the plugin printed since the last call to the log, and
-    /// returns the last line of its stderr (a panic message, usually).
+    /// returns the message of a Rust panic it printed, if any.
     pub fn forward_output(&mut self) -> Option<String> {
-        let mut last_stderr = None;
+        let mut panic = None;
         for (i, pipe) in [&self.stdout, &self.stderr].into_iter().enumerate() {
             let contents = pipe.contents();
             let new = &contents[self.forwarded[i].min(contents.len())..];
@@ -95,15 +95,28 @@ impl PluginState {
                 self.breach = Some(Breach::Output);
             }
             let stream = if i == 0 { "stdout" } else { "stderr" };
-            for line in String::from_utf8_lossy(new).lines() {
+            let text = String::from_utf8_lossy(new);
+            for line in text.lines() {
                 tracing::info!(target: "specgate::plugin", plugin = %self.plugin, stream, "{line}");
-                if i == 1 && !line.trim().is_empty() {
-                    last_stderr = Some(line.to_string());
-                }
+            }
+            if i == 1 {
+                panic = panic_message(&text).or(panic);
             }
         }
-        last_stderr
+        panic
     }
+}
+
+/// The message of the last Rust panic in a plugin's stderr: the lines
+/// after "panicked at FILE:LINE:COL:", up to the backtrace note.
+fn panic_message(stderr: &str) -> Option<String> {
+    let (_, after) = stderr.rsplit_once(" panicked at ")?;
+    let message: Vec<&str> = after
+        .lines()
+        .skip(1)
+        .take_while(|line| !line.starts_with("note: "))
+        .collect();
+    Some(message.join(" ").trim().to_string()).filter(|m| !m.is_empty())
 }
 
 impl WasiView for PluginState {
@@ -182,4 +195,21 @@ pub fn new_store(engine: &wasmtime::Engine, plugin: Arc<str>, limits: &Limits) -
     store.limiter(|state| state);
     store.epoch_deadline_trap();
     store
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_messages_are_found_in_stderr() {
+        let stderr = "starting\nthread '<unnamed>' panicked at src/lib.rs:88:24:\n\
+                      hostile plugin panics on purpose\n\
+                      note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            panic_message(stderr).as_deref(),
+            Some("hostile plugin panics on purpose")
+        );
+        assert_eq!(panic_message("just output\n"), None);
+    }
 }

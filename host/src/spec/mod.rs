@@ -30,6 +30,32 @@ pub fn default_spec(id: &str, args: &[String]) -> Spec {
     spec
 }
 
+/// Points the spec at a root filesystem.
+pub fn set_rootfs(spec: &mut Spec, path: &std::path::Path, readonly: bool) {
+    let mut root = oci_spec::runtime::Root::default();
+    root.set_path(path.to_path_buf());
+    root.set_readonly(Some(readonly));
+    spec.set_root(Some(root));
+}
+
+/// The embedded default rootfs: the host's `/`, which the runtime driver
+/// binds read-only at the bundle's `rootfs`, with writable scratch space
+/// on tmpfs where programs expect it.
+pub fn use_host_rootfs(spec: &mut Spec) {
+    set_rootfs(spec, std::path::Path::new("rootfs"), true);
+    let mounts = spec.mounts_mut().get_or_insert_default();
+    for destination in ["/tmp", "/var/tmp", "/run"] {
+        let mut mount = oci_spec::runtime::Mount::default();
+        mount.set_destination(destination.into());
+        mount.set_typ(Some("tmpfs".into()));
+        mount.set_source(Some("tmpfs".into()));
+        mount.set_options(Some(
+            ["nosuid", "nodev", "mode=1777"].map(String::from).to_vec(),
+        ));
+        mounts.push(mount);
+    }
+}
+
 /// The spec as config.json: pretty-printed, with capability lists sorted
 /// so that the same spec always gives the same bytes (and digest).
 pub fn to_json(spec: &Spec) -> Result<String, SpecError> {

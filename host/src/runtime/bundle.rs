@@ -1,0 +1,123 @@
+//! The bundle: a private directory per run holding config.json (and the
+//! default rootfs's mount point), removed when the run ends.
+
+use std::fs;
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+/// Errors creating or writing a bundle.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// Another run uses the same container id.
+    #[error("container name `{0}` is already in use (bundle {1} exists)")]
+    InUse(String, PathBuf),
+    /// A file operation failed.
+    #[error("bundle {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+}
+
+/// A bundle directory, removed with everything in it when dropped.
+#[derive(Debug)]
+pub struct Bundle {
+    dir: PathBuf,
+}
+
+impl Bundle {
+    /// Creates `state_dir/id` with mode 0700 (and `state_dir`, 0700, if
+    /// missing).
+    pub fn create(state_dir: &Path, id: &str) -> Result<Self, BundleError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| BundleError::Io { path, source }
+        };
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)
+            .map_err(io(state_dir))?;
+        let dir = state_dir.join(id);
+        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => Ok(Bundle { dir }),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                Err(BundleError::InUse(id.to_string(), dir))
+            }
+            Err(e) => Err(io(&dir)(e)),
+        }
+    }
+
+    /// The bundle directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes config.json atomically: a reader sees the old file or the
+    /// whole new one.
+    pub fn write_config(&self, json: &str) -> Result<PathBuf, BundleError> {
+        let path = self.dir.join("config.json");
+        let io = |source| BundleError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = tempfile::Builder::new()
+            .prefix(".config-")
+            .tempfile_in(&self.dir)
+            .map_err(io)?;
+        file.write_all(json.as_bytes()).map_err(io)?;
+        file.persist(&path).map_err(|e| io(e.error))?;
+        Ok(path)
+    }
+
+    /// Creates an empty directory in the bundle, e.g. a mount point.
+    pub fn subdir(&self, name: &str) -> Result<PathBuf, BundleError> {
+        let path = self.dir.join(name);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|source| BundleError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(path)
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        // Mounts inside the bundle live in specgate's private mount
+        // namespace and never block this; anything else is reported.
+        if let Err(e) = fs::remove_dir_all(&self.dir) {
+            if e.kind() != ErrorKind::NotFound {
+                tracing::warn!(bundle = %self.dir.display(), "bundle not removed: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn bundles_are_private_exclusive_and_removed() {
+        let state = tempfile::tempdir().unwrap();
+        let bundle = Bundle::create(state.path(), "abc").unwrap();
+        let mode = fs::metadata(bundle.dir()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(matches!(
+            Bundle::create(state.path(), "abc"),
+            Err(BundleError::InUse(..))
+        ));
+        let config = bundle.write_config("{}").unwrap();
+        assert_eq!(fs::read_to_string(config).unwrap(), "{}");
+        let dir = bundle.dir().to_path_buf();
+        drop(bundle);
+        assert!(!dir.exists());
+    }
+}

@@ -1,0 +1,224 @@
+//! Driving an OCI runtime (runc, crun, ...) as a subprocess through its
+//! command line: create, start, delete. The container's exit status comes
+//! from waiting on its init process directly, never from polling state.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Errors from the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The runtime's executable does not exist.
+    #[error("--runtime {0}: not found (is it installed and in PATH?)")]
+    NotFound(String),
+    /// The runtime could not be started.
+    #[error("cannot execute the runtime {}: {source}", program.display())]
+    Spawn {
+        /// The executable.
+        program: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The runtime failed a command; `message` is its own error text.
+    #[error("{} {command} {id}: {message}", program.display())]
+    Failed {
+        /// The executable.
+        program: PathBuf,
+        /// `create`, `start`, ...
+        command: &'static str,
+        /// The container id.
+        id: String,
+        /// What the runtime said.
+        message: String,
+    },
+    /// The command in the container could not be run.
+    #[error("{message}")]
+    Command {
+        /// 126 (cannot be invoked) or 127 (not found).
+        status: u8,
+        /// What the runtime said.
+        message: String,
+    },
+}
+
+/// An OCI runtime and the global flags to pass it.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    program: PathBuf,
+    flags: Vec<String>,
+}
+
+impl Runtime {
+    /// Finds the runtime: a path is taken as is, a name is looked up in
+    /// PATH.
+    pub fn resolve(name: &str, flags: Vec<String>) -> Result<Self, RuntimeError> {
+        let program = if name.contains('/') {
+            Some(PathBuf::from(name)).filter(|p| is_executable(p))
+        } else {
+            std::env::var_os("PATH").and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join(name))
+                    .find(|p| is_executable(p))
+            })
+        };
+        let program = program.ok_or_else(|| RuntimeError::NotFound(name.to_string()))?;
+        Ok(Runtime { program, flags })
+    }
+
+    /// The runtime's executable.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    fn command(&self, log: &Path) -> Command {
+        let mut cmd = Command::new(&self.program);
+        let mut log_arg = OsString::from("--log=");
+        log_arg.push(log);
+        cmd.arg(log_arg).arg("--log-format=json").args(&self.flags);
+        cmd
+    }
+
+    /// Creates the container; its init process inherits our stdio and
+    /// waits to be started. Returns the init's pid.
+    pub fn create(&self, id: &str, bundle: &Path) -> Result<i32, RuntimeError> {
+        let log = bundle.join("runtime.log");
+        let pid_file = bundle.join("init.pid");
+        let mut cmd = self.command(&log);
+        cmd.arg("create")
+            .arg("--bundle")
+            .arg(bundle)
+            .arg("--pid-file")
+            .arg(&pid_file)
+            .arg(id);
+        self.finish(cmd, "create", id, &log)?;
+        let pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+            .ok_or_else(|| RuntimeError::Failed {
+                program: self.program.clone(),
+                command: "create",
+                id: id.to_string(),
+                message: format!("no pid in {}", pid_file.display()),
+            })?;
+        Ok(pid)
+    }
+
+    /// Starts a created container.
+    pub fn start(&self, id: &str, bundle: &Path) -> Result<(), RuntimeError> {
+        let log = bundle.join("runtime.log");
+        let mut cmd = self.command(&log);
+        cmd.arg("start").arg(id);
+        self.finish(cmd, "start", id, &log)
+    }
+
+    /// Deletes the container's runtime state, killing what is left.
+    pub fn delete(&self, id: &str, bundle: &Path) -> Result<(), RuntimeError> {
+        let log = bundle.join("runtime.log");
+        let mut cmd = self.command(&log);
+        cmd.arg("delete").arg("--force").arg(id);
+        self.finish(cmd, "delete", id, &log)
+    }
+
+    fn finish(
+        &self,
+        mut cmd: Command,
+        command: &'static str,
+        id: &str,
+        log: &Path,
+    ) -> Result<(), RuntimeError> {
+        let output = cmd
+            .stdin(if command == "create" {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .stdout(if command == "create" {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|source| RuntimeError::Spawn {
+                program: self.program.clone(),
+                source,
+            })?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let message = last_error(log)
+            .or_else(|| {
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                stderr.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string)
+            })
+            .unwrap_or_else(|| format!("exited with {}", output.status));
+        if let Some(status) = command_status(&message) {
+            return Err(RuntimeError::Command { status, message });
+        }
+        Err(RuntimeError::Failed {
+            program: self.program.clone(),
+            command,
+            id: id.to_string(),
+            message,
+        })
+    }
+}
+
+/// The last error the runtime wrote to its JSON log.
+fn last_error(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines().rev().find_map(|line| {
+        let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+        (entry["level"] == "error")
+            .then(|| entry["msg"].as_str().map(str::to_string))
+            .flatten()
+    })
+}
+
+/// podman's statuses for a command that cannot run: 127 when it is not
+/// found, 126 when it cannot be invoked.
+fn command_status(message: &str) -> Option<u8> {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("executable file not found") || lower.contains("no such file or directory") && lower.contains("exec") {
+        Some(127)
+    } else if lower.contains("permission denied") && lower.contains("exec")
+        || lower.contains("is a directory")
+    {
+        Some(126)
+    } else {
+        None
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_failures_map_to_podmans_statuses() {
+        assert_eq!(
+            command_status("runc create failed: unable to start container process: exec: \"nope\": executable file not found in $PATH"),
+            Some(127)
+        );
+        assert_eq!(
+            command_status("exec /etc: permission denied"),
+            Some(126)
+        );
+        assert_eq!(command_status("cgroup: something else"), None);
+    }
+
+    #[test]
+    fn a_missing_runtime_is_named() {
+        let err = Runtime::resolve("/nonexistent/runc", vec![]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--runtime /nonexistent/runc: not found (is it installed and in PATH?)"
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! The kernel-facing calls specgate makes itself, behind one seam: every
+//! `unsafe` block of the crate is in this file.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::mount::{MsFlags, mount};
+use nix::sched::{CloneFlags, unshare};
+
+/// A failed system call, naming the call and the path it was about.
+#[derive(Debug, thiserror::Error)]
+#[error("{call} {}: {errno}", path.display())]
+pub struct SysError {
+    /// The call, e.g. `mount --rbind`.
+    pub call: &'static str,
+    /// The path it acted on.
+    pub path: std::path::PathBuf,
+    /// The kernel's answer.
+    pub errno: nix::Error,
+}
+
+fn err<'a>(call: &'static str, path: &'a Path) -> impl FnOnce(nix::Error) -> SysError + 'a {
+    move |errno| SysError {
+        call,
+        path: path.to_path_buf(),
+        errno,
+    }
+}
+
+/// Moves this process into a mount namespace of its own, whose mounts
+/// receive the host's but never propagate back. Mounts made afterwards
+/// vanish with the process, however it ends.
+pub fn private_mount_namespace() -> Result<(), SysError> {
+    let root = Path::new("/");
+    unshare(CloneFlags::CLONE_NEWNS).map_err(err("unshare(CLONE_NEWNS)", root))?;
+    mount(
+        None::<&str>,
+        root,
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(err("mount --make-rslave", root))
+}
+
+/// Binds `source` and every mount below it at `target`.
+pub fn rbind(source: &Path, target: &Path) -> Result<(), SysError> {
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(err("mount --rbind", target))
+}
+
+/// The kernel's `struct mount_attr` (linux/mount.h).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// Makes the mount at `target` and every mount below it read-only, in one
+/// step (mount_setattr, Linux 5.12): a plain remount would leave the
+/// submounts writable.
+pub fn make_recursively_read_only(target: &Path) -> Result<(), SysError> {
+    let path = CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| err("mount_setattr", target)(nix::Error::EINVAL))?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `path` is a valid NUL-terminated string and `attr` a fully
+    // initialised `struct mount_attr` whose size is passed alongside; both
+    // outlive the call, and the kernel only reads them.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(err("mount_setattr(MOUNT_ATTR_RDONLY)", target)(nix::Error::last()))
+    }
+}
+
+/// Makes this process the reaper of its orphaned descendants, so that the
+/// container's processes can be waited for and never leak as zombies.
+pub fn become_subreaper() -> Result<(), SysError> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(err("prctl(PR_SET_CHILD_SUBREAPER)", Path::new("/")))
+}
+
+/// Asks the kernel to send `signal` to the calling process when its parent
+/// dies. For use between fork and exec.
+pub fn die_with_parent(signal: nix::sys::signal::Signal) -> std::io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(signal).map_err(std::io::Error::from)
+}
+
+/// The write end of the pipe signal handlers report to; -1 before
+/// [`catch_signals`].
+static SIGNAL_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn report_signal(signal: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(std::sync::atomic::Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = signal as u8;
+        // SAFETY: write(2) is async-signal-safe; `byte` is a live local and
+        // the length matches it. A full pipe drops the signal, which only
+        // happens if hundreds arrive before the reader wakes.
+        unsafe {
+            libc::write(fd, (&byte as *const u8).cast(), 1);
+        }
+    }
+}
+
+/// Catches `signals`, which are then read, one byte each, from the
+/// returned pipe instead of acting on the process.
+pub fn catch_signals(signals: &[nix::sys::signal::Signal]) -> Result<std::os::fd::OwnedFd, SysError> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
+    use std::os::fd::IntoRawFd;
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(err("pipe2", Path::new("signal pipe")))?;
+    nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
+        .map_err(err("fcntl(O_NONBLOCK)", Path::new("signal pipe")))?;
+    // The write end stays open for the life of the process: handlers may
+    // run at any time.
+    SIGNAL_PIPE.store(write.into_raw_fd(), std::sync::atomic::Ordering::Relaxed);
+    let action = SigAction::new(
+        SigHandler::Handler(report_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for signal in signals {
+        // SAFETY: the handler only calls write(2), which is
+        // async-signal-safe, and reads an atomic.
+        unsafe { sigaction(*signal, &action) }.map_err(err("sigaction", Path::new("/")))?;
+    }
+    Ok(read)
+}

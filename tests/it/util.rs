@@ -1,0 +1,131 @@
+//! A runner for the specgate binary and assertions on what it did.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub use specgate_tests::{plugin, validate_config};
+
+/// The specgate binary under test.
+pub fn specgate_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_specgate"))
+}
+
+/// A cache directory shared by tests that do not test the cache: plugins
+/// compile once per test binary run.
+pub fn shared_cache() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(private_tempdir).path()
+}
+
+/// A temporary directory only its owner can enter, as a cache must be.
+pub fn private_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("cannot create a temporary directory");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+        .expect("cannot make the temporary directory private");
+    dir
+}
+
+/// A specgate command line with the shared cache.
+pub fn specgate() -> Command {
+    specgate_with_cache(shared_cache())
+}
+
+/// A specgate command line with its own cache directory.
+pub fn specgate_with_cache(cache: &Path) -> Command {
+    let mut cmd = Command::new(specgate_bin());
+    cmd.env("SPECGATE_CACHE_DIR", cache).env_remove("SPECGATE_LOG");
+    cmd
+}
+
+/// What a finished command did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a command to its end.
+pub fn run(cmd: &mut Command) -> Outcome {
+    let output = cmd.output().expect("cannot start the specgate binary");
+    Outcome {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+impl Outcome {
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn success(&self) -> &str {
+        assert_eq!(self.code, Some(0), "expected success, got {self:#?}");
+        &self.stdout
+    }
+
+    /// Asserts a failure with `code` and exactly one line on stderr, and
+    /// returns that line.
+    #[track_caller]
+    pub fn failure(&self, code: i32) -> &str {
+        assert_eq!(self.code, Some(code), "expected exit {code}, got {self:#?}");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "expected one line on stderr, got {self:#?}");
+        lines[0]
+    }
+
+    /// Parses stdout as a config.json, checked against the OCI schema.
+    #[track_caller]
+    pub fn config(&self) -> serde_json::Value {
+        let config: serde_json::Value =
+            serde_json::from_str(self.success()).expect("stdout is not JSON");
+        if let Err(errors) = validate_config(&config) {
+            panic!("config.json does not validate against the OCI schema:\n{errors}");
+        }
+        config
+    }
+}
+
+/// `specgate spec` with plugins (and settings), for the command `args`.
+pub fn spec_with(plugins: &[&str], settings: &[&str], args: &[&str]) -> Outcome {
+    let mut cmd = specgate();
+    cmd.arg("spec");
+    for name in plugins {
+        cmd.arg("--plugin").arg(plugin(name));
+    }
+    for setting in settings {
+        cmd.args(["--plugin-setting", setting]);
+    }
+    cmd.arg("--").args(args);
+    run(&mut cmd)
+}
+
+/// The names in one capability set of a config.json.
+pub fn cap_set(config: &serde_json::Value, set: &str) -> Vec<String> {
+    config["process"]["capabilities"][set]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The namespace types of a config.json.
+pub fn namespace_types(config: &serde_json::Value) -> Vec<String> {
+    config["linux"]["namespaces"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|ns| ns["type"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A file path rendered as the CLI prints it.
+pub fn shown(path: &PathBuf) -> String {
+    path.display().to_string()
+}

@@ -1,0 +1,88 @@
+//! What specgate's integration tests share beyond their own `util`
+//! module: the plugins built from `plugins/` by this crate's build script,
+//! and the OCI runtime-spec schema every config.json must satisfy.
+
+use std::path::{Path, PathBuf};
+
+/// The directory holding the compiled plugins.
+pub fn plugins_dir() -> &'static Path {
+    Path::new(env!("SPECGATE_TEST_PLUGINS"))
+}
+
+/// A compiled plugin by crate name (`drop-capabilities`, `hostile`, ...).
+///
+/// # Panics
+/// When the plugin was not built: the build script builds them all.
+pub fn plugin(name: &str) -> PathBuf {
+    let path = plugins_dir().join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(path.is_file(), "plugin {name} was not built at {}", path.display());
+    path
+}
+
+/// The repository's root.
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("SPECGATE_REPO_ROOT"))
+}
+
+/// The OCI runtime-spec schema directory, in `shared/` beside the
+/// repository.
+pub fn schema_dir() -> PathBuf {
+    repo_root().join("../shared/oci-runtime-spec/schema")
+}
+
+/// Checks a config.json against the OCI runtime-spec schema; the error
+/// lists every violation with its location.
+pub fn validate_config(config: &serde_json::Value) -> Result<(), String> {
+    let dir = schema_dir()
+        .canonicalize()
+        .map_err(|e| format!("schema directory {}: {e}", schema_dir().display()))?;
+    let path = dir.join("config-schema.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let schema: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft4)
+        .with_base_uri(format!("file://{}", path.display()))
+        .with_retriever(SchemaFiles { dir })
+        .build(&schema)
+        .map_err(|e| format!("schema: {e}"))?;
+    let errors: Vec<String> = validator
+        .iter_errors(config)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+/// Serves the schema's `$ref`s from the schema directory. The platform
+/// sections that directory lacks (FreeBSD, Solaris, z/OS, ...) are
+/// accepted as anything: specgate never writes them.
+struct SchemaFiles {
+    dir: PathBuf,
+}
+
+impl jsonschema::Retrieve for SchemaFiles {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>> {
+        let path = uri.path().as_str();
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let file = self.dir.join(name);
+        match std::fs::read_to_string(&file) {
+            Ok(text) => Ok(serde_json::from_str(&text)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // `config-solaris.json#/solaris`, say: an open section.
+                let section = name
+                    .strip_prefix("config-")
+                    .and_then(|n| n.strip_suffix(".json"))
+                    .ok_or_else(|| format!("{}: {e}", file.display()))?;
+                Ok(serde_json::json!({ section: {} }))
+            }
+            Err(e) => Err(format!("{}: {e}", file.display()).into()),
+        }
+    }
+}
