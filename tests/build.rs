@@ -5,13 +5,23 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
-    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest_dir.parent().expect("tests/ lives in the repository root");
+    let manifest_dir = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
+    let root = manifest_dir
+        .parent()
+        .expect("tests/ lives in the repository root");
     let plugins = root.join("plugins");
 
     println!("cargo::rerun-if-changed={}", root.join("wit").display());
-    println!("cargo::rerun-if-changed={}", plugins.join("Cargo.toml").display());
-    println!("cargo::rerun-if-changed={}", plugins.join("Cargo.lock").display());
+    println!(
+        "cargo::rerun-if-changed={}",
+        plugins.join("Cargo.toml").display()
+    );
+    println!(
+        "cargo::rerun-if-changed={}",
+        plugins.join("Cargo.lock").display()
+    );
     watch_sources(&plugins);
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -23,11 +33,17 @@ fn main() {
     // workspace has its own.
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
-        if key.starts_with("CARGO_") && key != "CARGO_HOME" || key.starts_with("RUSTC") || key == "RUSTFLAGS" || key == "RUSTDOCFLAGS" {
+        if key.starts_with("CARGO_") && key != "CARGO_HOME"
+            || key.starts_with("RUSTC")
+            || key == "RUSTFLAGS"
+            || key == "RUSTDOCFLAGS"
+        {
             build.env_remove(&*key);
         }
     }
-    let status = build.status().expect("cannot run cargo to build the plugins");
+    let status = build
+        .status()
+        .expect("cannot run cargo to build the plugins");
     assert!(
         status.success(),
         "building the plugins failed; run `cargo build --release --target wasm32-wasip2` in plugins/ to see why \
@@ -41,7 +57,9 @@ fn main() {
 /// Watches every plugin crate's manifest and sources, but not `target/`,
 /// which the build itself changes.
 fn watch_sources(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();

@@ -222,9 +222,12 @@ impl LoadedChain {
                 .with_context(|| {
                     format!("--plugin-setting `{setting}`: expected PLUGIN.KEY=VALUE")
                 })?;
-            let index = named.iter().position(|(n, _)| n == plugin).with_context(|| {
-                format!("--plugin-setting `{setting}`: no plugin named `{plugin}` in the chain")
-            })?;
+            let index = named
+                .iter()
+                .position(|(n, _)| n == plugin)
+                .with_context(|| {
+                    format!("--plugin-setting `{setting}`: no plugin named `{plugin}` in the chain")
+                })?;
             settings[index].push((key.to_string(), value.to_string()));
         }
         let plugins = host.load_all(&named)?;
@@ -283,9 +286,9 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     host.run_chain(&chain.entries(host.limits()), &mut spec, &id)?;
     let json = spec::to_json(&spec)?;
 
-    let bundle = Bundle::create(&runtime::state_dir(), &id)?;
+    let mut bundle = Bundle::create(&runtime::state_dir(), &id)?;
     if args.rootfs.is_none() {
-        let mount_point = bundle.subdir("rootfs")?;
+        let mount_point = bundle.mount_point("rootfs")?;
         runtime::bind_host_root(&mount_point)?;
     }
     bundle.write_config(&json)?;

@@ -56,6 +56,12 @@ pub fn rbind(source: &Path, target: &Path) -> Result<(), SysError> {
     .map_err(err("mount --rbind", target))
 }
 
+/// Detaches the mount at `target` and everything below it.
+pub fn detach(target: &Path) -> Result<(), SysError> {
+    nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH)
+        .map_err(err("umount --lazy", target))
+}
+
 /// The kernel's `struct mount_attr` (linux/mount.h).
 #[repr(C)]
 struct MountAttr {
@@ -95,14 +101,17 @@ pub fn make_recursively_read_only(target: &Path) -> Result<(), SysError> {
     if rc == 0 {
         Ok(())
     } else {
-        Err(err("mount_setattr(MOUNT_ATTR_RDONLY)", target)(nix::Error::last()))
+        Err(err("mount_setattr(MOUNT_ATTR_RDONLY)", target)(
+            nix::Error::last(),
+        ))
     }
 }
 
 /// Makes this process the reaper of its orphaned descendants, so that the
 /// container's processes can be waited for and never leak as zombies.
 pub fn become_subreaper() -> Result<(), SysError> {
-    nix::sys::prctl::set_child_subreaper(true).map_err(err("prctl(PR_SET_CHILD_SUBREAPER)", Path::new("/")))
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(err("prctl(PR_SET_CHILD_SUBREAPER)", Path::new("/")))
 }
 
 /// Asks the kernel to send `signal` to the calling process when its parent
@@ -130,13 +139,18 @@ extern "C" fn report_signal(signal: libc::c_int) {
 
 /// Catches `signals`, which are then read, one byte each, from the
 /// returned pipe instead of acting on the process.
-pub fn catch_signals(signals: &[nix::sys::signal::Signal]) -> Result<std::os::fd::OwnedFd, SysError> {
+pub fn catch_signals(
+    signals: &[nix::sys::signal::Signal],
+) -> Result<std::os::fd::OwnedFd, SysError> {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
     use std::os::fd::IntoRawFd;
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(err("pipe2", Path::new("signal pipe")))?;
-    nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
-        .map_err(err("fcntl(O_NONBLOCK)", Path::new("signal pipe")))?;
+    nix::fcntl::fcntl(
+        &write,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .map_err(err("fcntl(O_NONBLOCK)", Path::new("signal pipe")))?;
     // The write end stays open for the life of the process: handlers may
     // run at any time.
     SIGNAL_PIPE.store(write.into_raw_fd(), std::sync::atomic::Ordering::Relaxed);

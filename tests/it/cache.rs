@@ -28,7 +28,11 @@ fn the_second_load_hits_the_cache() {
     assert!(!first.stderr.contains("plugin cache hit"));
     let second = inspect_logged(cache.path());
     second.success();
-    assert!(second.stderr.contains("plugin cache hit"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("plugin cache hit"),
+        "{}",
+        second.stderr
+    );
     assert!(!second.stderr.contains("plugin compiled"));
     assert_eq!(entries(cache.path()).len(), 1);
 }
@@ -62,11 +66,19 @@ fn corrupt_or_truncated_entries_are_recompiled() {
     let mut flipped = good.clone();
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0x40;
-    for damaged in [flipped, good[..good.len() / 3].to_vec(), b"garbage".to_vec()] {
+    for damaged in [
+        flipped,
+        good[..good.len() / 3].to_vec(),
+        b"garbage".to_vec(),
+    ] {
         std::fs::write(&entry, &damaged).unwrap();
         let out = inspect_logged(cache.path());
         out.success();
-        assert!(out.stderr.contains("corrupt; recompiling"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("corrupt; recompiling"),
+            "{}",
+            out.stderr
+        );
         assert!(out.stderr.contains("plugin compiled"));
         assert_eq!(std::fs::read(&entry).unwrap(), good);
     }
@@ -88,7 +100,11 @@ fn concurrent_first_uses_all_succeed() {
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     assert_eq!(entries(cache.path()).len(), 1);
     inspect_logged(cache.path()).success();

@@ -14,7 +14,9 @@ fn host() -> PluginHost {
 fn run_one(name: &str, settings: &[(&str, &str)], spec: &mut Spec) -> Result<(), String> {
     let host = host();
     let path = plugin(name);
-    let loaded = host.load(&default_name(&path), &path).map_err(|e| e.to_string())?;
+    let loaded = host
+        .load(&default_name(&path), &path)
+        .map_err(|e| e.to_string())?;
     let entry = Entry {
         plugin: &loaded,
         settings: settings
@@ -78,15 +80,30 @@ fn drop_capabilities_drops_the_configured_list_from_every_set() {
 #[test]
 fn drop_capabilities_defaults_to_the_dangerous_set() {
     let mut spec = default_spec();
-    let mut caps = spec.process().as_ref().unwrap().capabilities().clone().unwrap();
+    let mut caps = spec
+        .process()
+        .as_ref()
+        .unwrap()
+        .capabilities()
+        .clone()
+        .unwrap();
     let mut bounding = caps.bounding().clone().unwrap();
     bounding.insert(oci_spec::runtime::Capability::SysAdmin);
     bounding.insert(oci_spec::runtime::Capability::NetRaw);
     caps.set_bounding(Some(bounding));
-    spec.process_mut().as_mut().unwrap().set_capabilities(Some(caps));
+    spec.process_mut()
+        .as_mut()
+        .unwrap()
+        .set_capabilities(Some(caps));
 
     run_one("drop-capabilities", &[], &mut spec).unwrap();
-    let bounding = spec.process().as_ref().unwrap().capabilities().clone().unwrap();
+    let bounding = spec
+        .process()
+        .as_ref()
+        .unwrap()
+        .capabilities()
+        .clone()
+        .unwrap();
     let bounding = bounding.bounding().clone().unwrap();
     assert!(!bounding.contains(&oci_spec::runtime::Capability::SysAdmin));
     assert!(!bounding.contains(&oci_spec::runtime::Capability::NetRaw));
@@ -134,7 +151,9 @@ fn require_namespaces_creates_what_is_missing() {
         .namespaces_mut()
         .as_mut()
         .unwrap()
-        .retain(|ns| ns.typ() != LinuxNamespaceType::Network && ns.typ() != LinuxNamespaceType::Pid);
+        .retain(|ns| {
+            ns.typ() != LinuxNamespaceType::Network && ns.typ() != LinuxNamespaceType::Pid
+        });
     run_one("require-namespaces", &[], &mut spec).unwrap();
     let types: Vec<_> = spec
         .linux()
@@ -167,7 +186,12 @@ fn require_namespaces_takes_a_configured_set() {
     )
     .failure(125)
     .to_string();
-    assert!(line.ends_with("configure: invalid settings: setting `namespaces`: `bogus` is not a namespace kind"), "{line}");
+    assert!(
+        line.ends_with(
+            "configure: invalid settings: setting `namespaces`: `bogus` is not a namespace kind"
+        ),
+        "{line}"
+    );
 }
 
 #[test]
@@ -193,11 +217,23 @@ fn deny_privileged_denies_sys_admin_and_host_namespaces() {
     run_one("deny-privileged", &[], &mut default_spec()).unwrap();
 
     let mut spec = default_spec();
-    let mut caps = spec.process().as_ref().unwrap().capabilities().clone().unwrap();
+    let mut caps = spec
+        .process()
+        .as_ref()
+        .unwrap()
+        .capabilities()
+        .clone()
+        .unwrap();
     caps.set_ambient(Some([oci_spec::runtime::Capability::SysAdmin].into()));
-    spec.process_mut().as_mut().unwrap().set_capabilities(Some(caps));
+    spec.process_mut()
+        .as_mut()
+        .unwrap()
+        .set_capabilities(Some(caps));
     let err = run_one("deny-privileged", &[], &mut spec).unwrap_err();
-    assert!(err.ends_with("validate: denied: privileged: the container holds CAP_SYS_ADMIN"), "{err}");
+    assert!(
+        err.ends_with("validate: denied: privileged: the container holds CAP_SYS_ADMIN"),
+        "{err}"
+    );
 
     let mut spec = default_spec();
     spec.linux_mut()
@@ -208,7 +244,12 @@ fn deny_privileged_denies_sys_admin_and_host_namespaces() {
         .unwrap()
         .retain(|ns| ns.typ() != LinuxNamespaceType::Network);
     let err = run_one("deny-privileged", &[], &mut spec).unwrap_err();
-    assert!(err.ends_with("validate: denied: privileged: the container shares the host's network namespace"), "{err}");
+    assert!(
+        err.ends_with(
+            "validate: denied: privileged: the container shares the host's network namespace"
+        ),
+        "{err}"
+    );
     run_one("deny-privileged", &[("host-namespaces", "pid")], &mut spec).unwrap();
 }
 
@@ -216,7 +257,12 @@ fn deny_privileged_denies_sys_admin_and_host_namespaces() {
 fn a_chain_applies_plugins_in_order_and_validators_see_the_result() {
     // drop-capabilities removes CAP_SYS_ADMIN before deny-privileged looks.
     let out = spec_with(
-        &["drop-capabilities", "require-namespaces", "readonly-mounts", "deny-privileged"],
+        &[
+            "drop-capabilities",
+            "require-namespaces",
+            "readonly-mounts",
+            "deny-privileged",
+        ],
         &["drop-capabilities.capabilities=CAP_CHOWN"],
         &["/bin/true"],
     );

@@ -6,9 +6,17 @@ use std::path::Path;
 use crate::util::*;
 
 fn load_error(path: &Path) -> String {
-    let outcome = run(specgate().arg("spec").arg("--plugin").arg(path).args(["--", "/bin/true"]));
+    let outcome = run(specgate()
+        .arg("spec")
+        .arg("--plugin")
+        .arg(path)
+        .args(["--", "/bin/true"]));
     let line = outcome.failure(125).to_string();
-    let prefix = format!("specgate: plugin {} ({}): load: ", specgate::policy::plugin::default_name(path), path.display());
+    let prefix = format!(
+        "specgate: plugin {} ({}): load: ",
+        specgate::policy::plugin::default_name(path),
+        path.display()
+    );
     line.strip_prefix(&prefix)
         .unwrap_or_else(|| panic!("`{line}` does not start with `{prefix}`"))
         .to_string()
@@ -72,7 +80,12 @@ fn a_setting_for_a_plugin_not_in_the_chain() {
         .arg("spec")
         .arg("--plugin")
         .arg(plugin("drop-capabilities"))
-        .args(["--plugin-setting", "drop-capabilitie.capabilities=CAP_CHOWN", "--", "/bin/true"]));
+        .args([
+            "--plugin-setting",
+            "drop-capabilitie.capabilities=CAP_CHOWN",
+            "--",
+            "/bin/true",
+        ]));
     assert_eq!(
         outcome.failure(125),
         "specgate: --plugin-setting `drop-capabilitie.capabilities=CAP_CHOWN`: \

@@ -1,6 +1,6 @@
 //! A runner for the specgate binary and assertions on what it did.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -35,7 +35,8 @@ pub fn specgate() -> Command {
 /// A specgate command line with its own cache directory.
 pub fn specgate_with_cache(cache: &Path) -> Command {
     let mut cmd = Command::new(specgate_bin());
-    cmd.env("SPECGATE_CACHE_DIR", cache).env_remove("SPECGATE_LOG");
+    cmd.env("SPECGATE_CACHE_DIR", cache)
+        .env_remove("SPECGATE_LOG");
     cmd
 }
 
@@ -123,9 +124,4 @@ pub fn namespace_types(config: &serde_json::Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// A file path rendered as the CLI prints it.
-pub fn shown(path: &PathBuf) -> String {
-    path.display().to_string()
 }

@@ -15,7 +15,11 @@ pub fn plugins_dir() -> &'static Path {
 /// When the plugin was not built: the build script builds them all.
 pub fn plugin(name: &str) -> PathBuf {
     let path = plugins_dir().join(format!("{}.wasm", name.replace('-', "_")));
-    assert!(path.is_file(), "plugin {name} was not built at {}", path.display());
+    assert!(
+        path.is_file(),
+        "plugin {name} was not built at {}",
+        path.display()
+    );
     path
 }
 

@@ -11,8 +11,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::specgate::policy::{capabilities, mounts, namespaces, plugin, validate};
 pub use self::specgate::policy::types;
+pub use exports::specgate::policy::{capabilities, mounts, namespaces, plugin, validate};
 
 /// The contract's package, as it appears in export names.
 pub const PACKAGE: &str = "specgate:policy";

@@ -73,7 +73,11 @@ impl Cache {
             path: dir.to_path_buf(),
             source,
         };
-        match fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        match fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+        {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io(e)),
@@ -161,10 +165,10 @@ impl Cache {
         let started = std::time::Instant::now();
         let precompiled = engine.precompile_component(wasm)?;
         tracing::debug!(elapsed = ?started.elapsed(), bytes = wasm.len(), "plugin compiled");
-        if let Some(path) = self.entry_path(sha256) {
-            if let Err(e) = store(&path, &precompiled) {
-                tracing::warn!(path = %path.display(), "plugin cache entry not written: {e}");
-            }
+        if let Some(path) = self.entry_path(sha256)
+            && let Err(e) = store(&path, &precompiled)
+        {
+            tracing::warn!(path = %path.display(), "plugin cache entry not written: {e}");
         }
         // SAFETY: these bytes were produced by `precompile_component` on
         // this very engine a moment ago and never left this process.
@@ -216,10 +220,10 @@ fn store(path: &Path, precompiled: &[u8]) -> std::io::Result<()> {
 }
 
 fn discard(path: &Path) {
-    if let Err(e) = fs::remove_file(path) {
-        if e.kind() != ErrorKind::NotFound {
-            tracing::warn!(path = %path.display(), "plugin cache entry not removed: {e}");
-        }
+    if let Err(e) = fs::remove_file(path)
+        && e.kind() != ErrorKind::NotFound
+    {
+        tracing::warn!(path = %path.display(), "plugin cache entry not removed: {e}");
     }
 }
 

@@ -159,39 +159,72 @@ impl<'e, 'p> Running<'e, 'p> {
         let settings = &self.entry.settings;
         let outcome =
             tokio::time::timeout(timeout, guest.call_configure(&mut self.store, settings)).await;
-        self.settle(Stage::Configure, outcome)?
-            .map_err(|message| self.entry.plugin.error(Stage::Configure, Problem::Settings(message)))
+        self.settle(Stage::Configure, outcome)?.map_err(|message| {
+            self.entry
+                .plugin
+                .error(Stage::Configure, Problem::Settings(message))
+        })
     }
 
     /// Calls one adjusting hook and checks each change it returns against
     /// the spec as it stands.
-    async fn adjust(&mut self, hook: Hook, spec: &Spec, id: &str) -> Result<Vec<Checked>, PluginError> {
+    async fn adjust(
+        &mut self,
+        hook: Hook,
+        spec: &Spec,
+        id: &str,
+    ) -> Result<Vec<Checked>, PluginError> {
         let container: Container = view::container(spec, id);
         let timeout = self.entry.limits.call_timeout;
         let stage = hook.stage();
-        let denied = |this: &Self, reason: String| this.entry.plugin.error(stage, Problem::Denied(reason));
+        let denied =
+            |this: &Self, reason: String| this.entry.plugin.error(stage, Problem::Denied(reason));
         self.arm();
         let results: Vec<Result<Checked, Rejected>> = match hook {
             Hook::Namespaces => {
-                let Some(guest) = &self.guests.namespaces else { return Ok(vec![]) };
-                let outcome = tokio::time::timeout(timeout, guest.call_adjust(&mut self.store, &container)).await;
-                let changes = self.settle(stage, outcome)?.map_err(|d| denied(self, d.reason))?;
+                let Some(guest) = &self.guests.namespaces else {
+                    return Ok(vec![]);
+                };
+                let outcome =
+                    tokio::time::timeout(timeout, guest.call_adjust(&mut self.store, &container))
+                        .await;
+                let changes = self
+                    .settle(stage, outcome)?
+                    .map_err(|d| denied(self, d.reason))?;
                 self.check_count(stage, changes.len())?;
-                changes.iter().map(|c| change::check_namespace(spec, c)).collect()
+                changes
+                    .iter()
+                    .map(|c| change::check_namespace(spec, c))
+                    .collect()
             }
             Hook::Capabilities => {
-                let Some(guest) = &self.guests.capabilities else { return Ok(vec![]) };
-                let outcome = tokio::time::timeout(timeout, guest.call_adjust(&mut self.store, &container)).await;
-                let changes = self.settle(stage, outcome)?.map_err(|d| denied(self, d.reason))?;
+                let Some(guest) = &self.guests.capabilities else {
+                    return Ok(vec![]);
+                };
+                let outcome =
+                    tokio::time::timeout(timeout, guest.call_adjust(&mut self.store, &container))
+                        .await;
+                let changes = self
+                    .settle(stage, outcome)?
+                    .map_err(|d| denied(self, d.reason))?;
                 self.check_count(stage, changes.len())?;
                 changes.iter().map(change::check_capability).collect()
             }
             Hook::Mounts => {
-                let Some(guest) = &self.guests.mounts else { return Ok(vec![]) };
-                let outcome = tokio::time::timeout(timeout, guest.call_adjust(&mut self.store, &container)).await;
-                let changes = self.settle(stage, outcome)?.map_err(|d| denied(self, d.reason))?;
+                let Some(guest) = &self.guests.mounts else {
+                    return Ok(vec![]);
+                };
+                let outcome =
+                    tokio::time::timeout(timeout, guest.call_adjust(&mut self.store, &container))
+                        .await;
+                let changes = self
+                    .settle(stage, outcome)?
+                    .map_err(|d| denied(self, d.reason))?;
                 self.check_count(stage, changes.len())?;
-                changes.iter().map(|c| change::check_mount(spec, c)).collect()
+                changes
+                    .iter()
+                    .map(|c| change::check_mount(spec, c))
+                    .collect()
             }
             Hook::Validate => return Ok(vec![]),
         };
@@ -215,12 +248,18 @@ impl<'e, 'p> Running<'e, 'p> {
 
     async fn validate(&mut self, spec: &Spec, id: &str) -> Result<(), PluginError> {
         self.arm();
-        let Some(guest) = &self.guests.validate else { return Ok(()) };
+        let Some(guest) = &self.guests.validate else {
+            return Ok(());
+        };
         let container = view::container(spec, id);
         let timeout = self.entry.limits.call_timeout;
-        let outcome = tokio::time::timeout(timeout, guest.call_check(&mut self.store, &container)).await;
-        self.settle(Stage::Validate, outcome)?
-            .map_err(|d| self.entry.plugin.error(Stage::Validate, Problem::Denied(d.reason)))
+        let outcome =
+            tokio::time::timeout(timeout, guest.call_check(&mut self.store, &container)).await;
+        self.settle(Stage::Validate, outcome)?.map_err(|d| {
+            self.entry
+                .plugin
+                .error(Stage::Validate, Problem::Denied(d.reason))
+        })
     }
 
     fn check_count(&self, stage: Stage, count: usize) -> Result<(), PluginError> {
@@ -248,7 +287,12 @@ enum Failure {
 impl Failure {
     /// Names what went wrong: a broken limit if the store recorded one,
     /// else the trap.
-    fn describe(self, store: &mut Store<PluginState>, entry: &Entry<'_>, stage: Stage) -> PluginError {
+    fn describe(
+        self,
+        store: &mut Store<PluginState>,
+        entry: &Entry<'_>,
+        stage: Stage,
+    ) -> PluginError {
         let panic = store.data_mut().forward_output();
         let limits = &entry.limits;
         let problem = match (store.data().breach(), self) {
@@ -286,9 +330,11 @@ pub(super) async fn run(
         let started = Instant::now();
         let mut instance = Running::start(engine, entry).await?;
         instance.configure().await?;
-        report
-            .timings
-            .push((entry.plugin.name().to_string(), Stage::Configure, started.elapsed()));
+        report.timings.push((
+            entry.plugin.name().to_string(),
+            Stage::Configure,
+            started.elapsed(),
+        ));
         running.push(instance);
     }
 

@@ -246,14 +246,13 @@ fn check_add_mount(spec: &Spec, mount: &Mount) -> CheckResult {
     );
     let fail = |reason: String| reject(description.clone(), reason);
     clean_absolute(&mount.destination).map_err(|r| fail(format!("destination: {r}")))?;
-    if let Some(kind) = &mount.kind {
-        if kind.is_empty()
+    if let Some(kind) = &mount.kind
+        && (kind.is_empty()
             || !kind
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        {
-            return Err(fail(format!("mount type `{kind}` is malformed")));
-        }
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
+    {
+        return Err(fail(format!("mount type `{kind}` is malformed")));
     }
     check_options(&mount.options).map_err(fail)?;
     if find_mount(spec, &mount.destination).is_some() {
@@ -507,7 +506,13 @@ mod tests {
             "drop CAP_CHOWN from the bounding, effective sets"
         );
         checked.apply(&mut spec);
-        let caps = spec.process().as_ref().unwrap().capabilities().clone().unwrap();
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .clone()
+            .unwrap();
         assert!(!caps::names(&caps, CapSet::Bounding).contains(&"CAP_CHOWN".to_string()));
         assert!(caps::names(&caps, CapSet::Permitted).contains(&"CAP_CHOWN".to_string()));
     }
@@ -547,14 +552,21 @@ mod tests {
             let mut mount = bind("/srv", bad, &["rbind"]);
             mount.kind = Some("tmpfs".into());
             let err = check_mount(&spec(), &MountChange::Add(mount)).unwrap_err();
-            assert!(err.reason.starts_with("destination:"), "{bad}: {}", err.reason);
+            assert!(
+                err.reason.starts_with("destination:"),
+                "{bad}: {}",
+                err.reason
+            );
         }
     }
 
     #[test]
     fn bind_mounts_widen_and_tmpfs_restricts() {
-        let bind = check_mount(&spec(), &MountChange::Add(bind("/srv/data", "/data", &["rbind"])))
-            .unwrap();
+        let bind = check_mount(
+            &spec(),
+            &MountChange::Add(bind("/srv/data", "/data", &["rbind"])),
+        )
+        .unwrap();
         assert_eq!(
             bind.effect,
             Effect::Widening(Grant::BindSource("/srv/data".into()))
@@ -571,17 +583,23 @@ mod tests {
 
     #[test]
     fn existing_destinations_are_not_silently_replaced() {
-        let err = check_mount(&spec(), &MountChange::Add(bind("/srv", "/proc", &["rbind"])))
-            .unwrap_err();
+        let err = check_mount(
+            &spec(),
+            &MountChange::Add(bind("/srv", "/proc", &["rbind"])),
+        )
+        .unwrap_err();
         assert!(err.reason.contains("already exists"));
     }
 
     #[test]
     fn read_only_restricts_and_read_write_widens() {
         let mut spec = spec();
-        check_mount(&spec, &MountChange::Add(bind("/srv", "/srv", &["rbind", "rw"])))
-            .unwrap()
-            .apply(&mut spec);
+        check_mount(
+            &spec,
+            &MountChange::Add(bind("/srv", "/srv", &["rbind", "rw"])),
+        )
+        .unwrap()
+        .apply(&mut spec);
         let ro = check_mount(
             &spec,
             &MountChange::SetOptions(MountOptions {

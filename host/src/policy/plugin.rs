@@ -155,9 +155,7 @@ impl Plugin {
     /// export's name.
     pub fn contract(&self) -> Option<&str> {
         let prefix = format!("{PACKAGE}/plugin@");
-        self.exports
-            .iter()
-            .find_map(|e| e.strip_prefix(&prefix))
+        self.exports.iter().find_map(|e| e.strip_prefix(&prefix))
     }
 
     pub(super) fn error(&self, stage: Stage, problem: Problem) -> PluginError {
@@ -361,7 +359,10 @@ mod tests {
             check_header(b"\0asm\x01\0\0\0rest"),
             Err(Problem::CoreModule)
         ));
-        assert!(matches!(check_header(b"#!/bin/sh\n"), Err(Problem::NotWasm)));
+        assert!(matches!(
+            check_header(b"#!/bin/sh\n"),
+            Err(Problem::NotWasm)
+        ));
         assert!(matches!(check_header(b""), Err(Problem::NotWasm)));
     }
 
@@ -383,7 +384,10 @@ mod tests {
             "does not export specgate:policy/plugin@0.1.0: it exports greet"
         );
         let err = check_contract(&["specgate:policy/plugin@0.2.0".to_string()]).unwrap_err();
-        assert!(err.to_string().contains("built against specgate:policy@0.2.0"));
+        assert!(
+            err.to_string()
+                .contains("built against specgate:policy@0.2.0")
+        );
     }
 
     #[test]

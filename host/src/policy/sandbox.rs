@@ -190,7 +190,11 @@ impl host::Host for PluginState {
 }
 
 /// A fresh store for one plugin instance, with its limiter installed.
-pub fn new_store(engine: &wasmtime::Engine, plugin: Arc<str>, limits: &Limits) -> Store<PluginState> {
+pub fn new_store(
+    engine: &wasmtime::Engine,
+    plugin: Arc<str>,
+    limits: &Limits,
+) -> Store<PluginState> {
     let mut store = Store::new(engine, PluginState::new(plugin, limits));
     store.limiter(|state| state);
     store.epoch_deadline_trap();

@@ -26,6 +26,7 @@ pub enum BundleError {
 #[derive(Debug)]
 pub struct Bundle {
     dir: PathBuf,
+    mount_points: Vec<PathBuf>,
 }
 
 impl Bundle {
@@ -43,7 +44,10 @@ impl Bundle {
             .map_err(io(state_dir))?;
         let dir = state_dir.join(id);
         match fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => Ok(Bundle { dir }),
+            Ok(()) => Ok(Bundle {
+                dir,
+                mount_points: Vec::new(),
+            }),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 Err(BundleError::InUse(id.to_string(), dir))
             }
@@ -73,8 +77,9 @@ impl Bundle {
         Ok(path)
     }
 
-    /// Creates an empty directory in the bundle, e.g. a mount point.
-    pub fn subdir(&self, name: &str) -> Result<PathBuf, BundleError> {
+    /// Creates an empty directory in the bundle that something will be
+    /// mounted on: it is unmounted before the bundle is removed.
+    pub fn mount_point(&mut self, name: &str) -> Result<PathBuf, BundleError> {
         let path = self.dir.join(name);
         fs::DirBuilder::new()
             .mode(0o700)
@@ -83,18 +88,43 @@ impl Bundle {
                 path: path.clone(),
                 source,
             })?;
+        self.mount_points.push(path.clone());
         Ok(path)
     }
 }
 
 impl Drop for Bundle {
+    /// Unmounts what the bundle holds, then removes its files and empty
+    /// directories one by one. Never a recursive removal: whatever is
+    /// still mounted in the bundle (the host's root, say) is left alone.
     fn drop(&mut self) {
-        // Mounts inside the bundle live in specgate's private mount
-        // namespace and never block this; anything else is reported.
-        if let Err(e) = fs::remove_dir_all(&self.dir) {
-            if e.kind() != ErrorKind::NotFound {
-                tracing::warn!(bundle = %self.dir.display(), "bundle not removed: {e}");
+        for mount_point in &self.mount_points {
+            if let Err(e) = crate::sys::detach(mount_point)
+                && e.errno != nix::Error::EINVAL
+            {
+                tracing::warn!("{e}");
             }
+        }
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::warn!(bundle = %self.dir.display(), "bundle not removed: {e}");
+                return;
+            }
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let removed = match entry.file_type() {
+                Ok(t) if t.is_dir() => fs::remove_dir(&path),
+                _ => fs::remove_file(&path),
+            };
+            if let Err(e) = removed {
+                tracing::warn!(path = %path.display(), "bundle entry not removed: {e}");
+            }
+        }
+        if let Err(e) = fs::remove_dir(&self.dir) {
+            tracing::warn!(bundle = %self.dir.display(), "bundle not removed: {e}");
         }
     }
 }

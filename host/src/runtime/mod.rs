@@ -65,12 +65,11 @@ impl RunError {
 /// The state directory: `/run/specgate` for root, else
 /// `$XDG_RUNTIME_DIR/specgate`.
 pub fn state_dir() -> PathBuf {
-    if !nix::unistd::geteuid().is_root() {
-        if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
-            if dir.is_absolute() {
-                return dir.join("specgate");
-            }
-        }
+    if !nix::unistd::geteuid().is_root()
+        && let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from)
+        && dir.is_absolute()
+    {
+        return dir.join("specgate");
     }
     PathBuf::from("/run/specgate")
 }

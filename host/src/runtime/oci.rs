@@ -127,18 +127,24 @@ impl Runtime {
         id: &str,
         log: &Path,
     ) -> Result<(), RuntimeError> {
+        // The container's init inherits `create`'s stdio, so that one
+        // cannot be captured: its errors are read from the log.
+        let inherit = command == "create";
+        let stdio = || {
+            if inherit {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            }
+        };
         let output = cmd
-            .stdin(if command == "create" {
+            .stdin(stdio())
+            .stdout(stdio())
+            .stderr(if inherit {
                 Stdio::inherit()
             } else {
-                Stdio::null()
+                Stdio::piped()
             })
-            .stdout(if command == "create" {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .stderr(Stdio::piped())
             .output()
             .map_err(|source| RuntimeError::Spawn {
                 program: self.program.clone(),
@@ -150,7 +156,11 @@ impl Runtime {
         let message = last_error(log)
             .or_else(|| {
                 let stderr = String::from_utf8_lossy(&output.stderr);
-                stderr.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string)
+                stderr
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .map(str::to_string)
             })
             .unwrap_or_else(|| format!("exited with {}", output.status));
         if let Some(status) = command_status(&message) {
@@ -180,7 +190,9 @@ fn last_error(log: &Path) -> Option<String> {
 /// found, 126 when it cannot be invoked.
 fn command_status(message: &str) -> Option<u8> {
     let lower = message.to_ascii_lowercase();
-    if lower.contains("executable file not found") || lower.contains("no such file or directory") && lower.contains("exec") {
+    if lower.contains("executable file not found")
+        || lower.contains("no such file or directory") && lower.contains("exec")
+    {
         Some(127)
     } else if lower.contains("permission denied") && lower.contains("exec")
         || lower.contains("is a directory")
@@ -203,13 +215,12 @@ mod tests {
     #[test]
     fn command_failures_map_to_podmans_statuses() {
         assert_eq!(
-            command_status("runc create failed: unable to start container process: exec: \"nope\": executable file not found in $PATH"),
+            command_status(
+                "runc create failed: unable to start container process: exec: \"nope\": executable file not found in $PATH"
+            ),
             Some(127)
         );
-        assert_eq!(
-            command_status("exec /etc: permission denied"),
-            Some(126)
-        );
+        assert_eq!(command_status("exec /etc: permission denied"), Some(126));
         assert_eq!(command_status("cgroup: something else"), None);
     }
 

@@ -58,7 +58,10 @@ pub fn parse(name: &str) -> Option<Capability> {
 /// `CAP_` and upper case.
 pub fn parse_canonical(name: &str) -> Option<Capability> {
     name.strip_prefix("CAP_")
-        .filter(|bare| bare.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'))
+        .filter(|bare| {
+            bare.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        })
         .and_then(|bare| Capability::from_str(bare).ok())
 }
 

@@ -46,7 +46,9 @@ impl exports::specgate::policy::plugin::Guest for DenyPrivileged {
 
 impl exports::specgate::policy::validate::Guest for DenyPrivileged {
     fn check(container: Container) -> Result<(), Denial> {
-        let config = CONFIG.get().ok_or_else(|| deny("deny-privileged was not configured"))?;
+        let config = CONFIG
+            .get()
+            .ok_or_else(|| deny("deny-privileged was not configured"))?;
         for cap in &config.capabilities {
             if container.has_capability(cap) {
                 return Err(deny(format!("privileged: the container holds {cap}")));

@@ -16,8 +16,7 @@ impl exports::specgate::policy::plugin::Guest for ReadonlyMounts {
         Info {
             name: "readonly-mounts".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "makes every bind mount read-only except allow-listed destinations"
-                .into(),
+            description: "makes every bind mount read-only except allow-listed destinations".into(),
         }
     }
 
