@@ -2,11 +2,18 @@
 //! wasmtime precompiled components in a private directory.
 //!
 //! An entry's name is the plugin's sha256 and the engine's compatibility
-//! hash; its content starts with a magic string and the BLAKE3 digest of
-//! the precompiled bytes. Precompiled code is executed as is, so an entry
-//! is only deserialized after its digest checks out; anything else is
+//! hash; its content is wasmtime's precompiled bytes followed by their
+//! XXH3-128 digest and a magic string. Precompiled code is executed as is,
+//! so an entry is only used after its digest checks out; anything else is
 //! discarded and recompiled. Entries are written to a temporary file and
 //! renamed into place, so concurrent first uses each see a whole entry.
+//!
+//! The digest guards against accidents (a truncated write, a flipped bit,
+//! a file from elsewhere), not against an attacker: the directory is
+//! private to its owner, who could as well replace the plugin itself. A
+//! fast non-cryptographic hash keeps a cached load well under a
+//! millisecond. The trailer, not a header, keeps the precompiled bytes at
+//! offset 0 so that wasmtime can map the file instead of copying it.
 
 use std::fs;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -17,8 +24,8 @@ use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-const MAGIC: &[u8; 16] = b"specgate-cwasm\0\x01";
-const DIGEST_LEN: usize = 32;
+const MAGIC: &[u8; 16] = b"specgate-cwasm\0\x02";
+const DIGEST_LEN: usize = 16;
 
 /// Errors of the cache directory itself. A bad entry is never an error: it
 /// is recompiled.
@@ -130,18 +137,19 @@ impl Cache {
                 return None;
             }
         };
-        let Some(payload) = verified_payload(&bytes) else {
+        if verified_payload(&bytes).is_none() {
             tracing::warn!(path = %path.display(), "plugin cache entry is corrupt; recompiling");
             discard(&path);
             return None;
-        };
-        // SAFETY: `deserialize` runs the machine code it is given. The
-        // payload is exactly what `store` wrote after wasmtime compiled it:
-        // its BLAKE3 digest was checked above, and the directory is private
-        // to this uid (see `open`), so nobody else can have planted it.
-        // wasmtime itself refuses payloads from another engine version or
-        // configuration.
-        match unsafe { Component::deserialize(engine, payload) } {
+        }
+        // SAFETY: `deserialize_file` maps the file and runs the machine code
+        // in it. Its content was checked above against its digest, and the
+        // directory is private to this uid (see `open`); entries are only
+        // ever replaced whole, by rename, with another checked-format
+        // entry for the same plugin. wasmtime itself refuses code from
+        // another engine version or configuration, and ignores the
+        // trailer after its own bytes.
+        match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(component) => {
                 tracing::debug!(path = %path.display(), "plugin cache hit");
                 Some(component)
@@ -174,19 +182,6 @@ impl Cache {
         // this very engine a moment ago and never left this process.
         unsafe { Component::deserialize(engine, &precompiled) }
     }
-
-    /// The component for a plugin: from the cache, or compiled now.
-    pub fn load(
-        &self,
-        engine: &Engine,
-        sha256: &str,
-        wasm: &[u8],
-    ) -> wasmtime::Result<(Component, Source)> {
-        if let Some(component) = self.lookup(engine, sha256) {
-            return Ok((component, Source::Cache));
-        }
-        Ok((self.compile(engine, sha256, wasm)?, Source::Compiled))
-    }
 }
 
 /// The engine's compatibility hash, as a short stable string: entries made
@@ -199,12 +194,14 @@ fn compat_key(engine: &Engine) -> String {
 
 /// The payload of an entry whose magic and digest check out.
 fn verified_payload(entry: &[u8]) -> Option<&[u8]> {
-    let rest = entry.strip_prefix(MAGIC.as_slice())?;
-    if rest.len() < DIGEST_LEN {
-        return None;
-    }
-    let (digest, payload) = rest.split_at(DIGEST_LEN);
-    (blake3::hash(payload).as_bytes() == digest).then_some(payload)
+    let rest = entry.strip_suffix(MAGIC.as_slice())?;
+    let split = rest.len().checked_sub(DIGEST_LEN)?;
+    let (payload, digest) = rest.split_at(split);
+    (digest == digest_of(payload)).then_some(payload)
+}
+
+fn digest_of(payload: &[u8]) -> [u8; DIGEST_LEN] {
+    xxhash_rust::xxh3::xxh3_128(payload).to_le_bytes()
 }
 
 fn store(path: &Path, precompiled: &[u8]) -> std::io::Result<()> {
@@ -212,9 +209,9 @@ fn store(path: &Path, precompiled: &[u8]) -> std::io::Result<()> {
     let mut file = tempfile::Builder::new()
         .prefix(".entry-")
         .tempfile_in(dir)?;
-    file.write_all(MAGIC)?;
-    file.write_all(blake3::hash(precompiled).as_bytes())?;
     file.write_all(precompiled)?;
+    file.write_all(&digest_of(precompiled))?;
+    file.write_all(MAGIC)?;
     file.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
@@ -234,16 +231,16 @@ mod tests {
     #[test]
     fn entries_verify_their_digest() {
         let payload = b"precompiled".to_vec();
-        let mut entry = MAGIC.to_vec();
-        entry.extend_from_slice(blake3::hash(&payload).as_bytes());
-        entry.extend_from_slice(&payload);
+        let mut entry = payload.clone();
+        entry.extend_from_slice(&digest_of(&payload));
+        entry.extend_from_slice(MAGIC);
         assert_eq!(verified_payload(&entry), Some(payload.as_slice()));
 
         let mut flipped = entry.clone();
-        *flipped.last_mut().unwrap_or(&mut 0) ^= 1;
+        flipped[0] ^= 1;
         assert_eq!(verified_payload(&flipped), None);
-        assert_eq!(verified_payload(&entry[..entry.len() - 1]), None);
-        assert_eq!(verified_payload(&entry[..20]), None);
+        assert_eq!(verified_payload(&entry[1..]), None);
+        assert_eq!(verified_payload(&entry[entry.len() - 20..]), None);
         assert_eq!(verified_payload(b"\x7fELF"), None);
     }
 }

@@ -56,6 +56,7 @@ pub struct PluginHost {
     linker: Linker<PluginState>,
     cache: Cache,
     limits: Limits,
+    runtime: tokio::runtime::Runtime,
 }
 
 impl std::fmt::Debug for PluginHost {
@@ -77,11 +78,17 @@ impl PluginHost {
             Some(dir) => Cache::open(engine, dir)?,
             None => Cache::disabled(),
         };
+        // Call deadlines are timers on this runtime: they fire even while
+        // a plugin waits in a host call, where epochs cannot reach it.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
         Ok(PluginHost {
             engine,
             linker,
             cache,
             limits,
+            runtime,
         })
     }
 
@@ -97,47 +104,79 @@ impl PluginHost {
 
     /// Loads one plugin under a name.
     pub fn load(&self, name: &str, path: &Path) -> Result<Plugin, PluginError> {
-        plugin::load(
-            self.engine,
-            &self.linker,
-            &self.cache,
-            &self.limits,
-            name,
-            path,
-        )
+        let mut loaded = self.load_all(&[(name.to_string(), path.to_path_buf())])?;
+        Ok(loaded.remove(0))
     }
 
-    /// Loads plugins, those missing from the cache compiling in parallel.
-    /// The first failure, in the given order, is returned.
+    /// Loads plugins: those in the cache one after the other (a cached
+    /// load costs less than starting a thread), those missing from it
+    /// compiling in parallel. The first failure, in the given order, is
+    /// returned.
     pub fn load_all(&self, plugins: &[(String, PathBuf)]) -> Result<Vec<Plugin>, PluginError> {
-        if plugins.len() < 2 {
-            return plugins.iter().map(|(n, p)| self.load(n, p)).collect();
+        let error = |i: usize, problem| PluginError {
+            plugin: plugins[i].0.clone(),
+            path: plugins[i].1.clone(),
+            stage: Stage::Load,
+            problem,
+        };
+        let mut files = Vec::with_capacity(plugins.len());
+        let mut components = Vec::with_capacity(plugins.len());
+        for (i, (_, path)) in plugins.iter().enumerate() {
+            let file = plugin::read(path, &self.limits).map_err(|p| error(i, p))?;
+            components.push(self.cache.lookup(self.engine, &file.sha256));
+            files.push(file);
         }
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = plugins
+        let compiled: Vec<Option<wasmtime::Result<_>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = files
                 .iter()
-                .map(|(name, path)| scope.spawn(move || self.load(name, path)))
-                .collect();
-            handles
-                .into_iter()
-                .zip(plugins)
-                .map(|(handle, (name, path))| {
-                    handle.join().unwrap_or_else(|_| {
-                        Err(PluginError {
-                            plugin: name.clone(),
-                            path: path.clone(),
-                            stage: Stage::Load,
-                            problem: Problem::Trap("the loading thread panicked".into()),
+                .zip(&components)
+                .map(|(file, cached)| {
+                    cached.is_none().then(|| {
+                        scope.spawn(move || {
+                            self.cache.compile(self.engine, &file.sha256, &file.bytes)
                         })
                     })
                 })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(wasmtime::format_err!("the compiler panicked")))
+                    })
+                })
                 .collect()
-        })
+        });
+        let mut loaded = Vec::with_capacity(plugins.len());
+        for (i, ((cached, compiled), file)) in
+            components.into_iter().zip(compiled).zip(&files).enumerate()
+        {
+            let (component, source) = match (cached, compiled) {
+                (Some(component), _) => (component, cache::Source::Cache),
+                (None, Some(Ok(component))) => (component, cache::Source::Compiled),
+                (None, Some(Err(e))) => return Err(error(i, Problem::Invalid(format!("{e:#}")))),
+                (None, None) => unreachable!("every cache miss was compiled"),
+            };
+            let (name, path) = &plugins[i];
+            let plugin = plugin::prepare(
+                self.engine,
+                &self.linker,
+                name.as_str().into(),
+                path,
+                file,
+                component,
+                source,
+            )
+            .map_err(|p| error(i, p))?;
+            loaded.push(plugin);
+        }
+        Ok(loaded)
     }
 
     /// Instantiates a plugin and calls its `describe`.
-    pub fn describe(&self, plugin: &Plugin) -> Result<Info, ChainError> {
-        Ok(self.block_on(chain::describe(self.engine, plugin, &self.limits))??)
+    pub fn describe(&self, plugin: &Plugin) -> Result<Info, PluginError> {
+        self.block_on(chain::describe(self.engine, plugin, &self.limits))
     }
 
     /// Runs a chain over `spec`, for the container `id`.
@@ -146,27 +185,11 @@ impl PluginHost {
         entries: &[Entry<'_>],
         spec: &mut Spec,
         id: &str,
-    ) -> Result<Report, ChainError> {
-        Ok(self.block_on(chain::run(self.engine, entries, spec, id))??)
+    ) -> Result<Report, PluginError> {
+        self.block_on(chain::run(self.engine, entries, spec, id))
     }
 
-    /// Drives a call future to completion on a runtime whose timers
-    /// enforce call deadlines even while a plugin waits in a host call.
-    fn block_on<F: std::future::Future>(&self, future: F) -> Result<F::Output, HostError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()?;
-        Ok(runtime.block_on(future))
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
     }
-}
-
-/// Why a chain did not complete.
-#[derive(Debug, thiserror::Error)]
-pub enum ChainError {
-    /// The host could not run it.
-    #[error(transparent)]
-    Host(#[from] HostError),
-    /// A plugin failed or refused the run.
-    #[error(transparent)]
-    Plugin(#[from] PluginError),
 }

@@ -11,7 +11,7 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, InstancePre, Linker};
 
 use super::bindings::{PACKAGE, VERSION, capabilities, mounts, namespaces, plugin, validate};
-use super::cache::{Cache, Source};
+use super::cache::Source;
 use super::error::{PluginError, Problem, Stage};
 use super::limits::Limits;
 use super::sandbox::PluginState;
@@ -324,28 +324,6 @@ fn list(names: &[String]) -> String {
     } else {
         names.join(", ")
     }
-}
-
-/// Loads one plugin: read, compile or fetch from the cache, check.
-pub(super) fn load(
-    engine: &Engine,
-    linker: &Linker<PluginState>,
-    cache: &Cache,
-    limits: &Limits,
-    name: &str,
-    path: &Path,
-) -> Result<Plugin, PluginError> {
-    let error = |problem| PluginError {
-        plugin: name.to_string(),
-        path: path.to_path_buf(),
-        stage: Stage::Load,
-        problem,
-    };
-    let file = read(path, limits).map_err(error)?;
-    let (component, source) = cache
-        .load(engine, &file.sha256, &file.bytes)
-        .map_err(|e| error(Problem::Invalid(format!("{e:#}"))))?;
-    prepare(engine, linker, name.into(), path, &file, component, source).map_err(error)
 }
 
 #[cfg(test)]

@@ -1,0 +1,116 @@
+//! Plugin load and call times, in-process, medians over many rounds:
+//! cold load (compile), cached load, and instantiate + configure + every
+//! hook, for one plugin and for the five examples.
+//!
+//! Run: `cargo bench -p specgate --bench plugins`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use specgate::policy::{Entry, Grants, Limits, PluginHost, plugin::default_name};
+
+const EXAMPLES: [&str; 5] = [
+    "drop-capabilities",
+    "readonly-mounts",
+    "require-namespaces",
+    "mount-allowlist",
+    "deny-privileged",
+];
+
+fn named(names: &[&str]) -> Vec<(String, PathBuf)> {
+    names
+        .iter()
+        .map(|n| {
+            let path = specgate_tests::plugin(n);
+            (default_name(&path), path)
+        })
+        .collect()
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn measure(rounds: usize, mut f: impl FnMut()) -> Duration {
+    f();
+    median(
+        (0..rounds)
+            .map(|_| {
+                let started = Instant::now();
+                f();
+                started.elapsed()
+            })
+            .collect(),
+    )
+}
+
+fn private_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    dir
+}
+
+fn bench(label: &str, names: &[&str]) {
+    let plugins = named(names);
+    let limits = Limits::default();
+
+    let cold = measure(3, || {
+        let cache = private_dir();
+        let host = PluginHost::new(Some(cache.path()), limits.clone()).expect("host");
+        host.load_all(&plugins).expect("load");
+    });
+
+    let cache = private_dir();
+    let host = PluginHost::new(Some(cache.path()), limits.clone()).expect("host");
+    host.load_all(&plugins).expect("warm the cache");
+    let cached = measure(200, || {
+        host.load_all(&plugins).expect("load");
+    });
+
+    let loaded = host.load_all(&plugins).expect("load");
+    let entries: Vec<Entry<'_>> = loaded
+        .iter()
+        .map(|plugin| Entry {
+            plugin,
+            settings: vec![],
+            grants: Grants::default(),
+            limits: limits.clone(),
+        })
+        .collect();
+    let base = specgate::spec::default_spec("bench", &["/bin/true".into()]);
+    let call = measure(1000, || {
+        let mut spec = base.clone();
+        host.run_chain(&entries, &mut spec, "bench").expect("chain");
+    });
+    let total = measure(200, || {
+        let loaded = host.load_all(&plugins).expect("load");
+        let entries: Vec<Entry<'_>> = loaded
+            .iter()
+            .map(|plugin| Entry {
+                plugin,
+                settings: vec![],
+                grants: Grants::default(),
+                limits: limits.clone(),
+            })
+            .collect();
+        let mut spec = base.clone();
+        host.run_chain(&entries, &mut spec, "bench").expect("chain");
+    });
+
+    let per_plugin = call / names.len() as u32;
+    println!(
+        "{label:<12} cold load {:>9.1} ms | cached load {:>7.3} ms | instantiate+configure+hooks {:>7.3} ms ({:>6.1} µs/plugin) | cached load + call {:>7.3} ms",
+        cold.as_secs_f64() * 1e3,
+        cached.as_secs_f64() * 1e3,
+        call.as_secs_f64() * 1e3,
+        per_plugin.as_secs_f64() * 1e6,
+        total.as_secs_f64() * 1e3,
+    );
+}
+
+fn main() {
+    bench("1 plugin", &EXAMPLES[..1]);
+    bench("5 plugins", &EXAMPLES);
+}
