@@ -8,3 +8,4 @@ mod example_plugins;
 mod hostile;
 mod inspect;
 mod refused_at_load;
+mod run;

@@ -92,3 +92,13 @@ fn a_setting_for_a_plugin_not_in_the_chain() {
          no plugin named `drop-capabilitie` in the chain"
     );
 }
+
+#[test]
+fn a_plugin_that_exports_no_hook() {
+    assert_eq!(
+        load_error(&plugin("no-hooks")),
+        "exports no hook: it exports specgate:policy/plugin@0.1.0; expected at least one of \
+         specgate:policy/namespaces@0.1.0, specgate:policy/capabilities@0.1.0, \
+         specgate:policy/mounts@0.1.0, specgate:policy/validate@0.1.0"
+    );
+}

@@ -90,3 +90,37 @@ impl jsonschema::Retrieve for SchemaFiles {
         }
     }
 }
+
+/// A root filesystem made of Debian's busybox-static: `/bin/busybox` and a
+/// link per applet, plus `/etc` and `/tmp`. Removed when dropped.
+///
+/// # Panics
+/// When busybox-static is not installed: `.ci/setup` installs it.
+pub fn busybox_rootfs() -> tempfile::TempDir {
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.is_file(),
+        "/bin/busybox is missing: install Debian's busybox-static (.ci/setup does)"
+    );
+    let dir = tempfile::tempdir().expect("temporary rootfs");
+    let bin = dir.path().join("bin");
+    for sub in ["bin", "etc", "tmp", "proc", "dev", "sys"] {
+        std::fs::create_dir_all(dir.path().join(sub)).expect("rootfs directory");
+    }
+    std::fs::copy(busybox, bin.join("busybox")).expect("copy busybox");
+    let list = std::process::Command::new(busybox)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("applet link");
+        }
+    }
+    std::fs::write(
+        dir.path().join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\n",
+    )
+    .expect("passwd");
+    dir
+}

@@ -1,0 +1,201 @@
+//! `specgate run` with the real runtime (runc): these need root and runc,
+//! as CI has; without them they fail rather than skip.
+
+use std::path::Path;
+
+use crate::util::*;
+
+fn specgate_run(
+    rootfs: Option<&Path>,
+    plugins: &[&str],
+    settings: &[&str],
+    args: &[&str],
+) -> Outcome {
+    let mut cmd = specgate();
+    cmd.arg("run");
+    if let Some(rootfs) = rootfs {
+        cmd.arg("--rootfs").arg(rootfs);
+    }
+    for name in plugins {
+        cmd.arg("--plugin").arg(plugin(name));
+    }
+    for setting in settings {
+        cmd.args(["--plugin-setting", setting]);
+    }
+    cmd.arg("--").args(args);
+    run(&mut cmd)
+}
+
+/// No bundle of this run is left in the state directory.
+fn assert_no_bundle(name: &str) {
+    let bundle = Path::new("/run/specgate").join(name);
+    assert!(!bundle.exists(), "{} was left behind", bundle.display());
+}
+
+#[test]
+fn echo_in_a_busybox_rootfs() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let out = specgate_run(Some(rootfs.path()), &[], &[], &["echo", "hello"]);
+    assert_eq!(out.success(), "hello\n");
+}
+
+#[test]
+fn the_containers_exit_code_is_specgates() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    for code in [0, 1, 42] {
+        let out = specgate_run(
+            Some(rootfs.path()),
+            &[],
+            &[],
+            &["sh", "-c", &format!("exit {code}")],
+        );
+        assert_eq!(out.code, Some(code), "{out:#?}");
+    }
+}
+
+#[test]
+fn sigterm_to_specgate_reaches_the_container() {
+    use std::io::{BufRead, BufReader, Read};
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-sigterm";
+    let mut child = specgate()
+        .args(["run", "--name", name, "--rootfs"])
+        .arg(rootfs.path())
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "got TERM\n");
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+    assert_no_bundle(name);
+}
+
+#[test]
+fn a_missing_command_is_127_and_a_directory_126() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let out = specgate_run(Some(rootfs.path()), &[], &[], &["nonexistent-command"]);
+    assert_eq!(out.code, Some(127), "{out:#?}");
+    assert!(out.stderr.contains("specgate: "), "{out:#?}");
+    let out = specgate_run(Some(rootfs.path()), &[], &[], &["/etc"]);
+    assert_eq!(out.code, Some(126), "{out:#?}");
+}
+
+#[test]
+fn a_missing_runtime_is_125_and_named() {
+    let out = run(specgate().args(["run", "--runtime", "/nonexistent/runc", "--", "true"]));
+    assert_eq!(
+        out.failure(125),
+        "specgate: --runtime /nonexistent/runc: not found (is it installed and in PATH?)"
+    );
+}
+
+#[test]
+fn the_default_rootfs_is_the_hosts_root_read_only() {
+    let out = specgate_run(
+        None,
+        &[],
+        &[],
+        &[
+            "sh",
+            "-c",
+            "test -x /bin/sh && ! touch /usr/specgate-test 2>/dev/null && touch /tmp/ok && echo fine",
+        ],
+    );
+    assert_eq!(out.success(), "fine\n");
+    assert!(!Path::new("/usr/specgate-test").exists());
+}
+
+#[test]
+fn a_plugins_capability_drop_is_visible_inside() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-capability-drop";
+    let mut cmd = specgate();
+    cmd.args(["run", "--name", name, "--rootfs"])
+        .arg(rootfs.path())
+        .arg("--plugin")
+        .arg(plugin("drop-capabilities"))
+        .args([
+            "--plugin-setting",
+            "drop-capabilities.capabilities=CAP_KILL,CAP_CHOWN",
+        ])
+        .args(["--", "grep", "CapEff", "/proc/self/status"]);
+    let out = run(&mut cmd);
+    // The 11 defaults less CAP_KILL (5) and CAP_CHOWN (0).
+    let expected =
+        (1u64 << 1 | 1 << 3 | 1 << 4 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 10 | 1 << 18 | 1 << 31)
+            .to_string();
+    let shown = out
+        .success()
+        .trim()
+        .trim_start_matches("CapEff:")
+        .trim()
+        .to_string();
+    assert_eq!(
+        u64::from_str_radix(&shown, 16).unwrap().to_string(),
+        expected
+    );
+    assert_no_bundle(name);
+}
+
+#[test]
+fn a_denial_runs_nothing_and_leaves_nothing() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-denial";
+    let marker = rootfs.path().join("tmp/ran");
+    let out = run(specgate()
+        .args(["run", "--name", name, "--rootfs"])
+        .arg(rootfs.path())
+        .arg("--plugin")
+        .arg(plugin("deny-privileged"))
+        .args(["--plugin-setting", "deny-privileged.capabilities=CAP_CHOWN"])
+        .args(["--", "touch", "/tmp/ran"]));
+    assert!(
+        out.failure(125)
+            .ends_with("validate: denied: privileged: the container holds CAP_CHOWN")
+    );
+    assert!(!marker.exists());
+    assert_no_bundle(name);
+}
+
+#[test]
+fn a_name_in_use_is_refused() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-name-clash";
+    let mut first = specgate()
+        .args(["run", "--name", name, "--rootfs"])
+        .arg(rootfs.path())
+        .args(["--", "sleep", "3"])
+        .spawn()
+        .unwrap();
+    let bundle = Path::new("/run/specgate").join(name);
+    let started = std::time::Instant::now();
+    while !bundle.join("config.json").exists() && started.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = run(specgate()
+        .args(["run", "--name", name, "--rootfs"])
+        .arg(rootfs.path())
+        .args(["--", "true"]));
+    assert!(
+        out.failure(125)
+            .contains(&format!("container name `{name}` is already in use"))
+    );
+    assert!(first.wait().unwrap().success());
+    assert_no_bundle(name);
+}
