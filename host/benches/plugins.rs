@@ -4,10 +4,9 @@
 //!
 //! Run: `cargo bench -p specgate --bench plugins`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use specgate::policy::{Entry, Grants, Limits, PluginHost, plugin::default_name};
+use specgate::policy::{Entry, Grants, Limits, OnError, PluginHost, Source, plugin::default_name};
 
 const EXAMPLES: [&str; 5] = [
     "drop-capabilities",
@@ -17,12 +16,12 @@ const EXAMPLES: [&str; 5] = [
     "deny-privileged",
 ];
 
-fn named(names: &[&str]) -> Vec<(String, PathBuf)> {
+fn named(names: &[&str]) -> Vec<Source> {
     names
         .iter()
         .map(|n| {
             let path = specgate_tests::plugin(n);
-            (default_name(&path), path)
+            Source::new(&default_name(&path), &path)
         })
         .collect()
 }
@@ -77,6 +76,7 @@ fn bench(label: &str, names: &[&str]) {
             settings: vec![],
             grants: Grants::default(),
             limits: limits.clone(),
+            on_error: OnError::Deny,
         })
         .collect();
     let base = specgate::spec::default_spec("bench", &["/bin/true".into()]);
@@ -93,6 +93,7 @@ fn bench(label: &str, names: &[&str]) {
                 settings: vec![],
                 grants: Grants::default(),
                 limits: limits.clone(),
+                on_error: OnError::Deny,
             })
             .collect();
         let mut spec = base.clone();

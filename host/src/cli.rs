@@ -9,7 +9,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
-use crate::policy::{Entry, Grants, Limits, Plugin, PluginHost, plugin::default_name};
+use crate::policy::file::PluginEntry;
+use crate::policy::limits::{parse_duration, parse_size};
+use crate::policy::{
+    self, Entry, Grants, Limits, OnError, Plugin, PluginHost, Policy, Source, plugin::default_name,
+};
 use crate::runtime::{self, Bundle, Runtime};
 use crate::spec;
 
@@ -68,7 +72,17 @@ pub enum PluginCommand {
 /// The plugin chain and its limits, shared by every command that runs it.
 #[derive(Debug, Args)]
 pub struct ChainArgs {
-    /// Add a plugin to the chain (in order).
+    /// The policy file: the chain of plugins with their pins, settings,
+    /// grants and limits [default: /etc/specgate/policy.toml when it
+    /// exists].
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// Do not read /etc/specgate/policy.toml.
+    #[arg(long, conflicts_with = "policy")]
+    pub no_default_policy: bool,
+
+    /// Add a plugin to the chain, after the policy file's (in order).
     #[arg(long = "plugin", value_name = "FILE")]
     pub plugins: Vec<PathBuf>,
 
@@ -189,60 +203,82 @@ fn plugin_host(cli: &Cli, chain: Option<&ChainArgs>) -> Result<PluginHost> {
     Ok(PluginHost::new(cache_dir(cli).as_deref(), limits)?)
 }
 
-/// A chain's plugins, loaded, with their settings.
+/// A chain's plugins, loaded, with what the policy gives each.
 struct LoadedChain {
     plugins: Vec<Plugin>,
-    settings: Vec<Vec<(String, String)>>,
+    entries: Vec<PluginEntry>,
 }
 
 impl LoadedChain {
+    /// The policy file's plugins, then those of `--plugin`, with the
+    /// settings of `--plugin-setting` over the file's.
     fn load(host: &PluginHost, args: &ChainArgs) -> Result<Self> {
-        let named: Vec<(String, PathBuf)> = args
-            .plugins
-            .iter()
-            .map(|path| (default_name(path), path.clone()))
-            .collect();
-        for (i, (name, path)) in named.iter().enumerate() {
-            if let Some((_, other)) = named[..i].iter().find(|(n, _)| n == name) {
+        let policy_path = match &args.policy {
+            Some(path) => Some(path.clone()),
+            None if args.no_default_policy => None,
+            None => Some(PathBuf::from(policy::file::DEFAULT_PATH)).filter(|p| p.exists()),
+        };
+        let mut entries = match &policy_path {
+            Some(path) => Policy::load(path, host.limits())?.plugins,
+            None => Vec::new(),
+        };
+        for path in &args.plugins {
+            let name = default_name(path);
+            if let Some(other) = entries.iter().find(|e| e.name == name) {
                 bail!(
-                    "--plugin: {} and {} would both be named `{name}`",
-                    other.display(),
-                    path.display()
+                    "--plugin {}: the chain already has a plugin named `{name}` ({})",
+                    path.display(),
+                    other.path.display()
                 );
             }
+            entries.push(PluginEntry {
+                name,
+                path: path.clone(),
+                sha256: None,
+                settings: Vec::new(),
+                grants: Grants::default(),
+                limits: host.limits().clone(),
+                on_error: OnError::Deny,
+            });
         }
-        let mut settings = vec![Vec::new(); named.len()];
         for setting in &args.plugin_settings {
-            let (target, value) = setting.split_once('=').with_context(|| {
-                format!("--plugin-setting `{setting}`: expected PLUGIN.KEY=VALUE")
-            })?;
+            let malformed = || format!("--plugin-setting `{setting}`: expected PLUGIN.KEY=VALUE");
+            let (target, value) = setting.split_once('=').with_context(malformed)?;
             let (plugin, key) = target
                 .split_once('.')
                 .filter(|(p, k)| !p.is_empty() && !k.is_empty())
-                .with_context(|| {
-                    format!("--plugin-setting `{setting}`: expected PLUGIN.KEY=VALUE")
-                })?;
-            let index = named
-                .iter()
-                .position(|(n, _)| n == plugin)
+                .with_context(malformed)?;
+            let entry = entries
+                .iter_mut()
+                .find(|e| e.name == plugin)
                 .with_context(|| {
                     format!("--plugin-setting `{setting}`: no plugin named `{plugin}` in the chain")
                 })?;
-            settings[index].push((key.to_string(), value.to_string()));
+            entry.settings.retain(|(k, _)| k != key);
+            entry.settings.push((key.to_string(), value.to_string()));
         }
-        let plugins = host.load_all(&named)?;
-        Ok(LoadedChain { plugins, settings })
+        let sources: Vec<Source> = entries
+            .iter()
+            .map(|e| Source {
+                name: e.name.clone(),
+                path: e.path.clone(),
+                sha256: e.sha256.clone(),
+            })
+            .collect();
+        let plugins = host.load_all(&sources)?;
+        Ok(LoadedChain { plugins, entries })
     }
 
-    fn entries(&self, limits: &Limits) -> Vec<Entry<'_>> {
+    fn entries(&self) -> Vec<Entry<'_>> {
         self.plugins
             .iter()
-            .zip(&self.settings)
-            .map(|(plugin, settings)| Entry {
+            .zip(&self.entries)
+            .map(|(plugin, entry)| Entry {
                 plugin,
-                settings: settings.clone(),
-                grants: Grants::default(),
-                limits: limits.clone(),
+                settings: entry.settings.clone(),
+                grants: entry.grants.clone(),
+                limits: entry.limits.clone(),
+                on_error: entry.on_error,
             })
             .collect()
     }
@@ -253,7 +289,7 @@ fn spec_command(cli: &Cli, args: &SpecArgs) -> Result<u8> {
     let chain = LoadedChain::load(&host, &args.chain)?;
     let id = new_container_id()?;
     let mut spec = spec::default_spec(&id, &args.command);
-    host.run_chain(&chain.entries(host.limits()), &mut spec, &id)?;
+    host.run_chain(&chain.entries(), &mut spec, &id)?;
     let json = spec::to_json(&spec)?;
     match &args.output {
         Some(path) => write_file_atomically(path, json.as_bytes())
@@ -283,7 +319,7 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
         }
         None => spec::use_host_rootfs(&mut spec),
     }
-    host.run_chain(&chain.entries(host.limits()), &mut spec, &id)?;
+    host.run_chain(&chain.entries(), &mut spec, &id)?;
     let json = spec::to_json(&spec)?;
 
     let mut bundle = Bundle::create(&runtime::state_dir(), &id)?;
@@ -368,60 +404,4 @@ fn new_container_id() -> Result<String> {
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
         .context("cannot read /dev/urandom for a container id")?;
     Ok(hex::encode(bytes))
-}
-
-/// Parses `1s`, `250ms`, `2m`, or a number of seconds.
-fn parse_duration(value: &str) -> Result<Duration, String> {
-    let value = value.trim();
-    let (number, unit) = value
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((value, "s"), |i| value.split_at(i));
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("`{value}` is not a duration (e.g. 1s, 250ms)"))?;
-    let seconds = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("`{value}`: unknown unit `{unit}` (ms, s, m)")),
-    };
-    if !(seconds.is_finite() && seconds > 0.0) {
-        return Err(format!("`{value}` must be a positive duration"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
-/// Parses a size: bytes, or with a `k`, `m` or `g` suffix (binary units).
-pub fn parse_size(value: &str) -> Result<usize, String> {
-    let lower = value.trim().to_ascii_lowercase();
-    let lower = lower.strip_suffix('b').unwrap_or(&lower);
-    let (number, shift) = match lower.chars().last() {
-        Some('k') => (&lower[..lower.len() - 1], 10),
-        Some('m') => (&lower[..lower.len() - 1], 20),
-        Some('g') => (&lower[..lower.len() - 1], 30),
-        _ => (lower, 0),
-    };
-    number
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_mul(1usize << shift))
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("`{value}` is not a size (e.g. 64m, 1g)"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_and_sizes_parse() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("1h").is_err());
-        assert_eq!(parse_size("64m"), Ok(64 << 20));
-        assert_eq!(parse_size("1G"), Ok(1 << 30));
-        assert!(parse_size("x").is_err());
-        assert!(parse_size("0").is_err());
-    }
 }

@@ -2,7 +2,7 @@
 //! spec shows it, and in-process on a spec built for the case otherwise.
 
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
-use specgate::policy::{Entry, Grants, Limits, PluginHost, plugin::default_name};
+use specgate::policy::{Entry, Grants, Limits, OnError, PluginHost, plugin::default_name};
 
 use crate::util::*;
 
@@ -25,6 +25,7 @@ fn run_one(name: &str, settings: &[(&str, &str)], spec: &mut Spec) -> Result<(),
             .collect(),
         grants: Grants::default(),
         limits: Limits::default(),
+        on_error: OnError::Deny,
     };
     host.run_chain(&[entry], spec, "test")
         .map(|_| ())

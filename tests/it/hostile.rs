@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use specgate::policy::{Entry, Grants, Limits, PluginHost};
+use specgate::policy::{Entry, Grants, Limits, OnError, PluginHost};
 
 use crate::util::*;
 
@@ -159,6 +159,7 @@ fn the_host_stays_usable_after_each_failure() {
         settings: vec![("behavior".into(), behavior.into())],
         grants: Grants::default(),
         limits: limits.clone(),
+        on_error: OnError::Deny,
     };
     for behavior in [
         "loop",

@@ -7,5 +7,6 @@ mod cache;
 mod example_plugins;
 mod hostile;
 mod inspect;
+mod policy;
 mod refused_at_load;
 mod run;

@@ -14,6 +14,7 @@ use super::bindings::types::Container;
 use super::bindings::{capabilities, mounts, namespaces, plugin, validate};
 use super::change::{self, Checked, Effect, Field, Rejected};
 use super::error::{PluginError, Problem, Stage};
+use super::file::OnError;
 use super::grants::Grants;
 use super::limits::{Limits, bytes};
 use super::plugin::{Hook, Plugin};
@@ -31,6 +32,8 @@ pub struct Entry<'p> {
     pub grants: Grants,
     /// The limits it runs under.
     pub limits: Limits,
+    /// Whether its failure fails the run or skips it.
+    pub on_error: OnError,
 }
 
 /// A change a plugin made, as the audit trail records it.
@@ -53,6 +56,8 @@ pub struct Report {
     pub applied: Vec<Applied>,
     /// Time spent in each plugin's calls.
     pub timings: Vec<(String, Stage, Duration)>,
+    /// Plugins that failed with `on-error = "skip"`, and how.
+    pub skipped: Vec<PluginError>,
 }
 
 /// A plugin's live instance for one run.
@@ -328,87 +333,131 @@ pub(super) async fn run(
     let mut running = Vec::with_capacity(entries.len());
     for entry in entries {
         let started = Instant::now();
-        let mut instance = Running::start(engine, entry).await?;
-        instance.configure().await?;
+        let configured = async {
+            let mut instance = Running::start(engine, entry).await?;
+            instance.configure().await?;
+            Ok(instance)
+        };
+        match configured.await {
+            Ok(instance) => running.push(instance),
+            Err(error) => report.fail(entry, error)?,
+        }
         report.timings.push((
             entry.plugin.name().to_string(),
             Stage::Configure,
             started.elapsed(),
         ));
-        running.push(instance);
     }
 
     let mut owners: HashMap<Field, String> = HashMap::new();
-    for instance in &mut running {
-        let plugin = instance.entry.plugin;
-        for hook in [Hook::Namespaces, Hook::Capabilities, Hook::Mounts] {
-            if !plugin.has_hook(hook) {
-                continue;
-            }
-            let started = Instant::now();
-            let changes = instance.adjust(hook, spec, id).await?;
-            for (index, checked) in changes.into_iter().enumerate() {
-                let refuse = |reason: String| {
-                    plugin.error(
-                        hook.stage(),
-                        Problem::Change {
-                            index,
-                            change: checked.description.clone(),
-                            reason,
-                        },
-                    )
-                };
-                let grant = match &checked.effect {
-                    Effect::Restricting => None,
-                    Effect::Widening(grant) if instance.entry.grants.allow(grant) => {
-                        Some(grant.to_string())
-                    }
-                    Effect::Widening(grant) => {
-                        return Err(refuse(format!(
-                            "widens the container and is not granted; the operator can allow it \
-                             with `{grant}` in this plugin's grants"
-                        )));
-                    }
-                };
-                for field in &checked.fields {
-                    match owners.get(field) {
-                        Some(owner) if owner != plugin.name() => {
-                            return Err(refuse(format!(
-                                "conflicts with plugin {owner}, which already changed {field}"
-                            )));
-                        }
-                        Some(_) => {}
-                        None => {
-                            owners.insert(field.clone(), plugin.name().to_string());
-                        }
-                    }
-                }
-                report.applied.push(Applied {
-                    plugin: plugin.name().to_string(),
-                    hook,
-                    change: checked.description.clone(),
-                    grant,
-                });
-                checked.apply(spec);
-            }
-            report
-                .timings
-                .push((plugin.name().to_string(), hook.stage(), started.elapsed()));
+    let mut failed = vec![false; running.len()];
+    for (instance, failed) in running.iter_mut().zip(&mut failed) {
+        // A plugin that fails under `on-error = "skip"` leaves no trace:
+        // the spec, the owners and the report go back to before it.
+        let before = (spec.clone(), owners.clone(), report.applied.len());
+        if let Err(error) = adjust_all(instance, spec, id, &mut owners, &mut report).await {
+            (*spec, owners) = (before.0, before.1);
+            report.applied.truncate(before.2);
+            report.fail(instance.entry, error)?;
+            *failed = true;
         }
     }
 
-    for instance in &mut running {
-        if instance.entry.plugin.has_hook(Hook::Validate) {
-            let started = Instant::now();
-            instance.validate(spec, id).await?;
-            report.timings.push((
-                instance.entry.plugin.name().to_string(),
-                Stage::Validate,
-                started.elapsed(),
-            ));
+    for (instance, failed) in running.iter_mut().zip(failed) {
+        if failed || !instance.entry.plugin.has_hook(Hook::Validate) {
+            continue;
         }
+        let started = Instant::now();
+        if let Err(error) = instance.validate(spec, id).await {
+            report.fail(instance.entry, error)?;
+        }
+        report.timings.push((
+            instance.entry.plugin.name().to_string(),
+            Stage::Validate,
+            started.elapsed(),
+        ));
     }
     Ok(report)
+}
+
+impl Report {
+    /// Records a plugin's failure when its policy says to skip it; a
+    /// denial, or a failure under `on-error = "deny"`, is returned.
+    fn fail(&mut self, entry: &Entry<'_>, error: PluginError) -> Result<(), PluginError> {
+        if error.is_denial() || entry.on_error == OnError::Deny {
+            return Err(error);
+        }
+        tracing::warn!("skipping the plugin (on-error = \"skip\"): {error}");
+        self.skipped.push(error);
+        Ok(())
+    }
+}
+
+/// Calls a plugin's adjusting hooks in order, checking and applying each
+/// change.
+async fn adjust_all(
+    instance: &mut Running<'_, '_>,
+    spec: &mut Spec,
+    id: &str,
+    owners: &mut HashMap<Field, String>,
+    report: &mut Report,
+) -> Result<(), PluginError> {
+    let plugin = instance.entry.plugin;
+    for hook in [Hook::Namespaces, Hook::Capabilities, Hook::Mounts] {
+        if !plugin.has_hook(hook) {
+            continue;
+        }
+        let started = Instant::now();
+        let changes = instance.adjust(hook, spec, id).await?;
+        for (index, checked) in changes.into_iter().enumerate() {
+            let refuse = |reason: String| {
+                plugin.error(
+                    hook.stage(),
+                    Problem::Change {
+                        index,
+                        change: checked.description.clone(),
+                        reason,
+                    },
+                )
+            };
+            let grant = match &checked.effect {
+                Effect::Restricting => None,
+                Effect::Widening(grant) if instance.entry.grants.allow(grant) => {
+                    Some(grant.to_string())
+                }
+                Effect::Widening(grant) => {
+                    return Err(refuse(format!(
+                        "widens the container and is not granted; the operator can allow it \
+                         with `{grant}` in this plugin's grants"
+                    )));
+                }
+            };
+            for field in &checked.fields {
+                match owners.get(field) {
+                    Some(owner) if owner != plugin.name() => {
+                        return Err(refuse(format!(
+                            "conflicts with plugin {owner}, which already changed {field}"
+                        )));
+                    }
+                    Some(_) => {}
+                    None => {
+                        owners.insert(field.clone(), plugin.name().to_string());
+                    }
+                }
+            }
+            report.applied.push(Applied {
+                plugin: plugin.name().to_string(),
+                hook,
+                change: checked.description.clone(),
+                grant,
+            });
+            checked.apply(spec);
+        }
+        report
+            .timings
+            .push((plugin.name().to_string(), hook.stage(), started.elapsed()));
+    }
+    Ok(())
 }
 
 /// Instantiates a plugin and asks it to describe itself.
@@ -422,6 +471,7 @@ pub(super) async fn describe(
         settings: vec![],
         grants: Grants::default(),
         limits: limits.clone(),
+        on_error: OnError::Deny,
     };
     let mut instance = Running::start(engine, &entry).await?;
     instance.describe().await

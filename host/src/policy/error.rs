@@ -95,6 +95,14 @@ pub enum Problem {
          or wrap it with `wasm-tools component new`"
     )]
     CoreModule,
+    /// The file is not the one the policy pinned.
+    #[error("its sha256 is {actual}, but the policy pins {expected}")]
+    PinMismatch {
+        /// The pinned digest.
+        expected: String,
+        /// The file's digest.
+        actual: String,
+    },
     /// wasmtime refused to compile it.
     #[error("invalid component: {0}")]
     Invalid(String),

@@ -61,6 +61,45 @@ pub fn bytes(n: usize) -> String {
     }
 }
 
+/// Parses `1s`, `250ms`, `2m`, or a number of seconds.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let (number, unit) = value
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((value, "s"), |i| value.split_at(i));
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("`{value}` is not a duration (e.g. 1s, 250ms)"))?;
+    let seconds = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("`{value}`: unknown unit `{unit}` (ms, s, m)")),
+    };
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(format!("`{value}` must be a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Parses a size: bytes, or with a `k`, `m` or `g` suffix (binary units).
+pub fn parse_size(value: &str) -> Result<usize, String> {
+    let lower = value.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let (number, shift) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 10),
+        Some('m') => (&lower[..lower.len() - 1], 20),
+        Some('g') => (&lower[..lower.len() - 1], 30),
+        _ => (lower, 0),
+    };
+    number
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(1usize << shift))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{value}` is not a size (e.g. 64m, 1g)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +113,18 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(tiny.deadline_ticks(), 2);
+    }
+
+    #[test]
+    fn durations_and_sizes_parse() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1h").is_err());
+        assert_eq!(parse_size("64m"), Ok(64 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("0").is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod chain;
 pub mod change;
 pub mod engine;
 pub mod error;
+pub mod file;
 pub mod grants;
 pub mod limits;
 pub mod plugin;
@@ -29,6 +30,7 @@ pub use bindings::plugin::Info;
 pub use cache::Cache;
 pub use chain::{Applied, Entry, Report};
 pub use error::{PluginError, Problem, Stage};
+pub use file::{OnError, Policy};
 pub use grants::Grants;
 pub use limits::Limits;
 pub use plugin::{Hook, Plugin};
@@ -47,6 +49,29 @@ pub enum HostError {
     /// The cache directory is unusable.
     #[error(transparent)]
     Cache(#[from] cache::CacheError),
+}
+
+/// A plugin to load: its name in the chain, its file, and the sha256 the
+/// file must have when pinned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Its name in the chain.
+    pub name: String,
+    /// Its file.
+    pub path: PathBuf,
+    /// The pinned sha256, in hex.
+    pub sha256: Option<String>,
+}
+
+impl Source {
+    /// An unpinned plugin.
+    pub fn new(name: &str, path: &Path) -> Self {
+        Source {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            sha256: None,
+        }
+    }
 }
 
 /// Loads plugins and runs chains. One per process: it holds the engine,
@@ -104,7 +129,7 @@ impl PluginHost {
 
     /// Loads one plugin under a name.
     pub fn load(&self, name: &str, path: &Path) -> Result<Plugin, PluginError> {
-        let mut loaded = self.load_all(&[(name.to_string(), path.to_path_buf())])?;
+        let mut loaded = self.load_all(&[Source::new(name, path)])?;
         Ok(loaded.remove(0))
     }
 
@@ -112,17 +137,28 @@ impl PluginHost {
     /// load costs less than starting a thread), those missing from it
     /// compiling in parallel. The first failure, in the given order, is
     /// returned.
-    pub fn load_all(&self, plugins: &[(String, PathBuf)]) -> Result<Vec<Plugin>, PluginError> {
+    pub fn load_all(&self, plugins: &[Source]) -> Result<Vec<Plugin>, PluginError> {
         let error = |i: usize, problem| PluginError {
-            plugin: plugins[i].0.clone(),
-            path: plugins[i].1.clone(),
+            plugin: plugins[i].name.clone(),
+            path: plugins[i].path.clone(),
             stage: Stage::Load,
             problem,
         };
         let mut files = Vec::with_capacity(plugins.len());
         let mut components = Vec::with_capacity(plugins.len());
-        for (i, (_, path)) in plugins.iter().enumerate() {
-            let file = plugin::read(path, &self.limits).map_err(|p| error(i, p))?;
+        for (i, source) in plugins.iter().enumerate() {
+            let file = plugin::read(&source.path, &self.limits).map_err(|p| error(i, p))?;
+            if let Some(expected) = &source.sha256
+                && *expected != file.sha256
+            {
+                return Err(error(
+                    i,
+                    Problem::PinMismatch {
+                        expected: expected.clone(),
+                        actual: file.sha256,
+                    },
+                ));
+            }
             components.push(self.cache.lookup(self.engine, &file.sha256));
             files.push(file);
         }
@@ -158,7 +194,7 @@ impl PluginHost {
                 (None, Some(Err(e))) => return Err(error(i, Problem::Invalid(format!("{e:#}")))),
                 (None, None) => unreachable!("every cache miss was compiled"),
             };
-            let (name, path) = &plugins[i];
+            let Source { name, path, .. } = &plugins[i];
             let plugin = plugin::prepare(
                 self.engine,
                 &self.linker,

@@ -3,7 +3,10 @@
 //!
 //! Settings: `behavior`, one of `loop`, `sleep`, `memory`, `recursion`,
 //! `panic`, `flood`, `log-flood`, `print-flood`, `bad-mount`,
-//! `bad-capability`, `bad-join`, `deny`, `well-behaved` (default).
+//! `bad-capability`, `bad-join`, `deny`, `add-capability` (the
+//! `capability` setting, default CAP_NET_ADMIN), `share-host-network`,
+//! `bind-host` (binds the `source` setting at /host), `well-behaved`
+//! (default).
 //! Each acts in the hook named by its effect: mount changes in `mounts`,
 //! namespace changes in `namespaces`, everything else in `capabilities`.
 
@@ -12,6 +15,8 @@ use std::sync::OnceLock;
 specgate_sdk::bindings!(world: "policy", path: "../../../wit");
 
 static BEHAVIOR: OnceLock<String> = OnceLock::new();
+static CAPABILITY: OnceLock<String> = OnceLock::new();
+static SOURCE: OnceLock<String> = OnceLock::new();
 
 const BEHAVIORS: &[&str] = &[
     "loop",
@@ -26,6 +31,9 @@ const BEHAVIORS: &[&str] = &[
     "bad-capability",
     "bad-join",
     "deny",
+    "add-capability",
+    "share-host-network",
+    "bind-host",
     "well-behaved",
 ];
 
@@ -60,8 +68,12 @@ impl exports::specgate::policy::plugin::Guest for Hostile {
         if !BEHAVIORS.contains(&behavior.as_str()) {
             settings.error(format!("setting `behavior`: unknown `{behavior}`"));
         }
+        let capability = settings.string("capability").unwrap_or("CAP_NET_ADMIN".into());
+        let source = settings.string("source").unwrap_or("/srv".into());
         settings.finish()?;
         let _ = BEHAVIOR.set(behavior);
+        let _ = CAPABILITY.set(capability);
+        let _ = SOURCE.set(source);
         Ok(())
     }
 }
@@ -105,6 +117,9 @@ impl exports::specgate::policy::capabilities::Guest for Hostile {
             }
             "bad-capability" => Ok(vec![drop_capability("CAP_FOO")]),
             "deny" => Err(deny("hostile plugin refuses every container")),
+            "add-capability" => Ok(vec![add_capability(
+                CAPABILITY.get().map(String::as_str).unwrap_or("CAP_NET_ADMIN"),
+            )]),
             _ => Ok(vec![]),
         }
     }
@@ -114,6 +129,11 @@ impl exports::specgate::policy::mounts::Guest for Hostile {
     fn adjust(_container: Container) -> Result<Vec<MountChange>, Denial> {
         match behavior() {
             "bad-mount" => Ok(vec![add_tmpfs("relative/path", &[])]),
+            "bind-host" => Ok(vec![add_bind_mount(
+                SOURCE.get().map(String::as_str).unwrap_or("/srv"),
+                "/host",
+                false,
+            )]),
             _ => Ok(vec![]),
         }
     }
@@ -123,6 +143,7 @@ impl exports::specgate::policy::namespaces::Guest for Hostile {
     fn adjust(_container: Container) -> Result<Vec<NamespaceChange>, Denial> {
         match behavior() {
             "bad-join" => Ok(vec![join_namespace(NamespaceKind::Network, "")]),
+            "share-host-network" => Ok(vec![share_host_namespace(NamespaceKind::Network)]),
             _ => Ok(vec![]),
         }
     }

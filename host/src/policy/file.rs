@@ -1,0 +1,346 @@
+//! Policy files: the operator's ordered chain of plugins, each with its
+//! pin, settings, grants, limits and failure mode.
+//!
+//! ```toml
+//! [[plugin]]
+//! path = "/usr/lib/specgate/drop_capabilities.wasm"
+//! sha256 = "f55ade42..."
+//! timeout = "500ms"
+//! memory = "32m"
+//! on-error = "deny"
+//! settings = { capabilities = "CAP_NET_RAW,CAP_MKNOD" }
+//! grants = { add-capabilities = ["CAP_NET_BIND_SERVICE"], bind-sources = ["/srv/data"] }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::grants::Grants;
+use super::limits::Limits;
+
+/// Where the policy is read from when none is named.
+pub const DEFAULT_PATH: &str = "/etc/specgate/policy.toml";
+
+/// Errors reading a policy file.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyFileError {
+    /// The file could not be read.
+    #[error("policy file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or not a valid policy.
+    #[error("policy file {}:{line}:{column}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Where, from 1.
+        line: usize,
+        /// Where, from 1.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// What to do when a plugin fails (traps, times out, breaks a limit). A
+/// denial always stops the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// Fail the run (the default: fail closed).
+    #[default]
+    Deny,
+    /// Undo the plugin's changes, log a warning and go on without it.
+    Skip,
+}
+
+/// One plugin of a policy file, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginEntry {
+    /// Its name in the chain.
+    pub name: String,
+    /// Its file (relative paths are resolved against the policy file's
+    /// directory).
+    pub path: PathBuf,
+    /// The sha256 its file must have.
+    pub sha256: Option<String>,
+    /// Its settings.
+    pub settings: Vec<(String, String)>,
+    /// What it may do beyond restricting.
+    pub grants: Grants,
+    /// Its limits.
+    pub limits: Limits,
+    /// What its failure does.
+    pub on_error: OnError,
+}
+
+/// A policy file, resolved.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Policy {
+    /// The file it was read from.
+    pub path: Option<PathBuf>,
+    /// The chain, in order.
+    pub plugins: Vec<PluginEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default, rename = "plugin")]
+    plugins: Vec<RawPlugin>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawPlugin {
+    path: PathBuf,
+    name: Option<String>,
+    sha256: Option<String>,
+    #[serde(default)]
+    settings: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    grants: RawGrants,
+    timeout: Option<String>,
+    memory: Option<String>,
+    #[serde(default)]
+    on_error: OnError,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawGrants {
+    #[serde(default)]
+    add_capabilities: Vec<String>,
+    #[serde(default)]
+    bind_sources: Vec<PathBuf>,
+    #[serde(default)]
+    mount_types: Vec<String>,
+    #[serde(default)]
+    mount_options: bool,
+    #[serde(default)]
+    host_namespaces: Vec<String>,
+    #[serde(default)]
+    join_namespaces: bool,
+    #[serde(default)]
+    id_mappings: bool,
+}
+
+impl Policy {
+    /// Reads and checks a policy file; plugins get `defaults` for the
+    /// limits they do not set.
+    pub fn load(path: &Path, defaults: &Limits) -> Result<Self, PolicyFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text, defaults)
+    }
+
+    /// Parses a policy file's text.
+    pub fn parse(path: &Path, text: &str, defaults: &Limits) -> Result<Self, PolicyFileError> {
+        let invalid = |offset: usize, message: String| {
+            let before = &text[..offset.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            PolicyFileError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| {
+            invalid(
+                e.span().map_or(0, |s| s.start),
+                e.message().trim().to_string(),
+            )
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut plugins = Vec::with_capacity(raw.plugins.len());
+        for (index, plugin) in raw.plugins.into_iter().enumerate() {
+            let at = |message: String| {
+                // Point at the plugin's table: the n-th `[[plugin]]`.
+                let offset = text
+                    .match_indices("[[plugin]]")
+                    .nth(index)
+                    .map_or(0, |(i, _)| i);
+                invalid(offset, message)
+            };
+            let path = base.join(&plugin.path);
+            let name = plugin
+                .name
+                .unwrap_or_else(|| super::plugin::default_name(&path));
+            if plugins.iter().any(|p: &PluginEntry| p.name == name) {
+                return Err(at(format!("plugin name `{name}` is used twice")));
+            }
+            if let Some(sha) = &plugin.sha256
+                && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(at(format!(
+                    "plugin {name}: sha256 `{sha}` is not 64 hex digits"
+                )));
+            }
+            let mut limits = defaults.clone();
+            if let Some(timeout) = &plugin.timeout {
+                limits.call_timeout = super::limits::parse_duration(timeout)
+                    .map_err(|e| at(format!("plugin {name}: timeout {e}")))?;
+            }
+            if let Some(memory) = &plugin.memory {
+                limits.memory = super::limits::parse_size(memory)
+                    .map_err(|e| at(format!("plugin {name}: memory {e}")))?;
+            }
+            let settings = plugin
+                .settings
+                .into_iter()
+                .map(|(key, value)| {
+                    setting_value(&value)
+                        .map(|v| (key.clone(), v))
+                        .ok_or_else(|| at(format!("plugin {name}: setting `{key}` must be a string, number, boolean or list of them")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let g = plugin.grants;
+            plugins.push(PluginEntry {
+                name,
+                path,
+                sha256: plugin.sha256.map(|s| s.to_ascii_lowercase()),
+                settings,
+                grants: Grants {
+                    add_capabilities: g
+                        .add_capabilities
+                        .iter()
+                        .map(|c| {
+                            crate::spec::caps::parse(c)
+                                .map(crate::spec::caps::name)
+                                .ok_or_else(|| at(format!("grants: `{c}` is not a capability")))
+                        })
+                        .collect::<Result<_, _>>()?,
+                    bind_sources: g.bind_sources,
+                    mount_types: g.mount_types,
+                    mount_options: g.mount_options,
+                    host_namespaces: g.host_namespaces,
+                    join_namespaces: g.join_namespaces,
+                    id_mappings: g.id_mappings,
+                },
+                limits,
+                on_error: plugin.on_error,
+            });
+        }
+        Ok(Policy {
+            path: Some(path.to_path_buf()),
+            plugins,
+        })
+    }
+}
+
+/// A setting's value as the plugin receives it: lists are joined with
+/// commas, the form the SDK's `Settings::list` reads.
+fn setting_value(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(setting_value)
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.join(",")),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn parse(text: &str) -> Result<Policy, PolicyFileError> {
+        Policy::parse(
+            Path::new("/etc/specgate/policy.toml"),
+            text,
+            &Limits::default(),
+        )
+    }
+
+    #[test]
+    fn a_full_entry_parses() {
+        let policy = parse(
+            r#"
+[[plugin]]
+path = "drop_capabilities.wasm"
+sha256 = "F55ADE425ACD916611740F8125387C7384D54621DC4333014BF1EBDA8EA6A0E0"
+timeout = "250ms"
+memory = "16m"
+on-error = "skip"
+settings = { capabilities = ["CAP_NET_RAW", "CAP_MKNOD"], verbose = true }
+grants = { add-capabilities = ["net_admin"], bind-sources = ["/srv/data"], join-namespaces = true }
+"#,
+        )
+        .unwrap();
+        let p = &policy.plugins[0];
+        assert_eq!(p.name, "drop-capabilities");
+        assert_eq!(p.path, Path::new("/etc/specgate/drop_capabilities.wasm"));
+        assert_eq!(p.sha256.as_deref().map(str::len), Some(64));
+        assert_eq!(p.limits.call_timeout, Duration::from_millis(250));
+        assert_eq!(p.limits.memory, 16 << 20);
+        assert_eq!(p.on_error, OnError::Skip);
+        assert_eq!(
+            p.settings,
+            [
+                (
+                    "capabilities".to_string(),
+                    "CAP_NET_RAW,CAP_MKNOD".to_string()
+                ),
+                ("verbose".to_string(), "true".to_string())
+            ]
+        );
+        assert_eq!(p.grants.add_capabilities, ["CAP_NET_ADMIN"]);
+        assert!(p.grants.join_namespaces);
+    }
+
+    #[test]
+    fn errors_point_at_line_and_column() {
+        let err = parse("[[plugin]]\npath = \"a.wasm\"\nbogus = 1\n").unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with("policy file /etc/specgate/policy.toml:3:1: unknown field `bogus`"),
+            "{message}"
+        );
+        let err = parse("[[plugin]]\npath = \"a.wasm\"\non-error = \"maybe\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains(":3:12: unknown variant `maybe`"),
+            "{err}"
+        );
+        let err = parse("[[plugin]\n").unwrap_err();
+        assert!(err.to_string().contains("policy.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = parse("[[plugin]]\npath = \"a.wasm\"\nsha256 = \"abc\"\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("plugin a: sha256 `abc` is not 64 hex digits"),
+            "{err}"
+        );
+        let err =
+            parse("[[plugin]]\npath = \"a.wasm\"\n[[plugin]]\npath = \"b/a.wasm\"\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(":3:1: plugin name `a` is used twice"),
+            "{err}"
+        );
+        let err = parse("[[plugin]]\npath = \"a.wasm\"\ntimeout = \"soon\"\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("plugin a: timeout `soon` is not a duration"),
+            "{err}"
+        );
+    }
+}
