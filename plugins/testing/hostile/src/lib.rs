@@ -68,7 +68,9 @@ impl exports::specgate::policy::plugin::Guest for Hostile {
         if !BEHAVIORS.contains(&behavior.as_str()) {
             settings.error(format!("setting `behavior`: unknown `{behavior}`"));
         }
-        let capability = settings.string("capability").unwrap_or("CAP_NET_ADMIN".into());
+        let capability = settings
+            .string("capability")
+            .unwrap_or("CAP_NET_ADMIN".into());
         let source = settings.string("source").unwrap_or("/srv".into());
         settings.finish()?;
         let _ = BEHAVIOR.set(behavior);
@@ -118,7 +120,10 @@ impl exports::specgate::policy::capabilities::Guest for Hostile {
             "bad-capability" => Ok(vec![drop_capability("CAP_FOO")]),
             "deny" => Err(deny("hostile plugin refuses every container")),
             "add-capability" => Ok(vec![add_capability(
-                CAPABILITY.get().map(String::as_str).unwrap_or("CAP_NET_ADMIN"),
+                CAPABILITY
+                    .get()
+                    .map(String::as_str)
+                    .unwrap_or("CAP_NET_ADMIN"),
             )]),
             _ => Ok(vec![]),
         }
