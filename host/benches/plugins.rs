@@ -6,7 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use specgate::policy::{Entry, Grants, Limits, OnError, PluginHost, Source, plugin::default_name};
+use specgate::policy::{
+    Entry, Grants, Limits, Mode, OnError, PluginHost, Source, plugin::default_name,
+};
 
 const EXAMPLES: [&str; 5] = [
     "drop-capabilities",
@@ -82,7 +84,8 @@ fn bench(label: &str, names: &[&str]) {
     let base = specgate::spec::default_spec("bench", &["/bin/true".into()]);
     let call = measure(1000, || {
         let mut spec = base.clone();
-        host.run_chain(&entries, &mut spec, "bench").expect("chain");
+        host.run_chain(&entries, &mut spec, "bench", Mode::Enforce)
+            .expect("chain");
     });
     let total = measure(200, || {
         let loaded = host.load_all(&plugins).expect("load");
@@ -97,7 +100,8 @@ fn bench(label: &str, names: &[&str]) {
             })
             .collect();
         let mut spec = base.clone();
-        host.run_chain(&entries, &mut spec, "bench").expect("chain");
+        host.run_chain(&entries, &mut spec, "bench", Mode::Enforce)
+            .expect("chain");
     });
 
     let per_plugin = call / names.len() as u32;

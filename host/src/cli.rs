@@ -9,10 +9,14 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
+use sha2::{Digest, Sha256};
+
+use crate::policy::audit;
 use crate::policy::file::PluginEntry;
 use crate::policy::limits::{parse_duration, parse_size};
 use crate::policy::{
-    self, Entry, Grants, Limits, OnError, Plugin, PluginHost, Policy, Source, plugin::default_name,
+    self, Entry, Grants, Limits, Mode, OnError, Plugin, PluginHost, Policy, Source,
+    plugin::default_name,
 };
 use crate::runtime::{self, Bundle, Runtime};
 use crate::spec;
@@ -59,6 +63,9 @@ pub enum Command {
 /// `specgate plugin ...`.
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
+    /// Run the chain on the spec the options give and show, per plugin,
+    /// what it changed; runs no container.
+    Trace(TraceArgs),
     /// Show what a plugin is, exports and imports, and what it says it does.
     Inspect {
         /// The plugin's component file.
@@ -81,6 +88,17 @@ pub struct ChainArgs {
     /// Do not read /etc/specgate/policy.toml.
     #[arg(long, conflicts_with = "policy")]
     pub no_default_policy: bool,
+
+    /// Stop runs the policy refuses (`enforce`), or only log and audit
+    /// them as "would deny" (`monitor`) [default: the policy file's, else
+    /// enforce].
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub policy_mode: Option<Mode>,
+
+    /// Append one JSON record per run to FILE [default: the policy
+    /// file's `audit-log`].
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
 
     /// Add a plugin to the chain, after the policy file's (in order).
     #[arg(long = "plugin", value_name = "FILE")]
@@ -109,6 +127,21 @@ pub struct SpecArgs {
     /// Write the config.json to FILE instead of stdout.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
+
+    /// The command and its arguments.
+    #[arg(last = true)]
+    command: Vec<String>,
+}
+
+/// `specgate plugin trace`.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    chain: ChainArgs,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 
     /// The command and its arguments.
     #[arg(last = true)]
@@ -161,6 +194,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Run(args) => run_command(&cli, args),
         Command::Spec(args) => spec_command(&cli, args),
         Command::Plugin(PluginCommand::Inspect { file, json }) => inspect(&cli, file, *json),
+        Command::Plugin(PluginCommand::Trace(args)) => trace(&cli, args),
     }
 }
 
@@ -207,6 +241,9 @@ fn plugin_host(cli: &Cli, chain: Option<&ChainArgs>) -> Result<PluginHost> {
 struct LoadedChain {
     plugins: Vec<Plugin>,
     entries: Vec<PluginEntry>,
+    mode: Mode,
+    audit_log: Option<PathBuf>,
+    policy: Option<audit::PolicyDigest>,
 }
 
 impl LoadedChain {
@@ -218,10 +255,21 @@ impl LoadedChain {
             None if args.no_default_policy => None,
             None => Some(PathBuf::from(policy::file::DEFAULT_PATH)).filter(|p| p.exists()),
         };
-        let mut entries = match &policy_path {
-            Some(path) => Policy::load(path, host.limits())?.plugins,
-            None => Vec::new(),
+        let policy = match &policy_path {
+            Some(path) => Policy::load(path, host.limits())?,
+            None => Policy::default(),
         };
+        let digest = match &policy_path {
+            Some(path) => Some(audit::PolicyDigest {
+                path: path.display().to_string(),
+                sha256: hex::encode(Sha256::digest(
+                    std::fs::read(path)
+                        .with_context(|| format!("policy file {}", path.display()))?,
+                )),
+            }),
+            None => None,
+        };
+        let mut entries = policy.plugins;
         for path in &args.plugins {
             let name = default_name(path);
             if let Some(other) = entries.iter().find(|e| e.name == name) {
@@ -266,7 +314,13 @@ impl LoadedChain {
             })
             .collect();
         let plugins = host.load_all(&sources)?;
-        Ok(LoadedChain { plugins, entries })
+        Ok(LoadedChain {
+            plugins,
+            entries,
+            mode: args.policy_mode.unwrap_or(policy.mode),
+            audit_log: args.audit_log.clone().or(policy.audit_log),
+            policy: digest,
+        })
     }
 
     fn entries(&self) -> Vec<Entry<'_>> {
@@ -289,7 +343,7 @@ fn spec_command(cli: &Cli, args: &SpecArgs) -> Result<u8> {
     let chain = LoadedChain::load(&host, &args.chain)?;
     let id = new_container_id()?;
     let mut spec = spec::default_spec(&id, &args.command);
-    host.run_chain(&chain.entries(), &mut spec, &id)?;
+    host.run_chain(&chain.entries(), &mut spec, &id, chain.mode)?;
     let json = spec::to_json(&spec)?;
     match &args.output {
         Some(path) => write_file_atomically(path, json.as_bytes())
@@ -319,16 +373,135 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
         }
         None => spec::use_host_rootfs(&mut spec),
     }
-    host.run_chain(&chain.entries(), &mut spec, &id)?;
-    let json = spec::to_json(&spec)?;
+    let mut record = audit::Record {
+        time: audit::now(),
+        run_id: id.clone(),
+        command: args.command.clone(),
+        user: nix::unistd::getuid().as_raw(),
+        rootfs: args
+            .rootfs
+            .as_ref()
+            .map_or_else(|| "host".to_string(), |r| r.display().to_string()),
+        policy: chain.policy.clone(),
+        mode: format!("{:?}", chain.mode).to_lowercase(),
+        plugins: Vec::new(),
+        changes: Vec::new(),
+        skipped: Vec::new(),
+        would_deny: Vec::new(),
+        denial: None,
+        config_sha256: None,
+        runtime: runtime.program().display().to_string(),
+        exit_status: None,
+    };
+    let outcome = run_container(&chain, &host, &runtime, args, &id, spec, &mut record);
+    record.exit_status = Some(match &outcome {
+        Ok(status) => *status,
+        Err(e) => exit_code(e),
+    });
+    if let Some(log) = &chain.audit_log {
+        record
+            .append(log)
+            .with_context(|| format!("audit log {}", log.display()))?;
+    }
+    outcome
+}
 
-    let mut bundle = Bundle::create(&runtime::state_dir(), &id)?;
+fn run_container(
+    chain: &LoadedChain,
+    host: &PluginHost,
+    runtime: &Runtime,
+    args: &RunArgs,
+    id: &str,
+    mut spec: oci_spec::runtime::Spec,
+    record: &mut audit::Record,
+) -> Result<u8> {
+    let report = host
+        .run_chain(&chain.entries(), &mut spec, id, chain.mode)
+        .inspect_err(|e| record.denial = Some(e.to_string()))?;
+    record.add_chain(&chain.plugins, &report);
+    let json = spec::to_json(&spec)?;
+    record.config_sha256 = Some(hex::encode(Sha256::digest(json.as_bytes())));
+
+    let mut bundle = Bundle::create(&runtime::state_dir(), id)?;
     if args.rootfs.is_none() {
         let mount_point = bundle.mount_point("rootfs")?;
         runtime::bind_host_root(&mount_point)?;
     }
     bundle.write_config(&json)?;
-    Ok(runtime::run(&runtime, &id, &bundle)?)
+    Ok(runtime::run(runtime, id, &bundle)?)
+}
+
+fn trace(cli: &Cli, args: &TraceArgs) -> Result<u8> {
+    let host = plugin_host(cli, Some(&args.chain))?;
+    let chain = LoadedChain::load(&host, &args.chain)?;
+    let id = new_container_id()?;
+    let mut spec = spec::default_spec(&id, &args.command);
+    let report = host.run_chain(&chain.entries(), &mut spec, &id, chain.mode)?;
+    let out = if args.json {
+        let plugins: Vec<serde_json::Value> = chain
+            .plugins
+            .iter()
+            .map(|p| {
+                let changes: Vec<serde_json::Value> = report
+                    .applied
+                    .iter()
+                    .filter(|a| a.plugin == p.name())
+                    .map(|a| {
+                        serde_json::json!({
+                            "hook": a.hook.interface(),
+                            "change": a.change,
+                            "effect": if a.widening { "widening" } else { "restricting" },
+                            "grant": a.grant,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "name": p.name(),
+                    "path": p.path(),
+                    "sha256": p.sha256(),
+                    "hooks": p.hooks().iter().map(|h| h.interface()).collect::<Vec<_>>(),
+                    "changes": changes,
+                })
+            })
+            .collect();
+        let value = serde_json::json!({
+            "plugins": plugins,
+            "skipped": report.skipped.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            "would_deny": report.would_deny.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        });
+        format!("{}\n", serde_json::to_string_pretty(&value)?)
+    } else {
+        let mut out = String::new();
+        for plugin in &chain.plugins {
+            out.push_str(&format!(
+                "plugin {} ({})\n",
+                plugin.name(),
+                plugin.path().display()
+            ));
+            let mut any = false;
+            for applied in report.applied.iter().filter(|a| a.plugin == plugin.name()) {
+                any = true;
+                let mark = if applied.widening { '+' } else { '-' };
+                out.push_str(&format!("  {mark} {}: {}", applied.hook, applied.change));
+                if let Some(grant) = &applied.grant {
+                    out.push_str(&format!(" (granted by {grant})"));
+                }
+                out.push('\n');
+            }
+            if !any {
+                out.push_str("  (no changes)\n");
+            }
+        }
+        for error in &report.skipped {
+            out.push_str(&format!("skipped: {error}\n"));
+        }
+        for error in &report.would_deny {
+            out.push_str(&format!("would deny: {error}\n"));
+        }
+        out
+    };
+    write_stdout(out.as_bytes())?;
+    Ok(0)
 }
 
 fn inspect(cli: &Cli, file: &Path, json: bool) -> Result<u8> {

@@ -2,7 +2,7 @@
 //! spec shows it, and in-process on a spec built for the case otherwise.
 
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
-use specgate::policy::{Entry, Grants, Limits, OnError, PluginHost, plugin::default_name};
+use specgate::policy::{Entry, Grants, Limits, Mode, OnError, PluginHost, plugin::default_name};
 
 use crate::util::*;
 
@@ -27,7 +27,7 @@ fn run_one(name: &str, settings: &[(&str, &str)], spec: &mut Spec) -> Result<(),
         limits: Limits::default(),
         on_error: OnError::Deny,
     };
-    host.run_chain(&[entry], spec, "test")
+    host.run_chain(&[entry], spec, "test", Mode::Enforce)
         .map(|_| ())
         .map_err(|e| e.to_string())
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use specgate::policy::{Entry, Grants, Limits, OnError, PluginHost};
+use specgate::policy::{Entry, Grants, Limits, Mode, OnError, PluginHost};
 
 use crate::util::*;
 
@@ -173,12 +173,12 @@ fn the_host_stays_usable_after_each_failure() {
     ] {
         let mut spec = specgate::spec::default_spec("test", &["/bin/true".into()]);
         let err = host
-            .run_chain(&[entry(behavior)], &mut spec, "test")
+            .run_chain(&[entry(behavior)], &mut spec, "test", Mode::Enforce)
             .expect_err(behavior);
         assert!(err.to_string().starts_with("plugin hostile ("), "{err}");
 
         let mut spec = specgate::spec::default_spec("test", &["/bin/true".into()]);
-        host.run_chain(&[entry("well-behaved")], &mut spec, "test")
+        host.run_chain(&[entry("well-behaved")], &mut spec, "test", Mode::Enforce)
             .unwrap_or_else(|e| panic!("after {behavior}: {e}"));
     }
 }

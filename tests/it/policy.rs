@@ -175,3 +175,143 @@ fn command_line_settings_override_the_files() {
     assert!(bounding.contains(&"CAP_KILL".to_string()));
     assert!(!bounding.contains(&"CAP_CHOWN".to_string()));
 }
+
+#[test]
+fn monitor_mode_applies_only_what_is_allowed_and_reports_the_rest() {
+    let hostile = plugin("hostile");
+    let drop = plugin("drop-capabilities");
+    let dir = policy(&format!(
+        "mode = \"monitor\"\n\
+         [[plugin]]\npath = {drop:?}\nsettings = {{ capabilities = \"CAP_KILL\" }}\n\
+         [[plugin]]\npath = {hostile:?}\nsettings = {{ behavior = \"add-capability\" }}\n"
+    ));
+    let out = spec_with_policy(dir.path(), &[]);
+    let config = out.config();
+    let effective = cap_set(&config, "effective");
+    assert!(!effective.contains(&"CAP_KILL".to_string()));
+    assert!(!effective.contains(&"CAP_NET_ADMIN".to_string()));
+    assert!(
+        out.stderr
+            .contains("would deny (monitor mode): plugin hostile"),
+        "{}",
+        out.stderr
+    );
+
+    // The same policy, enforced from the command line, stops the run.
+    spec_with_policy(dir.path(), &["--policy-mode", "enforce"]).failure(125);
+}
+
+#[test]
+fn trace_shows_each_plugins_changes() {
+    let drop = plugin("drop-capabilities");
+    let hostile = plugin("hostile");
+    let dir = policy(&format!(
+        "[[plugin]]\npath = {drop:?}\nsettings = {{ capabilities = \"CAP_KILL\" }}\n\
+         [[plugin]]\npath = {hostile:?}\nsettings = {{ behavior = \"add-capability\" }}\n\
+         grants = {{ add-capabilities = [\"CAP_NET_ADMIN\"] }}\n\
+         [[plugin]]\npath = {:?}\n",
+        plugin("deny-privileged")
+    ));
+    let out = run(specgate()
+        .args(["plugin", "trace", "--policy"])
+        .arg(dir.path().join("policy.toml"))
+        .args(["--", "/bin/sh"]));
+    let text = out.success();
+    assert!(text.contains(&format!("plugin drop-capabilities ({})\n  - capabilities: drop CAP_KILL from the bounding, effective, inheritable, permitted, ambient sets\n", drop.display())), "{text}");
+    assert!(text.contains("  + capabilities: add CAP_NET_ADMIN to the bounding, effective, permitted sets (granted by add-capabilities = [\"CAP_NET_ADMIN\"])\n"), "{text}");
+    assert!(text.contains("plugin deny-privileged ("), "{text}");
+    assert!(text.contains("  (no changes)\n"), "{text}");
+
+    let out = run(specgate()
+        .args(["plugin", "trace", "--json", "--policy"])
+        .arg(dir.path().join("policy.toml")));
+    let json: serde_json::Value = serde_json::from_str(out.success()).unwrap();
+    assert_eq!(json["plugins"][1]["changes"][0]["effect"], "widening");
+    assert_eq!(json["plugins"][0]["changes"][0]["effect"], "restricting");
+}
+
+#[test]
+fn every_run_appends_one_audit_record() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let drop = plugin("drop-capabilities");
+    let dir = policy(&format!(
+        "audit-log = \"audit.jsonl\"\n\
+         [[plugin]]\npath = {drop:?}\nsettings = {{ capabilities = \"CAP_KILL\" }}\n"
+    ));
+    let children: Vec<_> = (0..16)
+        .map(|i| {
+            specgate()
+                .arg("run")
+                .arg("--policy")
+                .arg(dir.path().join("policy.toml"))
+                .arg("--rootfs")
+                .arg(rootfs.path())
+                .args(["--name", &format!("specgate-test-audit-{i}")])
+                .args(["--", "sh", "-c", &format!("exit {}", i % 3)])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        child.wait_with_output().unwrap();
+    }
+    let log = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("every line is one JSON object"))
+        .collect();
+    assert_eq!(records.len(), 16);
+    let record = records
+        .iter()
+        .find(|r| r["run_id"] == "specgate-test-audit-2")
+        .unwrap();
+    assert_eq!(record["command"], serde_json::json!(["sh", "-c", "exit 2"]));
+    assert_eq!(record["exit_status"], 2);
+    assert_eq!(record["mode"], "enforce");
+    assert_eq!(record["user"], 0);
+    assert_eq!(record["rootfs"], rootfs.path().display().to_string());
+    assert_eq!(
+        record["policy"]["path"],
+        dir.path().join("policy.toml").display().to_string()
+    );
+    assert_eq!(record["policy"]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(record["plugins"][0]["name"], "drop-capabilities");
+    assert_eq!(record["plugins"][0]["sha256"], sha256(&drop));
+    assert_eq!(
+        record["plugins"][0]["hooks"],
+        serde_json::json!(["capabilities"])
+    );
+    assert_eq!(record["changes"][0]["plugin"], "drop-capabilities");
+    assert_eq!(record["changes"][0]["hook"], "capabilities");
+    assert_eq!(record["changes"][0]["effect"], "restricting");
+    assert_eq!(record["config_sha256"].as_str().unwrap().len(), 64);
+    assert!(record["runtime"].as_str().unwrap().ends_with("runc"));
+    assert!(record["denial"].is_null());
+    assert!(record["time"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn a_denied_run_is_audited() {
+    let dir = policy(&format!(
+        "audit-log = \"audit.jsonl\"\n[[plugin]]\npath = {:?}\n\
+         settings = {{ capabilities = \"CAP_CHOWN\" }}\n",
+        plugin("deny-privileged")
+    ));
+    let out = run(specgate()
+        .arg("run")
+        .arg("--policy")
+        .arg(dir.path().join("policy.toml"))
+        .args(["--", "true"]));
+    out.failure(125);
+    let log = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(log.trim()).unwrap();
+    assert_eq!(record["exit_status"], 125);
+    assert!(
+        record["denial"]
+            .as_str()
+            .unwrap()
+            .ends_with("holds CAP_CHOWN")
+    );
+    assert!(record["config_sha256"].is_null());
+}

@@ -14,7 +14,7 @@ use super::bindings::types::Container;
 use super::bindings::{capabilities, mounts, namespaces, plugin, validate};
 use super::change::{self, Checked, Effect, Field, Rejected};
 use super::error::{PluginError, Problem, Stage};
-use super::file::OnError;
+use super::file::{Mode, OnError};
 use super::grants::Grants;
 use super::limits::{Limits, bytes};
 use super::plugin::{Hook, Plugin};
@@ -45,6 +45,8 @@ pub struct Applied {
     pub hook: Hook,
     /// The change as a person would write it.
     pub change: String,
+    /// Whether it widens the container (and then `grant` allowed it).
+    pub widening: bool,
     /// The grant that allowed it, for a widening change.
     pub grant: Option<String>,
 }
@@ -58,6 +60,10 @@ pub struct Report {
     pub timings: Vec<(String, Stage, Duration)>,
     /// Plugins that failed with `on-error = "skip"`, and how.
     pub skipped: Vec<PluginError>,
+    /// In monitor mode: every denial, refused change and failure that
+    /// enforcing would have stopped the run for.
+    pub would_deny: Vec<PluginError>,
+    mode: Mode,
 }
 
 /// A plugin's live instance for one run.
@@ -328,8 +334,12 @@ pub(super) async fn run(
     entries: &[Entry<'_>],
     spec: &mut Spec,
     id: &str,
+    mode: Mode,
 ) -> Result<Report, PluginError> {
-    let mut report = Report::default();
+    let mut report = Report {
+        mode,
+        ..Report::default()
+    };
     let mut running = Vec::with_capacity(entries.len());
     for entry in entries {
         let started = Instant::now();
@@ -381,11 +391,24 @@ pub(super) async fn run(
 }
 
 impl Report {
-    /// Records a plugin's failure when its policy says to skip it; a
-    /// denial, or a failure under `on-error = "deny"`, is returned.
-    fn fail(&mut self, entry: &Entry<'_>, error: PluginError) -> Result<(), PluginError> {
-        if error.is_denial() || entry.on_error == OnError::Deny {
+    /// A refused change or a hook's denial: noted in monitor mode, else
+    /// returned to stop the run.
+    fn refuse(&mut self, error: PluginError) -> Result<(), PluginError> {
+        if self.mode != Mode::Monitor {
             return Err(error);
+        }
+        tracing::warn!("would deny (monitor mode): {error}");
+        self.would_deny.push(error);
+        Ok(())
+    }
+
+    /// Decides what a plugin's denial or failure does: in monitor mode it
+    /// is recorded as "would deny" and the chain goes on; otherwise a
+    /// failure under `on-error = "skip"` is recorded and skipped, and
+    /// anything else is returned to stop the run.
+    fn fail(&mut self, entry: &Entry<'_>, error: PluginError) -> Result<(), PluginError> {
+        if self.mode == Mode::Monitor || error.is_denial() || entry.on_error == OnError::Deny {
+            return self.refuse(error);
         }
         tracing::warn!("skipping the plugin (on-error = \"skip\"): {error}");
         self.skipped.push(error);
@@ -408,7 +431,15 @@ async fn adjust_all(
             continue;
         }
         let started = Instant::now();
-        let changes = instance.adjust(hook, spec, id).await?;
+        let changes = match instance.adjust(hook, spec, id).await {
+            // In monitor mode a hook's denial is noted and the chain goes
+            // on with the plugin's next hook.
+            Err(denial) if denial.is_denial() && report.mode == Mode::Monitor => {
+                report.refuse(denial)?;
+                continue;
+            }
+            other => other?,
+        };
         for (index, checked) in changes.into_iter().enumerate() {
             let refuse = |reason: String| {
                 plugin.error(
@@ -426,29 +457,35 @@ async fn adjust_all(
                     Some(grant.to_string())
                 }
                 Effect::Widening(grant) => {
-                    return Err(refuse(format!(
+                    report.refuse(refuse(format!(
                         "widens the container and is not granted; the operator can allow it \
                          with `{grant}` in this plugin's grants"
-                    )));
+                    )))?;
+                    continue;
                 }
             };
+            let taken = checked.fields.iter().find_map(|field| {
+                owners
+                    .get(field)
+                    .filter(|owner| *owner != plugin.name())
+                    .map(|owner| (field, owner))
+            });
+            if let Some((field, owner)) = taken {
+                report.refuse(refuse(format!(
+                    "conflicts with plugin {owner}, which already changed {field}"
+                )))?;
+                continue;
+            }
             for field in &checked.fields {
-                match owners.get(field) {
-                    Some(owner) if owner != plugin.name() => {
-                        return Err(refuse(format!(
-                            "conflicts with plugin {owner}, which already changed {field}"
-                        )));
-                    }
-                    Some(_) => {}
-                    None => {
-                        owners.insert(field.clone(), plugin.name().to_string());
-                    }
-                }
+                owners
+                    .entry(field.clone())
+                    .or_insert_with(|| plugin.name().to_string());
             }
             report.applied.push(Applied {
                 plugin: plugin.name().to_string(),
                 hook,
                 change: checked.description.clone(),
+                widening: grant.is_some(),
                 grant,
             });
             checked.apply(spec);

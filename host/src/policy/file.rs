@@ -60,6 +60,19 @@ pub enum OnError {
     Skip,
 }
 
+/// Whether the policy stops runs or only reports what it would stop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Denials, refused changes and failures stop the run.
+    #[default]
+    Enforce,
+    /// The whole chain runs; only allowed changes apply; everything that
+    /// would have stopped the run is logged and audited as "would deny",
+    /// and the container runs.
+    Monitor,
+}
+
 /// One plugin of a policy file, resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginEntry {
@@ -87,11 +100,19 @@ pub struct Policy {
     pub path: Option<PathBuf>,
     /// The chain, in order.
     pub plugins: Vec<PluginEntry>,
+    /// Enforce or monitor.
+    pub mode: Mode,
+    /// Where each run appends its audit record.
+    pub audit_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(rename_all = "kebab-case")]
 struct RawPolicy {
+    #[serde(default)]
+    mode: Mode,
+    audit_log: Option<PathBuf>,
     #[serde(default, rename = "plugin")]
     plugins: Vec<RawPlugin>,
 }
@@ -234,6 +255,8 @@ impl Policy {
         Ok(Policy {
             path: Some(path.to_path_buf()),
             plugins,
+            mode: raw.mode,
+            audit_log: raw.audit_log.map(|log| base.join(log)),
         })
     }
 }

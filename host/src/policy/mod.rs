@@ -7,6 +7,7 @@
 //! discovery), [`view`] and [`change`] (the container as plugins see it and
 //! the changes they return), [`grants`], and [`chain`] (running it all).
 
+pub mod audit;
 pub mod bindings;
 pub mod cache;
 pub mod chain;
@@ -30,7 +31,7 @@ pub use bindings::plugin::Info;
 pub use cache::Cache;
 pub use chain::{Applied, Entry, Report};
 pub use error::{PluginError, Problem, Stage};
-pub use file::{OnError, Policy};
+pub use file::{Mode, OnError, Policy};
 pub use grants::Grants;
 pub use limits::Limits;
 pub use plugin::{Hook, Plugin};
@@ -221,8 +222,9 @@ impl PluginHost {
         entries: &[Entry<'_>],
         spec: &mut Spec,
         id: &str,
+        mode: Mode,
     ) -> Result<Report, PluginError> {
-        self.block_on(chain::run(self.engine, entries, spec, id))
+        self.block_on(chain::run(self.engine, entries, spec, id, mode))
     }
 
     fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
