@@ -533,6 +533,7 @@ fn inspect(cli: &Cli, file: &Path, json: bool) -> Result<u8> {
         line("path:", &plugin.path().display().to_string());
         line("size:", &format!("{} bytes", plugin.size()));
         line("sha256:", plugin.sha256());
+        line("pin:", &format!("sha256 = \"{}\"", plugin.sha256()));
         line("contract:", &contract);
         line("hooks:", &hooks.join(", "));
         line("imports:", &plugin.imports().join(", "));

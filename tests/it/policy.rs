@@ -315,3 +315,35 @@ fn a_denied_run_is_audited() {
     );
     assert!(record["config_sha256"].is_null());
 }
+
+#[test]
+fn each_kind_of_widening_needs_its_own_grant() {
+    let path = plugin("hostile");
+    for (behavior, grant) in [
+        ("add-capability", "add-capabilities = [\"CAP_NET_ADMIN\"]"),
+        ("share-host-network", "host-namespaces = [\"network\"]"),
+        ("join-network", "join-namespaces = true"),
+        ("map-ids", "id-mappings = true"),
+        ("bind-host", "bind-sources = [\"/srv\"]"),
+        ("mount-proc", "mount-types = [\"proc\"]"),
+        ("loosen-sys", "mount-options = true"),
+    ] {
+        let ungranted = policy(&format!(
+            "[[plugin]]\npath = {path:?}\nsettings = {{ behavior = {behavior:?} }}\n"
+        ));
+        let line = spec_with_policy(ungranted.path(), &[])
+            .failure(125)
+            .to_string();
+        assert!(
+            line.ends_with(&format!(
+                "the operator can allow it with `{grant}` in this plugin's grants"
+            )),
+            "{behavior}: {line}"
+        );
+        let granted = policy(&format!(
+            "[[plugin]]\npath = {path:?}\nsettings = {{ behavior = {behavior:?} }}\n\
+             [plugin.grants]\n{grant}\n"
+        ));
+        spec_with_policy(granted.path(), &[]).config();
+    }
+}

@@ -5,8 +5,9 @@
 //! `panic`, `flood`, `log-flood`, `print-flood`, `bad-mount`,
 //! `bad-capability`, `bad-join`, `deny`, `add-capability` (the
 //! `capability` setting, default CAP_NET_ADMIN), `share-host-network`,
-//! `bind-host` (binds the `source` setting at /host), `well-behaved`
-//! (default).
+//! `bind-host` (binds the `source` setting at /host), `join-network`
+//! (joins /proc/1/ns/net), `map-ids`, `mount-proc` (a second proc at
+//! /proc2), `loosen-sys` (drops `ro` from /sys), `well-behaved` (default).
 //! Each acts in the hook named by its effect: mount changes in `mounts`,
 //! namespace changes in `namespaces`, everything else in `capabilities`.
 
@@ -34,6 +35,10 @@ const BEHAVIORS: &[&str] = &[
     "add-capability",
     "share-host-network",
     "bind-host",
+    "join-network",
+    "map-ids",
+    "mount-proc",
+    "loosen-sys",
     "well-behaved",
 ];
 
@@ -131,8 +136,23 @@ impl exports::specgate::policy::capabilities::Guest for Hostile {
 }
 
 impl exports::specgate::policy::mounts::Guest for Hostile {
-    fn adjust(_container: Container) -> Result<Vec<MountChange>, Denial> {
+    fn adjust(container: Container) -> Result<Vec<MountChange>, Denial> {
         match behavior() {
+            "mount-proc" => Ok(vec![add_mount(Mount {
+                destination: "/proc2".into(),
+                kind: Some("proc".into()),
+                source: Some("proc".into()),
+                options: vec![],
+            })]),
+            "loosen-sys" => Ok(container
+                .mounts
+                .iter()
+                .filter(|m| m.destination == "/sys")
+                .map(|m| {
+                    let options = m.options.iter().filter(|o| *o != "ro").cloned().collect();
+                    set_mount_options("/sys", options)
+                })
+                .collect()),
             "bad-mount" => Ok(vec![add_tmpfs("relative/path", &[])]),
             "bind-host" => Ok(vec![add_bind_mount(
                 SOURCE.get().map(String::as_str).unwrap_or("/srv"),
@@ -149,6 +169,18 @@ impl exports::specgate::policy::namespaces::Guest for Hostile {
         match behavior() {
             "bad-join" => Ok(vec![join_namespace(NamespaceKind::Network, "")]),
             "share-host-network" => Ok(vec![share_host_namespace(NamespaceKind::Network)]),
+            "join-network" => Ok(vec![join_namespace(
+                NamespaceKind::Network,
+                "/proc/1/ns/net",
+            )]),
+            "map-ids" => {
+                let range = IdMapping {
+                    container_id: 0,
+                    host_id: 100_000,
+                    size: 65_536,
+                };
+                Ok(vec![map_ids(vec![range], vec![range])])
+            }
             _ => Ok(vec![]),
         }
     }
