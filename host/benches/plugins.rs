@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use specgate::policy::{
-    Entry, Grants, Limits, Mode, OnError, PluginHost, Source, plugin::default_name,
+    Entry, Grants, Limits, Mode, OnError, Plugin, PluginHost, Source, plugin::default_name,
 };
 
 const EXAMPLES: [&str; 5] = [
@@ -53,6 +53,20 @@ fn private_dir() -> tempfile::TempDir {
     dir
 }
 
+/// Each plugin with no settings and no grants.
+fn chain_of<'p>(plugins: &'p [Plugin], limits: &Limits) -> Vec<Entry<'p>> {
+    plugins
+        .iter()
+        .map(|plugin| Entry {
+            plugin,
+            settings: vec![],
+            grants: Grants::default(),
+            limits: limits.clone(),
+            on_error: OnError::Deny,
+        })
+        .collect()
+}
+
 fn bench(label: &str, names: &[&str]) {
     let plugins = named(names);
     let limits = Limits::default();
@@ -71,16 +85,7 @@ fn bench(label: &str, names: &[&str]) {
     });
 
     let loaded = host.load_all(&plugins).expect("load");
-    let entries: Vec<Entry<'_>> = loaded
-        .iter()
-        .map(|plugin| Entry {
-            plugin,
-            settings: vec![],
-            grants: Grants::default(),
-            limits: limits.clone(),
-            on_error: OnError::Deny,
-        })
-        .collect();
+    let entries = chain_of(&loaded, &limits);
     let base = specgate::spec::default_spec("bench", &["/bin/true".into()]);
     let call = measure(1000, || {
         let mut spec = base.clone();
@@ -89,16 +94,7 @@ fn bench(label: &str, names: &[&str]) {
     });
     let total = measure(200, || {
         let loaded = host.load_all(&plugins).expect("load");
-        let entries: Vec<Entry<'_>> = loaded
-            .iter()
-            .map(|plugin| Entry {
-                plugin,
-                settings: vec![],
-                grants: Grants::default(),
-                limits: limits.clone(),
-                on_error: OnError::Deny,
-            })
-            .collect();
+        let entries = chain_of(&loaded, &limits);
         let mut spec = base.clone();
         host.run_chain(&entries, &mut spec, "bench", Mode::Enforce)
             .expect("chain");

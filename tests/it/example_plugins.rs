@@ -36,6 +36,19 @@ fn default_spec() -> Spec {
     specgate::spec::default_spec("test", &["/bin/sh".to_string()])
 }
 
+/// The default spec sharing the host's namespaces of these kinds.
+fn without_namespaces(kinds: &[LinuxNamespaceType]) -> Spec {
+    let mut spec = default_spec();
+    if let Some(namespaces) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.namespaces_mut().as_mut())
+    {
+        namespaces.retain(|ns| !kinds.contains(&ns.typ()));
+    }
+    spec
+}
+
 fn with_bind(mut spec: Spec, source: &str, destination: &str, options: &[&str]) -> Spec {
     let mut mount = Mount::default();
     mount.set_destination(destination.into());
@@ -145,16 +158,7 @@ fn readonly_mounts_makes_binds_read_only_except_allowed() {
 
 #[test]
 fn require_namespaces_creates_what_is_missing() {
-    let mut spec = default_spec();
-    spec.linux_mut()
-        .as_mut()
-        .unwrap()
-        .namespaces_mut()
-        .as_mut()
-        .unwrap()
-        .retain(|ns| {
-            ns.typ() != LinuxNamespaceType::Network && ns.typ() != LinuxNamespaceType::Pid
-        });
+    let mut spec = without_namespaces(&[LinuxNamespaceType::Network, LinuxNamespaceType::Pid]);
     run_one("require-namespaces", &[], &mut spec).unwrap();
     let types: Vec<_> = spec
         .linux()
@@ -236,14 +240,7 @@ fn deny_privileged_denies_sys_admin_and_host_namespaces() {
         "{err}"
     );
 
-    let mut spec = default_spec();
-    spec.linux_mut()
-        .as_mut()
-        .unwrap()
-        .namespaces_mut()
-        .as_mut()
-        .unwrap()
-        .retain(|ns| ns.typ() != LinuxNamespaceType::Network);
+    let mut spec = without_namespaces(&[LinuxNamespaceType::Network]);
     let err = run_one("deny-privileged", &[], &mut spec).unwrap_err();
     assert!(
         err.ends_with(

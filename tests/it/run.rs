@@ -16,13 +16,7 @@ fn specgate_run(
     if let Some(rootfs) = rootfs {
         cmd.arg("--rootfs").arg(rootfs);
     }
-    for name in plugins {
-        cmd.arg("--plugin").arg(plugin(name));
-    }
-    for setting in settings {
-        cmd.args(["--plugin-setting", setting]);
-    }
-    cmd.arg("--").args(args);
+    with_chain(&mut cmd, plugins, settings).arg("--").args(args);
     run(&mut cmd)
 }
 

@@ -88,17 +88,26 @@ impl Outcome {
     }
 }
 
-/// `specgate spec` with plugins (and settings), for the command `args`.
-pub fn spec_with(plugins: &[&str], settings: &[&str], args: &[&str]) -> Outcome {
-    let mut cmd = specgate();
-    cmd.arg("spec");
+/// Adds plugins (by crate name) and settings to a command line.
+pub fn with_chain<'c>(
+    cmd: &'c mut Command,
+    plugins: &[&str],
+    settings: &[&str],
+) -> &'c mut Command {
     for name in plugins {
         cmd.arg("--plugin").arg(plugin(name));
     }
     for setting in settings {
         cmd.args(["--plugin-setting", setting]);
     }
-    cmd.arg("--").args(args);
+    cmd
+}
+
+/// `specgate spec` with plugins (and settings), for the command `args`.
+pub fn spec_with(plugins: &[&str], settings: &[&str], args: &[&str]) -> Outcome {
+    let mut cmd = specgate();
+    cmd.arg("spec");
+    with_chain(&mut cmd, plugins, settings).arg("--").args(args);
     run(&mut cmd)
 }
 

@@ -191,52 +191,26 @@ impl<'e, 'p> Running<'e, 'p> {
         let denied =
             |this: &Self, reason: String| this.entry.plugin.error(stage, Problem::Denied(reason));
         self.arm();
+        // The three hooks differ only in their guest and their change type.
+        macro_rules! adjust {
+            ($this:expr, $guest:ident, $check:expr) => {{
+                let Some(guest) = &$this.guests.$guest else {
+                    return Ok(vec![]);
+                };
+                let outcome =
+                    tokio::time::timeout(timeout, guest.call_adjust(&mut $this.store, &container))
+                        .await;
+                let changes = $this
+                    .settle(stage, outcome)?
+                    .map_err(|d| denied($this, d.reason))?;
+                $this.check_count(stage, changes.len())?;
+                changes.iter().map($check).collect()
+            }};
+        }
         let results: Vec<Result<Checked, Rejected>> = match hook {
-            Hook::Namespaces => {
-                let Some(guest) = &self.guests.namespaces else {
-                    return Ok(vec![]);
-                };
-                let outcome =
-                    tokio::time::timeout(timeout, guest.call_adjust(&mut self.store, &container))
-                        .await;
-                let changes = self
-                    .settle(stage, outcome)?
-                    .map_err(|d| denied(self, d.reason))?;
-                self.check_count(stage, changes.len())?;
-                changes
-                    .iter()
-                    .map(|c| change::check_namespace(spec, c))
-                    .collect()
-            }
-            Hook::Capabilities => {
-                let Some(guest) = &self.guests.capabilities else {
-                    return Ok(vec![]);
-                };
-                let outcome =
-                    tokio::time::timeout(timeout, guest.call_adjust(&mut self.store, &container))
-                        .await;
-                let changes = self
-                    .settle(stage, outcome)?
-                    .map_err(|d| denied(self, d.reason))?;
-                self.check_count(stage, changes.len())?;
-                changes.iter().map(change::check_capability).collect()
-            }
-            Hook::Mounts => {
-                let Some(guest) = &self.guests.mounts else {
-                    return Ok(vec![]);
-                };
-                let outcome =
-                    tokio::time::timeout(timeout, guest.call_adjust(&mut self.store, &container))
-                        .await;
-                let changes = self
-                    .settle(stage, outcome)?
-                    .map_err(|d| denied(self, d.reason))?;
-                self.check_count(stage, changes.len())?;
-                changes
-                    .iter()
-                    .map(|c| change::check_mount(spec, c))
-                    .collect()
-            }
+            Hook::Namespaces => adjust!(self, namespaces, |c| change::check_namespace(spec, c)),
+            Hook::Capabilities => adjust!(self, capabilities, change::check_capability),
+            Hook::Mounts => adjust!(self, mounts, |c| change::check_mount(spec, c)),
             Hook::Validate => return Ok(vec![]),
         };
         results
