@@ -58,6 +58,12 @@ pub enum Command {
     /// Work with plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Remove the runtime state and bundles of runs whose specgate died.
+    Gc {
+        /// The OCI runtime the runs used.
+        #[arg(long, default_value = "runc", value_name = "NAME|PATH")]
+        runtime: String,
+    },
 }
 
 /// `specgate plugin ...`.
@@ -192,6 +198,13 @@ pub fn init_tracing(filter: Option<&str>) {
 pub fn run(cli: Cli) -> Result<u8> {
     match &cli.command {
         Command::Run(args) => run_command(&cli, args),
+        Command::Gc { runtime } => {
+            let runtime = Runtime::resolve(runtime, Vec::new())?;
+            for id in runtime::gc::collect(&runtime::state_dir(), &runtime) {
+                write_stdout(format!("{id}\n").as_bytes())?;
+            }
+            Ok(0)
+        }
         Command::Spec(args) => spec_command(&cli, args),
         Command::Plugin(PluginCommand::Inspect { file, json }) => inspect(&cli, file, *json),
         Command::Plugin(PluginCommand::Trace(args)) => trace(&cli, args),

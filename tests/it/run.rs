@@ -193,3 +193,32 @@ fn a_name_in_use_is_refused() {
     assert!(first.wait().unwrap().success());
     assert_no_bundle(name);
 }
+
+#[test]
+fn gc_removes_what_a_killed_specgate_left() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-gc";
+    let mut child = specgate()
+        .args(["run", "--name", name, "--rootfs"])
+        .arg(rootfs.path())
+        .args(["--", "sleep", "100"])
+        .spawn()
+        .unwrap();
+    let bundle = Path::new("/run/specgate").join(name);
+    let started = std::time::Instant::now();
+    while !bundle.join("init.pid").exists() && started.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(bundle.exists(), "a killed specgate cannot clean up");
+
+    let out = run(specgate().arg("gc"));
+    assert!(out.success().lines().any(|l| l == name), "{out:#?}");
+    assert_no_bundle(name);
+    let state = std::process::Command::new("runc")
+        .args(["state", name])
+        .output()
+        .unwrap();
+    assert!(!state.status.success(), "runc still has {name}");
+}

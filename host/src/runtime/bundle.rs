@@ -31,7 +31,8 @@ pub struct Bundle {
 
 impl Bundle {
     /// Creates `state_dir/id` with mode 0700 (and `state_dir`, 0700, if
-    /// missing).
+    /// missing), holding the owner file that `specgate gc` reads: it is
+    /// made under a hidden name and renamed into place whole.
     pub fn create(state_dir: &Path, id: &str) -> Result<Self, BundleError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -43,15 +44,41 @@ impl Bundle {
             .create(state_dir)
             .map_err(io(state_dir))?;
         let dir = state_dir.join(id);
-        match fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => Ok(Bundle {
-                dir,
-                mount_points: Vec::new(),
-            }),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                Err(BundleError::InUse(id.to_string(), dir))
+        if dir.exists() {
+            return Err(BundleError::InUse(id.to_string(), dir));
+        }
+        let staging = Bundle {
+            dir: state_dir.join(format!(".{id}.{}", std::process::id())),
+            mount_points: Vec::new(),
+        };
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&staging.dir)
+            .map_err(io(&staging.dir))?;
+        let owner = staging.dir.join(super::gc::OWNER_FILE);
+        fs::write(&owner, super::gc::owner_record()).map_err(io(&owner))?;
+        match nix::fcntl::renameat2(
+            nix::fcntl::AT_FDCWD,
+            &staging.dir,
+            nix::fcntl::AT_FDCWD,
+            &dir,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        ) {
+            Ok(()) => {
+                let mut bundle = staging;
+                bundle.dir = dir;
+                Ok(bundle)
             }
-            Err(e) => Err(io(&dir)(e)),
+            Err(nix::Error::EEXIST) => Err(BundleError::InUse(id.to_string(), dir)),
+            Err(e) => Err(io(&dir)(std::io::Error::from(e))),
+        }
+    }
+
+    /// Takes charge of an existing bundle (a dead run's), to remove it.
+    pub fn adopt(dir: PathBuf) -> Self {
+        Bundle {
+            dir,
+            mount_points: Vec::new(),
         }
     }
 

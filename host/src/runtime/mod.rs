@@ -2,6 +2,7 @@
 //! driver, signals, exit status and cleanup.
 
 pub mod bundle;
+pub mod gc;
 pub mod oci;
 
 use std::io::Read;

@@ -1,0 +1,85 @@
+//! Removing what dead runs left behind: a run whose specgate was killed
+//! (SIGKILL, a power cut) cannot clean up after itself, so each bundle
+//! names its owner, and `specgate gc` deletes the runtime state and the
+//! bundle of every run whose owner is gone.
+
+use std::path::{Path, PathBuf};
+
+use super::bundle::Bundle;
+use super::oci::Runtime;
+
+/// The file in a bundle that names the run's owner.
+pub const OWNER_FILE: &str = "owner";
+
+/// This process, as an owner record: its pid and its start time, so that
+/// a reused pid is not mistaken for the owner.
+pub fn owner_record() -> String {
+    let pid = std::process::id();
+    format!("{pid} {}\n", start_time(pid).unwrap_or_default())
+}
+
+/// A process's start time in clock ticks since boot (field 22 of
+/// /proc/PID/stat), if it exists.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; fields resume after ')'.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the owner recorded in a bundle is still running. Bundles are
+/// renamed into place with their owner file already written, so a bundle
+/// without one is not specgate's and is left alone.
+fn owner_alive(bundle: &Path) -> bool {
+    let Ok(record) = std::fs::read_to_string(bundle.join(OWNER_FILE)) else {
+        return true;
+    };
+    let mut fields = record.split_whitespace();
+    let pid: Option<u32> = fields.next().and_then(|p| p.parse().ok());
+    let started: Option<u64> = fields.next().and_then(|s| s.parse().ok());
+    match (pid, started) {
+        (Some(pid), Some(started)) => start_time(pid) == Some(started),
+        _ => false,
+    }
+}
+
+/// Deletes the runtime state and the bundle of every dead run under
+/// `state_dir`; returns the ids removed.
+pub fn collect(state_dir: &Path, runtime: &Runtime) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(state_dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let dir: PathBuf = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if hidden || !dir.is_dir() || owner_alive(&dir) {
+            continue;
+        }
+        let id = entry.file_name().to_string_lossy().into_owned();
+        if let Err(e) = runtime.delete(&id, &dir) {
+            tracing::debug!("gc: {e}");
+        }
+        drop(Bundle::adopt(dir));
+        removed.push(id);
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_made_up_owner_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(OWNER_FILE), owner_record()).unwrap();
+        assert!(owner_alive(dir.path()));
+        std::fs::write(
+            dir.path().join(OWNER_FILE),
+            format!("{} 1\n", std::process::id()),
+        )
+        .unwrap();
+        assert!(!owner_alive(dir.path()));
+    }
+}
