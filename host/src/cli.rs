@@ -58,6 +58,17 @@ pub enum Command {
     /// Work with plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Wait for the run's specgate to end, then remove what it left.
+    #[command(hide = true)]
+    Guard {
+        /// The OCI runtime of the run.
+        #[arg(long, value_name = "PATH")]
+        runtime: PathBuf,
+        /// The container id.
+        id: String,
+        /// The bundle.
+        bundle: PathBuf,
+    },
     /// Remove the runtime state and bundles of runs whose specgate died.
     Gc {
         /// The OCI runtime the runs used.
@@ -198,6 +209,15 @@ pub fn init_tracing(filter: Option<&str>) {
 pub fn run(cli: Cli) -> Result<u8> {
     match &cli.command {
         Command::Run(args) => run_command(&cli, args),
+        Command::Guard {
+            runtime,
+            id,
+            bundle,
+        } => {
+            let runtime = Runtime::resolve(&runtime.display().to_string(), Vec::new())?;
+            runtime::gc::guard(&runtime, id, bundle);
+            Ok(0)
+        }
         Command::Gc { runtime } => {
             let runtime = Runtime::resolve(runtime, Vec::new())?;
             for id in runtime::gc::collect(&runtime::state_dir(), &runtime) {
@@ -436,6 +456,9 @@ fn run_container(
     record.config_sha256 = Some(hex::encode(Sha256::digest(json.as_bytes())));
 
     let mut bundle = Bundle::create(&runtime::state_dir(), id)?;
+    // Held open until specgate ends: its closing wakes the guardian.
+    let _guardian = runtime::gc::start_guardian(runtime, id, bundle.dir())
+        .context("cannot start the run's guardian")?;
     if args.rootfs.is_none() {
         let mount_point = bundle.mount_point("rootfs")?;
         runtime::bind_host_root(&mount_point)?;

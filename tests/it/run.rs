@@ -195,9 +195,9 @@ fn a_name_in_use_is_refused() {
 }
 
 #[test]
-fn gc_removes_what_a_killed_specgate_left() {
+fn a_killed_specgates_container_goes_with_it() {
     let rootfs = specgate_tests::busybox_rootfs();
-    let name = "specgate-test-gc";
+    let name = "specgate-test-sigkill";
     let mut child = specgate()
         .args(["run", "--name", name, "--rootfs"])
         .arg(rootfs.path())
@@ -211,14 +211,28 @@ fn gc_removes_what_a_killed_specgate_left() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(bundle.exists(), "a killed specgate cannot clean up");
-
-    let out = run(specgate().arg("gc"));
-    assert!(out.success().lines().any(|l| l == name), "{out:#?}");
+    let killed = std::time::Instant::now();
+    while bundle.exists() && killed.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert_no_bundle(name);
     let state = std::process::Command::new("runc")
         .args(["state", name])
         .output()
         .unwrap();
     assert!(!state.status.success(), "runc still has {name}");
+}
+
+#[test]
+fn gc_removes_the_leftovers_of_dead_runs() {
+    // A run whose specgate and guardian both died: its bundle names an
+    // owner that no longer exists.
+    let name = "specgate-test-gc";
+    let bundle = Path::new("/run/specgate").join(name);
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::write(bundle.join("owner"), "0 0\n").unwrap();
+    std::fs::write(bundle.join("config.json"), "{}").unwrap();
+    let out = run(specgate().arg("gc"));
+    assert!(out.success().lines().any(|l| l == name), "{out:#?}");
+    assert_no_bundle(name);
 }

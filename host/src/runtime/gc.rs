@@ -3,6 +3,8 @@
 //! names its owner, and `specgate gc` deletes the runtime state and the
 //! bundle of every run whose owner is gone.
 
+use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use super::bundle::Bundle;
@@ -18,13 +20,18 @@ pub fn owner_record() -> String {
     format!("{pid} {}\n", start_time(pid).unwrap_or_default())
 }
 
-/// A process's start time in clock ticks since boot (field 22 of
-/// /proc/PID/stat), if it exists.
+/// A live process's start time in clock ticks since boot (field 22 of
+/// /proc/PID/stat); none when it does not exist or is a zombie (dead,
+/// not yet reaped by its parent).
 fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces; fields resume after ')'.
     let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = rest.split_whitespace();
+    if fields.next()? == "Z" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// Whether the owner recorded in a bundle is still running. Bundles are
@@ -40,6 +47,42 @@ fn owner_alive(bundle: &Path) -> bool {
     match (pid, started) {
         (Some(pid), Some(started)) => start_time(pid) == Some(started),
         _ => false,
+    }
+}
+
+/// Starts the guardian of a run: a `specgate guard` process in its own
+/// process group that waits for this process to end, however it ends (the
+/// pipe it reads closes), then deletes the run's runtime state and bundle.
+/// So a SIGKILLed specgate's container dies a moment later instead of
+/// lingering until `specgate gc`. It is started before specgate enters
+/// its own mount namespace, so it sees no mounts in the bundle.
+pub fn start_guardian(runtime: &Runtime, id: &str, bundle: &Path) -> std::io::Result<OwnedFd> {
+    use std::os::unix::process::CommandExt;
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    std::process::Command::new("/proc/self/exe")
+        .arg("guard")
+        .arg("--runtime")
+        .arg(runtime.program())
+        .arg(id)
+        .arg(bundle)
+        .stdin(std::process::Stdio::from(read))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()?;
+    Ok(write)
+}
+
+/// The guardian's side: waits for end of file on stdin, then removes the
+/// run if its owner is gone.
+pub fn guard(runtime: &Runtime, id: &str, bundle: &Path) {
+    let mut byte = [0u8; 1];
+    while matches!(std::io::stdin().read(&mut byte), Ok(n) if n > 0) {}
+    if bundle.is_dir() && !owner_alive(bundle) {
+        if let Err(e) = runtime.delete(id, bundle) {
+            tracing::debug!("guard: {e}");
+        }
+        drop(Bundle::adopt(bundle.to_path_buf()));
     }
 }
 
