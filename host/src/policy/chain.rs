@@ -336,13 +336,17 @@ pub(super) async fn run(
     let mut owners: HashMap<Field, String> = HashMap::new();
     let mut failed = vec![false; running.len()];
     for (instance, failed) in running.iter_mut().zip(&mut failed) {
-        // A plugin that fails under `on-error = "skip"` leaves no trace:
-        // the spec, the owners and the report go back to before it.
-        let before = (spec.clone(), owners.clone(), report.applied.len());
+        // A plugin that fails where failing does not stop the run (skip,
+        // monitor) leaves no trace: the spec, the owners and the report go
+        // back to before it. Only then is the snapshot worth taking.
+        let survivable = instance.entry.on_error == OnError::Skip || mode == Mode::Monitor;
+        let before = survivable.then(|| (spec.clone(), owners.clone(), report.applied.len()));
         if let Err(error) = adjust_all(instance, spec, id, &mut owners, &mut report).await {
-            (*spec, owners) = (before.0, before.1);
-            report.applied.truncate(before.2);
             report.fail(instance.entry, error)?;
+            if let Some((spec_before, owners_before, applied)) = before {
+                (*spec, owners) = (spec_before, owners_before);
+                report.applied.truncate(applied);
+            }
             *failed = true;
         }
     }
