@@ -1,8 +1,9 @@
 //! Each example plugin's effect, through `specgate spec` where the default
 //! spec shows it, and in-process on a spec built for the case otherwise.
 
-use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
+use oci_spec::runtime::{Capability, LinuxNamespaceType, Mount, Spec};
 use specgate::policy::{Entry, Grants, Limits, Mode, OnError, PluginHost, plugin::default_name};
+use specgate::spec::caps::{self, CapSet};
 
 use crate::util::*;
 
@@ -34,6 +35,16 @@ fn run_one(name: &str, settings: &[(&str, &str)], spec: &mut Spec) -> Result<(),
 
 fn default_spec() -> Spec {
     specgate::spec::default_spec("test", &["/bin/sh".to_string()])
+}
+
+/// Adds capabilities to one set of the spec's process.
+fn add_capabilities(spec: &mut Spec, set: CapSet, added: &[Capability]) {
+    let process = spec.process_mut().get_or_insert_default();
+    let mut all = process.capabilities().clone().unwrap_or_default();
+    let mut current = caps::get(&all, set);
+    current.extend(added.iter().copied());
+    caps::put(&mut all, set, current);
+    process.set_capabilities(Some(all));
 }
 
 /// The default spec sharing the host's namespaces of these kinds.
@@ -94,21 +105,11 @@ fn drop_capabilities_drops_the_configured_list_from_every_set() {
 #[test]
 fn drop_capabilities_defaults_to_the_dangerous_set() {
     let mut spec = default_spec();
-    let mut caps = spec
-        .process()
-        .as_ref()
-        .unwrap()
-        .capabilities()
-        .clone()
-        .unwrap();
-    let mut bounding = caps.bounding().clone().unwrap();
-    bounding.insert(oci_spec::runtime::Capability::SysAdmin);
-    bounding.insert(oci_spec::runtime::Capability::NetRaw);
-    caps.set_bounding(Some(bounding));
-    spec.process_mut()
-        .as_mut()
-        .unwrap()
-        .set_capabilities(Some(caps));
+    add_capabilities(
+        &mut spec,
+        CapSet::Bounding,
+        &[Capability::SysAdmin, Capability::NetRaw],
+    );
 
     run_one("drop-capabilities", &[], &mut spec).unwrap();
     let bounding = spec
@@ -119,9 +120,9 @@ fn drop_capabilities_defaults_to_the_dangerous_set() {
         .clone()
         .unwrap();
     let bounding = bounding.bounding().clone().unwrap();
-    assert!(!bounding.contains(&oci_spec::runtime::Capability::SysAdmin));
-    assert!(!bounding.contains(&oci_spec::runtime::Capability::NetRaw));
-    assert!(bounding.contains(&oci_spec::runtime::Capability::Chown));
+    assert!(!bounding.contains(&Capability::SysAdmin));
+    assert!(!bounding.contains(&Capability::NetRaw));
+    assert!(bounding.contains(&Capability::Chown));
 }
 
 #[test]
@@ -222,18 +223,7 @@ fn deny_privileged_denies_sys_admin_and_host_namespaces() {
     run_one("deny-privileged", &[], &mut default_spec()).unwrap();
 
     let mut spec = default_spec();
-    let mut caps = spec
-        .process()
-        .as_ref()
-        .unwrap()
-        .capabilities()
-        .clone()
-        .unwrap();
-    caps.set_ambient(Some([oci_spec::runtime::Capability::SysAdmin].into()));
-    spec.process_mut()
-        .as_mut()
-        .unwrap()
-        .set_capabilities(Some(caps));
+    add_capabilities(&mut spec, CapSet::Ambient, &[Capability::SysAdmin]);
     let err = run_one("deny-privileged", &[], &mut spec).unwrap_err();
     assert!(
         err.ends_with("validate: denied: privileged: the container holds CAP_SYS_ADMIN"),

@@ -20,6 +20,14 @@ fn specgate_run(
     run(&mut cmd)
 }
 
+/// Waits (up to 20 s) for a file a run makes.
+fn wait_for(path: &Path) {
+    let started = std::time::Instant::now();
+    while !path.exists() && started.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// No bundle of this run is left in the state directory.
 fn assert_no_bundle(name: &str) {
     let bundle = Path::new("/run/specgate").join(name);
@@ -178,10 +186,7 @@ fn a_name_in_use_is_refused() {
         .spawn()
         .unwrap();
     let bundle = Path::new("/run/specgate").join(name);
-    let started = std::time::Instant::now();
-    while !bundle.join("config.json").exists() && started.elapsed().as_secs() < 20 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for(&bundle.join("config.json"));
     let out = run(specgate()
         .args(["run", "--name", name, "--rootfs"])
         .arg(rootfs.path())
@@ -205,10 +210,7 @@ fn a_killed_specgates_container_goes_with_it() {
         .spawn()
         .unwrap();
     let bundle = Path::new("/run/specgate").join(name);
-    let started = std::time::Instant::now();
-    while !bundle.join("init.pid").exists() && started.elapsed().as_secs() < 20 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for(&bundle.join("init.pid"));
     child.kill().unwrap();
     child.wait().unwrap();
     let killed = std::time::Instant::now();

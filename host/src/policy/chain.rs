@@ -108,22 +108,30 @@ impl<'e, 'p> Running<'e, 'p> {
         let indices = &plugin.indices;
         let guests = Guests {
             plugin: indices.plugin.load(&mut store, &instance).map_err(load)?,
-            namespaces: match &indices.namespaces {
-                Some(i) => Some(i.load(&mut store, &instance).map_err(load)?),
-                None => None,
-            },
-            capabilities: match &indices.capabilities {
-                Some(i) => Some(i.load(&mut store, &instance).map_err(load)?),
-                None => None,
-            },
-            mounts: match &indices.mounts {
-                Some(i) => Some(i.load(&mut store, &instance).map_err(load)?),
-                None => None,
-            },
-            validate: match &indices.validate {
-                Some(i) => Some(i.load(&mut store, &instance).map_err(load)?),
-                None => None,
-            },
+            namespaces: indices
+                .namespaces
+                .as_ref()
+                .map(|i| i.load(&mut store, &instance))
+                .transpose()
+                .map_err(load)?,
+            capabilities: indices
+                .capabilities
+                .as_ref()
+                .map(|i| i.load(&mut store, &instance))
+                .transpose()
+                .map_err(load)?,
+            mounts: indices
+                .mounts
+                .as_ref()
+                .map(|i| i.load(&mut store, &instance))
+                .transpose()
+                .map_err(load)?,
+            validate: indices
+                .validate
+                .as_ref()
+                .map(|i| i.load(&mut store, &instance))
+                .transpose()
+                .map_err(load)?,
         };
         Ok(Running {
             entry,
