@@ -104,6 +104,52 @@ impl Runtime {
         Ok(pid)
     }
 
+    /// Starts `runc run` in the foreground: one runtime process creates,
+    /// starts and waits for the container, which inherits our stdio, and
+    /// deletes it when it ends. Returns the child to wait for.
+    pub fn spawn_run(&self, id: &str, bundle: &Path) -> Result<std::process::Child, RuntimeError> {
+        let log = bundle.join("runtime.log");
+        let mut cmd = self.command(&log);
+        cmd.arg("run")
+            .arg("--bundle")
+            .arg(bundle)
+            .arg("--pid-file")
+            .arg(bundle.join("init.pid"))
+            .arg(id);
+        cmd.spawn().map_err(|source| RuntimeError::Spawn {
+            program: self.program.clone(),
+            source,
+        })
+    }
+
+    /// The outcome of a foreground run: the runtime's exit status is the
+    /// container's (128+N for signal N), unless the runtime logged an
+    /// error, in which case the run failed before the command ran.
+    pub fn run_outcome(
+        &self,
+        id: &str,
+        bundle: &Path,
+        status: std::process::ExitStatus,
+    ) -> Result<u8, RuntimeError> {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(message) = last_error(&bundle.join("runtime.log")) {
+            if let Some(status) = command_status(&message) {
+                return Err(RuntimeError::Command { status, message });
+            }
+            return Err(RuntimeError::Failed {
+                program: self.program.clone(),
+                command: "run",
+                id: id.to_string(),
+                message,
+            });
+        }
+        Ok(match (status.code(), status.signal()) {
+            (Some(code), _) => code as u8,
+            (None, Some(signal)) => 128 + signal as u8,
+            (None, None) => 125,
+        })
+    }
+
     /// Starts a created container.
     pub fn start(&self, id: &str, bundle: &Path) -> Result<(), RuntimeError> {
         let log = bundle.join("runtime.log");
