@@ -25,7 +25,7 @@ pub enum RuntimeError {
     Failed {
         /// The executable.
         program: PathBuf,
-        /// `create`, `start`, ...
+        /// `run`, `delete`, ...
         command: &'static str,
         /// The container id.
         id: String,
@@ -79,31 +79,6 @@ impl Runtime {
         cmd
     }
 
-    /// Creates the container; its init process inherits our stdio and
-    /// waits to be started. Returns the init's pid.
-    pub fn create(&self, id: &str, bundle: &Path) -> Result<i32, RuntimeError> {
-        let log = bundle.join("runtime.log");
-        let pid_file = bundle.join("init.pid");
-        let mut cmd = self.command(&log);
-        cmd.arg("create")
-            .arg("--bundle")
-            .arg(bundle)
-            .arg("--pid-file")
-            .arg(&pid_file)
-            .arg(id);
-        self.finish(cmd, "create", id, &log)?;
-        let pid = std::fs::read_to_string(&pid_file)
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
-            .ok_or_else(|| RuntimeError::Failed {
-                program: self.program.clone(),
-                command: "create",
-                id: id.to_string(),
-                message: format!("no pid in {}", pid_file.display()),
-            })?;
-        Ok(pid)
-    }
-
     /// Starts `runc run` in the foreground: one runtime process creates,
     /// starts and waits for the container, which inherits our stdio, and
     /// deletes it when it ends. Returns the child to wait for.
@@ -148,14 +123,6 @@ impl Runtime {
             (None, Some(signal)) => 128 + signal as u8,
             (None, None) => 125,
         })
-    }
-
-    /// Starts a created container.
-    pub fn start(&self, id: &str, bundle: &Path) -> Result<(), RuntimeError> {
-        let log = bundle.join("runtime.log");
-        let mut cmd = self.command(&log);
-        cmd.arg("start").arg(id);
-        self.finish(cmd, "start", id, &log)
     }
 
     /// Deletes the container's runtime state, killing what is left.
