@@ -1,7 +1,7 @@
 //! `specgate run` with the real runtime (runc): these need root and runc,
 //! as CI has; without them they fail rather than skip.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::util::*;
 
@@ -20,12 +20,27 @@ fn specgate_run(
     run(&mut cmd)
 }
 
-/// Waits (up to 20 s) for a file a run makes.
-fn wait_for(path: &Path) {
+/// Waits, up to `seconds`, until `done` holds.
+fn wait_until(seconds: u64, done: impl Fn() -> bool) {
     let started = std::time::Instant::now();
-    while !path.exists() && started.elapsed().as_secs() < 20 {
+    while !done() && started.elapsed().as_secs() < seconds {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Starts `specgate run --name NAME --rootfs ROOTFS -- ARGS` and waits
+/// until its container runs; returns specgate and the run's bundle.
+fn start_run(name: &str, rootfs: &Path, args: &[&str]) -> (std::process::Child, PathBuf) {
+    let child = specgate()
+        .args(["run", "--name", name, "--rootfs"])
+        .arg(rootfs)
+        .arg("--")
+        .args(args)
+        .spawn()
+        .unwrap();
+    let bundle = Path::new("/run/specgate").join(name);
+    wait_until(20, || bundle.join("init.pid").exists());
+    (child, bundle)
 }
 
 /// No bundle of this run is left in the state directory.
@@ -179,14 +194,7 @@ fn a_denial_runs_nothing_and_leaves_nothing() {
 fn a_name_in_use_is_refused() {
     let rootfs = specgate_tests::busybox_rootfs();
     let name = "specgate-test-name-clash";
-    let mut first = specgate()
-        .args(["run", "--name", name, "--rootfs"])
-        .arg(rootfs.path())
-        .args(["--", "sleep", "3"])
-        .spawn()
-        .unwrap();
-    let bundle = Path::new("/run/specgate").join(name);
-    wait_for(&bundle.join("config.json"));
+    let (mut first, _) = start_run(name, rootfs.path(), &["sleep", "3"]);
     let out = run(specgate()
         .args(["run", "--name", name, "--rootfs"])
         .arg(rootfs.path())
@@ -203,20 +211,10 @@ fn a_name_in_use_is_refused() {
 fn a_killed_specgates_container_goes_with_it() {
     let rootfs = specgate_tests::busybox_rootfs();
     let name = "specgate-test-sigkill";
-    let mut child = specgate()
-        .args(["run", "--name", name, "--rootfs"])
-        .arg(rootfs.path())
-        .args(["--", "sleep", "100"])
-        .spawn()
-        .unwrap();
-    let bundle = Path::new("/run/specgate").join(name);
-    wait_for(&bundle.join("init.pid"));
+    let (mut child, bundle) = start_run(name, rootfs.path(), &["sleep", "100"]);
     child.kill().unwrap();
     child.wait().unwrap();
-    let killed = std::time::Instant::now();
-    while bundle.exists() && killed.elapsed().as_secs() < 10 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until(10, || !bundle.exists());
     assert_no_bundle(name);
     let state = std::process::Command::new("runc")
         .args(["state", name])
