@@ -107,19 +107,6 @@ pub fn make_recursively_read_only(target: &Path) -> Result<(), SysError> {
     }
 }
 
-/// Makes this process the reaper of its orphaned descendants, so that the
-/// container's processes can be waited for and never leak as zombies.
-pub fn become_subreaper() -> Result<(), SysError> {
-    nix::sys::prctl::set_child_subreaper(true)
-        .map_err(err("prctl(PR_SET_CHILD_SUBREAPER)", Path::new("/")))
-}
-
-/// Asks the kernel to send `signal` to the calling process when its parent
-/// dies. For use between fork and exec.
-pub fn die_with_parent(signal: nix::sys::signal::Signal) -> std::io::Result<()> {
-    nix::sys::prctl::set_pdeathsig(signal).map_err(std::io::Error::from)
-}
-
 /// The write end of the pipe signal handlers report to; -1 before
 /// [`catch_signals`].
 static SIGNAL_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);

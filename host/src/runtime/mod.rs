@@ -19,7 +19,8 @@ pub use oci::{Runtime, RuntimeError};
 
 use crate::sys;
 
-/// The signals forwarded to the container's init, as podman and buildah do.
+/// The signals forwarded to the container, as podman and buildah do: to
+/// the foreground runtime, which passes them to the container's init.
 pub const FORWARDED: [Signal; 6] = [
     Signal::SIGINT,
     Signal::SIGTERM,
@@ -41,8 +42,8 @@ pub enum RunError {
     /// A system call failed.
     #[error(transparent)]
     Sys(#[from] sys::SysError),
-    /// Waiting for the container failed.
-    #[error("waiting for the container's process {pid}: {errno}")]
+    /// Waiting for the runtime failed.
+    #[error("waiting for the runtime's process {pid}: {errno}")]
     Wait {
         /// Its pid.
         pid: i32,
@@ -118,7 +119,6 @@ impl Forwarder {
 /// bench/run.py). Runs that need work between create and start
 /// (networking) will need those three steps.
 pub fn run(runtime: &Runtime, id: &str, bundle: &Bundle) -> Result<u8, RunError> {
-    sys::become_subreaper()?;
     let forwarder = Forwarder::start(sys::catch_signals(&FORWARDED)?);
     let mut child = runtime.spawn_run(id, bundle.dir())?;
     let pid = i32::try_from(child.id()).unwrap_or(0);
