@@ -85,7 +85,7 @@ pub fn bind_host_root(mount_point: &Path) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Forwards caught signals to the container's init once it exists.
+/// Forwards caught signals to the runtime process once it runs.
 struct Forwarder {
     target: Arc<AtomicI32>,
 }
