@@ -479,18 +479,11 @@ fn trace(cli: &Cli, args: &TraceArgs) -> Result<u8> {
             .plugins
             .iter()
             .map(|p| {
-                let changes: Vec<serde_json::Value> = report
+                let changes: Vec<audit::ChangeRecord> = report
                     .applied
                     .iter()
                     .filter(|a| a.plugin == p.name())
-                    .map(|a| {
-                        serde_json::json!({
-                            "hook": a.hook.interface(),
-                            "change": a.change,
-                            "effect": if a.widening { "widening" } else { "restricting" },
-                            "grant": a.grant,
-                        })
-                    })
+                    .map(audit::ChangeRecord::from)
                     .collect();
                 serde_json::json!({
                     "name": p.name(),
@@ -518,7 +511,7 @@ fn trace(cli: &Cli, args: &TraceArgs) -> Result<u8> {
             let mut any = false;
             for applied in report.applied.iter().filter(|a| a.plugin == plugin.name()) {
                 any = true;
-                let mark = if applied.widening { '+' } else { '-' };
+                let mark = if applied.grant.is_some() { '+' } else { '-' };
                 out.push_str(&format!("  {mark} {}: {}", applied.hook, applied.change));
                 if let Some(grant) = &applied.grant {
                     out.push_str(&format!(" (granted by {grant})"));

@@ -243,7 +243,9 @@ fn deny_privileged_denies_sys_admin_and_host_namespaces() {
 
 #[test]
 fn a_chain_applies_plugins_in_order_and_validators_see_the_result() {
-    // drop-capabilities removes CAP_SYS_ADMIN before deny-privileged looks.
+    // deny-privileged refuses CAP_CHOWN, which the default spec holds:
+    // the run passes only because drop-capabilities, earlier in the chain,
+    // removed it before the validators looked.
     let out = spec_with(
         &[
             "drop-capabilities",
@@ -251,7 +253,10 @@ fn a_chain_applies_plugins_in_order_and_validators_see_the_result() {
             "readonly-mounts",
             "deny-privileged",
         ],
-        &["drop-capabilities.capabilities=CAP_CHOWN"],
+        &[
+            "drop-capabilities.capabilities=CAP_CHOWN",
+            "deny-privileged.capabilities=CAP_CHOWN",
+        ],
         &["/bin/true"],
     );
     let config = out.config();

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::chain::Report;
+use super::chain::{Applied, Report};
 use super::plugin::Plugin;
 
 /// One run, as the audit log records it. The README documents the schema.
@@ -86,6 +86,18 @@ pub struct ChangeRecord {
     pub grant: Option<String>,
 }
 
+impl From<&Applied> for ChangeRecord {
+    fn from(applied: &Applied) -> Self {
+        ChangeRecord {
+            plugin: applied.plugin.clone(),
+            hook: applied.hook.interface(),
+            change: applied.change.clone(),
+            effect: applied.effect(),
+            grant: applied.grant.clone(),
+        }
+    }
+}
+
 impl Record {
     /// Fills in the chain's plugins and what they did.
     pub fn add_chain(&mut self, plugins: &[Plugin], report: &Report) {
@@ -104,21 +116,7 @@ impl Record {
                     .collect(),
             })
             .collect();
-        self.changes = report
-            .applied
-            .iter()
-            .map(|a| ChangeRecord {
-                plugin: a.plugin.clone(),
-                hook: a.hook.interface(),
-                change: a.change.clone(),
-                effect: if a.widening {
-                    "widening"
-                } else {
-                    "restricting"
-                },
-                grant: a.grant.clone(),
-            })
-            .collect();
+        self.changes = report.applied.iter().map(ChangeRecord::from).collect();
         self.skipped = report.skipped.iter().map(|e| e.to_string()).collect();
         self.would_deny = report.would_deny.iter().map(|e| e.to_string()).collect();
     }

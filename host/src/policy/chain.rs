@@ -45,10 +45,20 @@ pub struct Applied {
     pub hook: Hook,
     /// The change as a person would write it.
     pub change: String,
-    /// Whether it widens the container (and then `grant` allowed it).
-    pub widening: bool,
-    /// The grant that allowed it, for a widening change.
+    /// The grant that allowed it: present exactly for widening changes,
+    /// which apply only when granted.
     pub grant: Option<String>,
+}
+
+impl Applied {
+    /// `restricting` or `widening`, as audit records and traces say it.
+    pub fn effect(&self) -> &'static str {
+        if self.grant.is_some() {
+            "widening"
+        } else {
+            "restricting"
+        }
+    }
 }
 
 /// What the chain did.
@@ -239,15 +249,14 @@ impl<'e, 'p> Running<'e, 'p> {
             .collect()
     }
 
-    async fn validate(&mut self, spec: &Spec, id: &str) -> Result<(), PluginError> {
+    async fn validate(&mut self, container: &Container) -> Result<(), PluginError> {
         self.arm();
         let Some(guest) = &self.guests.validate else {
             return Ok(());
         };
-        let container = view::container(spec, id);
         let timeout = self.entry.limits.call_timeout;
         let outcome =
-            tokio::time::timeout(timeout, guest.call_check(&mut self.store, &container)).await;
+            tokio::time::timeout(timeout, guest.call_check(&mut self.store, container)).await;
         self.settle(Stage::Validate, outcome)?.map_err(|d| {
             self.entry
                 .plugin
@@ -359,12 +368,14 @@ pub(super) async fn run(
         }
     }
 
+    // Validators cannot change the spec: they all see one view of it.
+    let container = view::container(spec, id);
     for (instance, failed) in running.iter_mut().zip(failed) {
         if failed || !instance.entry.plugin.has_hook(Hook::Validate) {
             continue;
         }
         let started = Instant::now();
-        if let Err(error) = instance.validate(spec, id).await {
+        if let Err(error) = instance.validate(&container).await {
             report.fail(instance.entry, error)?;
         }
         report.timings.push((
@@ -471,7 +482,6 @@ async fn adjust_all(
                 plugin: plugin.name().to_string(),
                 hook,
                 change: checked.description.clone(),
-                widening: grant.is_some(),
                 grant,
             });
             checked.apply(spec);
