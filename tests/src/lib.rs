@@ -119,8 +119,13 @@ pub fn busybox_rootfs() -> tempfile::TempDir {
     }
     std::fs::write(
         dir.path().join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\n",
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home/nobody:/bin/sh\n",
     )
     .expect("passwd");
+    std::fs::write(
+        dir.path().join("etc/group"),
+        "root:x:0:\nwheel:x:10:nobody\nnogroup:x:65534:\n",
+    )
+    .expect("group");
     dir
 }

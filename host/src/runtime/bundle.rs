@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Errors creating or writing a bundle.
@@ -90,16 +90,24 @@ impl Bundle {
     /// Writes config.json atomically: a reader sees the old file or the
     /// whole new one.
     pub fn write_config(&self, json: &str) -> Result<PathBuf, BundleError> {
-        let path = self.dir.join("config.json");
+        self.write_file("config.json", json.as_bytes(), 0o600)
+    }
+
+    /// Writes a file of the bundle atomically, with `mode`: the files
+    /// bound into the container (hosts, resolv.conf) must be readable by
+    /// its users.
+    pub fn write_file(&self, name: &str, bytes: &[u8], mode: u32) -> Result<PathBuf, BundleError> {
+        let path = self.dir.join(name);
         let io = |source| BundleError::Io {
             path: path.clone(),
             source,
         };
         let mut file = tempfile::Builder::new()
-            .prefix(".config-")
+            .prefix(".write-")
+            .permissions(fs::Permissions::from_mode(mode))
             .tempfile_in(&self.dir)
             .map_err(io)?;
-        file.write_all(json.as_bytes()).map_err(io)?;
+        file.write_all(bytes).map_err(io)?;
         file.persist(&path).map_err(|e| io(e.error))?;
         Ok(path)
     }

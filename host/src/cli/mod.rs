@@ -2,6 +2,8 @@
 //! to the library. Errors get their context here, and their exit code in
 //! [`exit_code`].
 
+mod options;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,7 +21,8 @@ use crate::policy::{
     plugin::default_name,
 };
 use crate::runtime::{self, Bundle, Runtime};
-use crate::spec;
+use crate::spec::{self, rootfs::Rootfs};
+use options::ContainerArgs;
 
 /// Exit status when specgate itself fails or a policy refuses the run
 /// (podman's convention).
@@ -141,6 +144,9 @@ pub struct SpecArgs {
     #[command(flatten)]
     chain: ChainArgs,
 
+    #[command(flatten)]
+    container: ContainerArgs,
+
     /// Write the config.json to FILE instead of stdout.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
@@ -155,6 +161,9 @@ pub struct SpecArgs {
 pub struct TraceArgs {
     #[command(flatten)]
     chain: ChainArgs,
+
+    #[command(flatten)]
+    container: ContainerArgs,
 
     /// Print JSON instead of text.
     #[arg(long)]
@@ -171,15 +180,8 @@ pub struct RunArgs {
     #[command(flatten)]
     chain: ChainArgs,
 
-    /// The container's root filesystem [default: the host's `/`, bound
-    /// read-only, with fresh /proc, /dev, /sys and tmpfs on /tmp, /run and
-    /// /var/tmp].
-    #[arg(long, value_name = "DIR")]
-    rootfs: Option<PathBuf>,
-
-    /// The container's id in the runtime [default: random].
-    #[arg(long, value_name = "NAME")]
-    name: Option<String>,
+    #[command(flatten)]
+    container: ContainerArgs,
 
     /// The OCI runtime: a name looked up in PATH, or a path.
     #[arg(long, default_value = "runc", value_name = "NAME|PATH")]
@@ -190,7 +192,7 @@ pub struct RunArgs {
     runtime_flags: Vec<String>,
 
     /// The command and its arguments.
-    #[arg(last = true, required = true)]
+    #[arg(last = true)]
     command: Vec<String>,
 }
 
@@ -372,11 +374,55 @@ impl LoadedChain {
     }
 }
 
+/// A container's spec before the policy chain, with the rootfs handle
+/// it was built from.
+struct Prepared {
+    id: String,
+    options: spec::Options,
+    rootfs: Rootfs,
+    built: spec::Built,
+}
+
+impl Prepared {
+    /// Parses the container options and builds the spec; the rootfs is
+    /// opened here, once.
+    fn new(args: &ContainerArgs, command: &[String]) -> Result<Self> {
+        let options = args.options(command)?;
+        let id = match &args.name {
+            Some(name) => name.clone(),
+            None => new_container_id()?,
+        };
+        let root = match &options.rootfs {
+            Some(path) => {
+                let absolute = std::path::absolute(path)
+                    .with_context(|| format!("--rootfs {}", path.display()))?;
+                if !absolute.is_dir() {
+                    bail!("--rootfs {}: not a directory", path.display());
+                }
+                absolute
+            }
+            None => PathBuf::from("/"),
+        };
+        let rootfs = Rootfs::open(&root)?;
+        let mut options = options;
+        if options.rootfs.is_some() {
+            options.rootfs = Some(root);
+        }
+        let built = spec::build(&id, &options, &rootfs, &runtime::state_dir().join(&id))?;
+        Ok(Prepared {
+            id,
+            options,
+            rootfs,
+            built,
+        })
+    }
+}
+
 fn spec_command(cli: &Cli, args: &SpecArgs) -> Result<u8> {
     let host = plugin_host(cli, Some(&args.chain))?;
     let chain = LoadedChain::load(&host, &args.chain)?;
-    let id = new_container_id()?;
-    let mut spec = spec::default_spec(&id, &args.command);
+    let Prepared { id, built, .. } = Prepared::new(&args.container, &args.command)?;
+    let mut spec = built.spec;
     host.run_chain(&chain.entries(), &mut spec, &id, chain.mode)?;
     let json = spec::to_json(&spec)?;
     match &args.output {
@@ -391,28 +437,20 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let runtime = Runtime::resolve(&args.runtime, args.runtime_flags.clone())?;
     let host = plugin_host(cli, Some(&args.chain))?;
     let chain = LoadedChain::load(&host, &args.chain)?;
-    let id = match &args.name {
-        Some(name) => name.clone(),
-        None => new_container_id()?,
-    };
-    let mut spec = spec::default_spec(&id, &args.command);
-    match &args.rootfs {
-        Some(rootfs) => {
-            let rootfs = std::path::absolute(rootfs)
-                .with_context(|| format!("--rootfs {}", rootfs.display()))?;
-            if !rootfs.is_dir() {
-                bail!("--rootfs {}: not a directory", rootfs.display());
-            }
-            spec::set_rootfs(&mut spec, &rootfs, false);
-        }
-        None => spec::use_host_rootfs(&mut spec),
+    let prepared = Prepared::new(&args.container, &args.command)?;
+    if prepared.options.isolation != spec::isolation::Isolation::Oci {
+        bail!(
+            "--isolation {:?}: not available yet; use --isolation oci (as root)",
+            prepared.options.isolation
+        );
     }
     let mut record = audit::Record {
         time: audit::now(),
-        run_id: id.clone(),
+        run_id: prepared.id.clone(),
         command: args.command.clone(),
         user: nix::unistd::getuid().as_raw(),
-        rootfs: args
+        rootfs: prepared
+            .options
             .rootfs
             .as_ref()
             .map_or_else(|| "host".to_string(), |r| r.display().to_string()),
@@ -427,7 +465,7 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
         runtime: runtime.program().display().to_string(),
         exit_status: None,
     };
-    let outcome = run_container(&chain, &host, &runtime, args, &id, spec, &mut record);
+    let outcome = run_container(&chain, &host, &runtime, prepared, &mut record);
     record.exit_status = Some(match &outcome {
         Ok(status) => *status,
         Err(e) => exit_code(e),
@@ -444,35 +482,44 @@ fn run_container(
     chain: &LoadedChain,
     host: &PluginHost,
     runtime: &Runtime,
-    args: &RunArgs,
-    id: &str,
-    mut spec: oci_spec::runtime::Spec,
+    prepared: Prepared,
     record: &mut audit::Record,
 ) -> Result<u8> {
+    let Prepared {
+        id,
+        options,
+        rootfs,
+        built,
+    } = prepared;
+    let mut spec = built.spec;
     let report = host
-        .run_chain(&chain.entries(), &mut spec, id, chain.mode)
+        .run_chain(&chain.entries(), &mut spec, &id, chain.mode)
         .inspect_err(|e| record.denial = Some(e.to_string()))?;
     record.add_chain(&chain.plugins, &report);
+    spec::prepare(&spec, &rootfs)?;
     let json = spec::to_json(&spec)?;
     record.config_sha256 = Some(hex::encode(Sha256::digest(json.as_bytes())));
 
-    let mut bundle = Bundle::create(&runtime::state_dir(), id)?;
+    let mut bundle = Bundle::create(&runtime::state_dir(), &id)?;
     // Held open until specgate ends: its closing wakes the guardian.
-    let _guardian = runtime::gc::start_guardian(runtime, id, bundle.dir())
+    let _guardian = runtime::gc::start_guardian(runtime, &id, bundle.dir())
         .context("cannot start the run's guardian")?;
-    if args.rootfs.is_none() {
+    if options.rootfs.is_none() {
         let mount_point = bundle.mount_point("rootfs")?;
         runtime::bind_host_root(&mount_point)?;
     }
+    for file in &built.files {
+        bundle.write_file(&file.name, &file.contents, 0o644)?;
+    }
     bundle.write_config(&json)?;
-    Ok(runtime::run(runtime, id, &bundle)?)
+    Ok(runtime::run(runtime, &id, &bundle)?)
 }
 
 fn trace(cli: &Cli, args: &TraceArgs) -> Result<u8> {
     let host = plugin_host(cli, Some(&args.chain))?;
     let chain = LoadedChain::load(&host, &args.chain)?;
-    let id = new_container_id()?;
-    let mut spec = spec::default_spec(&id, &args.command);
+    let Prepared { id, built, .. } = Prepared::new(&args.container, &args.command)?;
+    let mut spec = built.spec;
     let report = host.run_chain(&chain.entries(), &mut spec, &id, chain.mode)?;
     let out = if args.json {
         let plugins: Vec<serde_json::Value> = chain
