@@ -9,4 +9,5 @@ mod hostile;
 mod inspect;
 mod policy;
 mod refused_at_load;
+mod rootfs_safety;
 mod run;

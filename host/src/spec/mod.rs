@@ -2,6 +2,8 @@
 //! applied to them. Pure functions over [`oci_spec::runtime::Spec`].
 
 pub mod caps;
+pub mod rootfs;
+pub mod user;
 
 use oci_spec::runtime::Spec;
 
