@@ -10,4 +10,5 @@ mod inspect;
 mod options;
 mod policy;
 mod refused_at_load;
+mod rootfs_safety;
 mod run;
