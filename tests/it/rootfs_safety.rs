@@ -218,7 +218,10 @@ fn a_workdir_under_a_link_to_an_existing_host_dir_is_not_created() {
         attack.link("/data", target(&attack, "existing"));
         let rootfs = attack.open();
         let mut spec = specgate::spec::default_spec("id", &["sh".into()]);
-        let outcome = rootfs::apply_workdir(&mut spec, &rootfs, Some("/data/new"));
+        if let Some(process) = spec.process_mut() {
+            process.set_cwd("/data/new".into());
+        }
+        let outcome = rootfs::create_workdir(&spec, &rootfs);
         assert!(
             matches!(outcome, Err(RootfsError::DanglingLink { .. })),
             "{outcome:?}"

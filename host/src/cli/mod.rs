@@ -237,9 +237,12 @@ pub fn run(cli: Cli) -> Result<u8> {
 /// The exit status for an error: 126 or 127 when the container's command
 /// could not run, 125 for everything else.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
+    if let Some(error) = error.downcast_ref::<runtime::RunError>() {
+        return error.status();
+    }
     error
-        .downcast_ref::<runtime::RunError>()
-        .map_or(EXIT_FAILURE, runtime::RunError::status)
+        .downcast_ref::<spec::SpecError>()
+        .map_or(EXIT_FAILURE, spec::SpecError::status)
 }
 
 /// The cache directory the options and the user's identity select.
@@ -440,8 +443,8 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let prepared = Prepared::new(&args.container, &args.command)?;
     if prepared.options.isolation != spec::isolation::Isolation::Oci {
         bail!(
-            "--isolation {:?}: not available yet; use --isolation oci (as root)",
-            prepared.options.isolation
+            "--isolation {}: not available yet; use --isolation oci (as root)",
+            format!("{:?}", prepared.options.isolation).to_lowercase()
         );
     }
     let mut record = audit::Record {

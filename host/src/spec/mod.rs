@@ -57,9 +57,18 @@ pub enum SpecError {
     /// A mount could not be set up.
     #[error(transparent)]
     Mount(#[from] mounts::MountError),
-    /// The working directory is relative.
-    #[error("--workdir {0}: not an absolute path")]
-    RelativeWorkdir(String),
+}
+
+impl SpecError {
+    /// The exit status this error gives: 127 when the command is not
+    /// found in the rootfs, 126 when it cannot be executed, else 125.
+    pub fn status(&self) -> u8 {
+        match self {
+            SpecError::Rootfs(rootfs::RootfsError::NotFound { .. }) => 127,
+            SpecError::Rootfs(rootfs::RootfsError::NotExecutable { .. }) => 126,
+            _ => 125,
+        }
+    }
 }
 
 /// Everything the user asked of the container.
@@ -132,17 +141,20 @@ pub fn build(
     namespaces::apply(&mut spec, &namespace_options, id)?;
     env::apply(&mut spec, &options.env, &env::host_env(), options.terminal);
 
-    let workdir = options.workdir.as_deref().unwrap_or("/");
+    let workdir = options.workdir.as_deref().unwrap_or(rootfs::DEFAULT_WORKDIR);
     if !workdir.starts_with('/') {
-        return Err(SpecError::RelativeWorkdir(workdir.to_string()));
+        return Err(rootfs::RootfsError::RelativeWorkdir {
+            path: workdir.to_string(),
+        }
+        .into());
     }
     let user = user::resolve(rootfs, options.user.as_deref().unwrap_or(""))?;
     if let Some(process) = spec.process_mut() {
         process.set_terminal(Some(options.terminal));
         process.set_cwd(workdir.into());
-        if let Some(caps) = process.capabilities_mut() {
-            caps::apply(caps, &options.cap_add, &options.cap_drop, user.uid == 0)?;
-        }
+        let mut caps = process.capabilities().clone().unwrap_or_default();
+        caps::apply(&mut caps, &options.cap_add, &options.cap_drop, user.uid == 0)?;
+        process.set_capabilities(Some(caps));
     }
     user::apply(&mut spec, &user);
     resources::apply(&mut spec, &options.resources, id)?;
@@ -161,16 +173,12 @@ pub fn build(
 }
 
 /// Makes the rootfs ready for the spec the policy accepted: the working
-/// directory exists (created through the rootfs handle when missing) and
-/// the command can be executed there, so that a missing command fails
-/// (127) before any container exists.
+/// directory exists (created through the rootfs handle when missing; on
+/// the host's `/` a missing one is an error) and the command can be
+/// executed there, so that a missing command fails (127) before any
+/// container exists.
 pub fn prepare(spec: &Spec, rootfs: &Rootfs) -> Result<(), SpecError> {
-    if let Some(process) = spec.process() {
-        let cwd = process.cwd().to_string_lossy();
-        if !rootfs.is_host_root() {
-            rootfs.create_dir_all(&cwd)?;
-        }
-    }
+    rootfs::create_workdir(spec, rootfs)?;
     rootfs::check_command(spec, rootfs)?;
     Ok(())
 }

@@ -532,24 +532,19 @@ pub fn path_env(env: &[String]) -> &str {
         .unwrap_or(super::DEFAULT_PATH)
 }
 
-/// Sets the process's working directory to `workdir` (`/` when `None`)
-/// and makes sure it exists in the rootfs, creating it when missing.
-pub fn apply_workdir(
-    spec: &mut Spec,
-    rootfs: &Rootfs,
-    workdir: Option<&str>,
-) -> Result<(), RootfsError> {
-    let workdir = workdir.unwrap_or(DEFAULT_WORKDIR);
-    if !workdir.starts_with('/') {
+/// Makes sure the process's working directory exists in the rootfs,
+/// creating it when missing.
+pub fn create_workdir(spec: &Spec, rootfs: &Rootfs) -> Result<(), RootfsError> {
+    let cwd = spec
+        .process()
+        .as_ref()
+        .map_or_else(|| DEFAULT_WORKDIR.into(), |p| p.cwd().to_string_lossy());
+    if !cwd.starts_with('/') {
         return Err(RootfsError::RelativeWorkdir {
-            path: workdir.to_string(),
+            path: cwd.into_owned(),
         });
     }
-    rootfs.create_dir_all(workdir)?;
-    if let Some(process) = spec.process_mut() {
-        process.set_cwd(workdir.into());
-    }
-    Ok(())
+    rootfs.create_dir_all(&cwd)
 }
 
 /// Checks that the process's command can be executed in the rootfs, with
@@ -904,17 +899,17 @@ mod tests {
     }
 
     #[test]
-    fn the_workdir_is_set_and_created() {
+    fn the_workdir_is_created() {
         let tree = Tree::new();
         let rootfs = tree.open();
         let mut spec = super::super::default_spec("id", &["sh".into()]);
-        apply_workdir(&mut spec, &rootfs, Some("/work/dir")).unwrap();
+        let mut set_cwd = |cwd: &str| {
+            spec.process_mut().as_mut().unwrap().set_cwd(cwd.into());
+            create_workdir(&spec, &rootfs)
+        };
+        set_cwd("/work/dir").unwrap();
         assert!(tree.host("/work/dir").is_dir());
-        let cwd = |spec: &Spec| spec.process().as_ref().unwrap().cwd().clone();
-        assert_eq!(cwd(&spec), Path::new("/work/dir"));
-        apply_workdir(&mut spec, &rootfs, None).unwrap();
-        assert_eq!(cwd(&spec), Path::new("/"));
-        let error = apply_workdir(&mut spec, &rootfs, Some("work")).unwrap_err();
+        let error = set_cwd("work").unwrap_err();
         assert_eq!(
             error.to_string(),
             "--workdir work: must be an absolute path"
