@@ -2,6 +2,7 @@
 //! applied to them. Pure functions over [`oci_spec::runtime::Spec`].
 
 pub mod caps;
+pub mod seccomp;
 
 use oci_spec::runtime::Spec;
 
