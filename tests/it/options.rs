@@ -94,7 +94,10 @@ fn the_defaults_are_podmans() {
     }
     assert!(cap_set(&config, "inheritable").is_empty());
     assert!(cap_set(&config, "ambient").is_empty());
-    assert_eq!(strings(&config["linux"]["maskedPaths"]), set(&PODMAN_MASKED));
+    assert_eq!(
+        strings(&config["linux"]["maskedPaths"]),
+        set(&PODMAN_MASKED)
+    );
     assert_eq!(
         strings(&config["linux"]["readonlyPaths"]),
         set(&PODMAN_READONLY)
@@ -162,7 +165,10 @@ fn the_defaults_differ_from_runc_spec_only_where_intended() {
         let added: BTreeSet<String> = a.difference(&b).cloned().collect();
         let removed: BTreeSet<String> = b.difference(&a).cloned().collect();
         assert!(added.is_subset(&intended_added), "{set_name}: {added:?}");
-        assert!(removed.is_subset(&intended_removed), "{set_name}: {removed:?}");
+        assert!(
+            removed.is_subset(&intended_removed),
+            "{set_name}: {removed:?}"
+        );
     }
     assert!(cap_set(&ours, "ambient").is_empty());
 
@@ -203,7 +209,11 @@ fn the_defaults_differ_from_runc_spec_only_where_intended() {
     };
     let a = destinations(&ours);
     let b = destinations(&runc);
-    assert!(b.is_subset(&a), "runc mounts we lack: {:?}", b.difference(&a));
+    assert!(
+        b.is_subset(&a),
+        "runc mounts we lack: {:?}",
+        b.difference(&a)
+    );
     let added: BTreeSet<String> = a.difference(&b).cloned().collect();
     assert!(
         added.is_subset(&set(&[
@@ -236,18 +246,18 @@ fn environment_options() {
     std::fs::write(&file, "# settings\nFROM_FILE=1\nBOTH=file\n").unwrap();
     let mut cmd = specgate();
     cmd.env("SPECGATE_TEST_HOST_VALUE", "from-host")
-            .arg("spec")
-            .args([
-                "--env-file",
-                file.to_str().unwrap(),
-                "-e",
-                "BOTH=flag",
-                "--env",
-                "SPECGATE_TEST_HOST_VALUE",
-                "-t",
-                "--",
-                "sh",
-            ]);
+        .arg("spec")
+        .args([
+            "--env-file",
+            file.to_str().unwrap(),
+            "-e",
+            "BOTH=flag",
+            "--env",
+            "SPECGATE_TEST_HOST_VALUE",
+            "-t",
+            "--",
+            "sh",
+        ]);
     let config = run(&mut cmd).config();
     let env = env(&config);
     for expected in [
@@ -266,7 +276,10 @@ fn environment_options() {
 
 #[test]
 fn capability_options() {
-    let config = spec(&["--cap-add", "net_raw", "--cap-drop", "CAP_CHOWN"], &["sh"]);
+    let config = spec(
+        &["--cap-add", "net_raw", "--cap-drop", "CAP_CHOWN"],
+        &["sh"],
+    );
     let caps = cap_set(&config, "effective");
     assert!(caps.contains(&"CAP_NET_RAW".to_string()));
     assert!(!caps.contains(&"CAP_CHOWN".to_string()));
@@ -282,13 +295,28 @@ fn capability_options() {
 #[test]
 fn namespace_options() {
     let config = spec(
-        &["--network", "host", "--ipc=host", "--uts", "host", "--cgroupns", "host"],
+        &[
+            "--network",
+            "host",
+            "--ipc=host",
+            "--uts",
+            "host",
+            "--cgroupns",
+            "host",
+        ],
         &["sh"],
     );
     assert_eq!(namespace_types(&config), ["pid", "mount"]);
     assert!(config["hostname"].is_null());
     let config = spec(
-        &["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536", "--hostname", "web"],
+        &[
+            "--uidmap",
+            "0:100000:65536",
+            "--gidmap",
+            "0:100000:65536",
+            "--hostname",
+            "web",
+        ],
         &["sh"],
     );
     assert!(namespace_types(&config).contains(&"user".to_string()));
@@ -363,7 +391,10 @@ fn resource_and_security_options() {
         .find(|r| r["type"] == "RLIMIT_NOFILE")
         .unwrap()
         .clone();
-    assert_eq!((nofile["soft"].as_u64(), nofile["hard"].as_u64()), (Some(100), Some(200)));
+    assert_eq!(
+        (nofile["soft"].as_u64(), nofile["hard"].as_u64()),
+        (Some(100), Some(200))
+    );
     let resources = &config["linux"]["resources"];
     assert_eq!(resources["memory"]["limit"], 64 << 20);
     assert_eq!(resources["cpu"]["quota"], 50_000);
@@ -403,14 +434,26 @@ fn malformed_flags_are_refused_naming_the_flag_and_the_value() {
     for (args, value) in cases {
         let outcome = spec_outcome(args, &["sh"]);
         let line = outcome.failure(125);
-        assert!(line.contains(args[0]) && line.contains(value), "{args:?}: {line}");
+        assert!(
+            line.contains(args[0]) && line.contains(value),
+            "{args:?}: {line}"
+        );
     }
     for (args, names) in [
-        (&["--cap-add", "NET_RAW", "--cap-drop", "net_raw"][..], "CAP_NET_RAW"),
+        (
+            &["--cap-add", "NET_RAW", "--cap-drop", "net_raw"][..],
+            "CAP_NET_RAW",
+        ),
         (&["--pid", "host", "--userns", "private"][..], "--pid host"),
-        (&["--uts", "host", "--hostname", "web"][..], "--hostname web"),
+        (
+            &["--uts", "host", "--hostname", "web"][..],
+            "--hostname web",
+        ),
         (&["-w", "relative"][..], "--workdir relative"),
-        (&["-v", "/nonexistent-source-dir:/data"][..], "/nonexistent-source-dir"),
+        (
+            &["-v", "/nonexistent-source-dir:/data"][..],
+            "/nonexistent-source-dir",
+        ),
         (&["-v", "/tmp:relative"][..], "relative"),
         (&["--env-file", "/nonexistent/env"][..], "/nonexistent/env"),
     ] {
@@ -418,7 +461,7 @@ fn malformed_flags_are_refused_naming_the_flag_and_the_value() {
         let line = outcome.failure(125);
         assert!(line.contains(names), "{args:?}: {line}");
     }
-    let outcome = spec_outcome(&[], &[]);
+    let outcome = run(specgate().args(["run", "--"]));
     assert!(outcome.failure(125).contains("command must be specified"));
 }
 
@@ -477,7 +520,10 @@ fn options_reach_the_container() {
     let stdout = out.success();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "65534");
-    assert_eq!(lines[1].split(' ').collect::<BTreeSet<_>>(), ["10", "65534"].into());
+    assert_eq!(
+        lines[1].split(' ').collect::<BTreeSet<_>>(),
+        ["10", "65534"].into()
+    );
     assert_eq!(lines[2], "/work/deep");
     assert_eq!(lines[3], "hi /home/nobody");
     assert_eq!(lines[4], "box");
@@ -490,7 +536,11 @@ fn options_reach_the_container() {
 fn capabilities_and_seccomp_reach_the_container() {
     let rootfs = specgate_tests::busybox_rootfs();
     let status = |options: &[&str]| {
-        let out = run_in(rootfs.path(), options, &["grep", "-E", "^(CapEff|Seccomp):", "/proc/self/status"]);
+        let out = run_in(
+            rootfs.path(),
+            options,
+            &["grep", "-E", "^(CapEff|Seccomp):", "/proc/self/status"],
+        );
         out.success().to_string()
     };
     // CAP_NET_RAW is bit 13, CAP_CHOWN bit 0.
@@ -504,7 +554,14 @@ fn capabilities_and_seccomp_reach_the_container() {
             .to_string();
         u64::from_str_radix(&hex, 16).unwrap()
     };
-    let changed = status(&["--cap-add", "net_raw", "--cap-drop", "chown", "--security-opt", "seccomp=unconfined"]);
+    let changed = status(&[
+        "--cap-add",
+        "net_raw",
+        "--cap-drop",
+        "chown",
+        "--security-opt",
+        "seccomp=unconfined",
+    ]);
     assert_eq!(caps(&changed), (caps(&default) | 1 << 13) & !1);
     assert!(changed.contains("Seccomp:\t0"), "{changed}");
 }
@@ -512,10 +569,14 @@ fn capabilities_and_seccomp_reach_the_container() {
 #[test]
 fn a_missing_command_is_127_and_one_that_cannot_run_is_126() {
     let rootfs = specgate_tests::busybox_rootfs();
-    let line = run_in(rootfs.path(), &[], &["no-such-command"]).failure(127).to_string();
+    let line = run_in(rootfs.path(), &[], &["no-such-command"])
+        .failure(127)
+        .to_string();
     assert!(line.contains("no-such-command"), "{line}");
     std::fs::write(rootfs.path().join("bin/data"), "not a program").unwrap();
-    let line = run_in(rootfs.path(), &[], &["data"]).failure(126).to_string();
+    let line = run_in(rootfs.path(), &[], &["data"])
+        .failure(126)
+        .to_string();
     assert!(line.contains("data"), "{line}");
 }
 
@@ -525,8 +586,16 @@ fn a_read_only_rootfs_and_a_volume() {
     let volume = tempfile::tempdir().unwrap();
     let out = run_in(
         rootfs.path(),
-        &["--read-only", "-v", &format!("{}:/data", volume.path().display())],
-        &["sh", "-c", "echo x > /data/file && ! touch /etc/nope 2>/dev/null && echo ok"],
+        &[
+            "--read-only",
+            "-v",
+            &format!("{}:/data", volume.path().display()),
+        ],
+        &[
+            "sh",
+            "-c",
+            "echo x > /data/file && ! touch /etc/nope 2>/dev/null && echo ok",
+        ],
     );
     assert_eq!(out.success(), "ok\n");
     assert!(volume.path().join("file").exists());

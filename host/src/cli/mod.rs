@@ -151,7 +151,7 @@ pub struct SpecArgs {
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
 
-    /// The command and its arguments.
+    /// The command and its arguments [default: sh].
     #[arg(last = true)]
     command: Vec<String>,
 }
@@ -169,7 +169,7 @@ pub struct TraceArgs {
     #[arg(long)]
     json: bool,
 
-    /// The command and its arguments.
+    /// The command and its arguments [default: sh].
     #[arg(last = true)]
     command: Vec<String>,
 }
@@ -390,6 +390,13 @@ impl Prepared {
     /// Parses the container options and builds the spec; the rootfs is
     /// opened here, once.
     fn new(args: &ContainerArgs, command: &[String]) -> Result<Self> {
+        // Without a command, a spec is printed for `sh`, as `runc spec`
+        // does; `run` refuses an empty command before this.
+        let command = if command.is_empty() {
+            &["sh".to_string()][..]
+        } else {
+            command
+        };
         let options = args.options(command)?;
         let id = match &args.name {
             Some(name) => name.clone(),
@@ -437,6 +444,9 @@ fn spec_command(cli: &Cli, args: &SpecArgs) -> Result<u8> {
 }
 
 fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
+    if args.command.is_empty() {
+        bail!("command must be specified (after `--`)");
+    }
     let runtime = Runtime::resolve(&args.runtime, args.runtime_flags.clone())?;
     let host = plugin_host(cli, Some(&args.chain))?;
     let chain = LoadedChain::load(&host, &args.chain)?;

@@ -5,10 +5,11 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 
 use crate::policy::limits::parse_size;
+use crate::spec::Options;
 use crate::spec::caps::CapArg;
 use crate::spec::env::{self, EnvArg};
 use crate::spec::isolation::Isolation;
@@ -16,7 +17,6 @@ use crate::spec::mounts::{HostEntry, MountArg, MountOptions, Tmpfs, Volume};
 use crate::spec::namespaces::{IdMap, Mode, NamespaceOptions, Network, UserNs};
 use crate::spec::resources::{CpuSet, Cpus, ResourceOptions, Swap, Ulimit};
 use crate::spec::security::SecurityOpt;
-use crate::spec::Options;
 
 /// What the container is: its root, process, namespaces, mounts, limits
 /// and security.
@@ -213,9 +213,6 @@ impl ContainerArgs {
     /// The spec options these flags give, for `command`; env files are
     /// read here.
     pub fn options(&self, command: &[String]) -> Result<Options> {
-        if command.is_empty() {
-            bail!("command must be specified (after `--`)");
-        }
         let mut env = Vec::new();
         for file in &self.env_files {
             env.extend(env::read_env_file(file)?);
@@ -267,9 +264,7 @@ impl ContainerArgs {
             security: self.security_opts.clone(),
             terminal,
             annotations: self.annotations.clone(),
-            isolation: self
-                .isolation
-                .unwrap_or_else(Isolation::default_for_caller),
+            isolation: self.isolation.unwrap_or_else(Isolation::default_for_caller),
         })
     }
 }

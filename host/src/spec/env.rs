@@ -211,7 +211,12 @@ mod tests {
             ("LC_TIME".to_string(), "en".to_string()),
         ];
         let mut spec = super::super::default_spec("id", &["sh".into()]);
-        apply(&mut spec, &parse(&["HOME", "MISSING", "LC_*"]), &host, false);
+        apply(
+            &mut spec,
+            &parse(&["HOME", "MISSING", "LC_*"]),
+            &host,
+            false,
+        );
         let env = env_of(&spec);
         assert!(env.contains(&"HOME=/root".into()));
         assert!(env.contains(&"LC_ALL=C".into()));
@@ -236,7 +241,10 @@ mod tests {
         std::fs::write(&path, "# comment\n\nA=1\n  B\n").unwrap();
         assert_eq!(
             read_env_file(&path).unwrap(),
-            vec![EnvArg::Set("A".into(), "1".into()), EnvArg::FromHost("B".into())]
+            vec![
+                EnvArg::Set("A".into(), "1".into()),
+                EnvArg::FromHost("B".into())
+            ]
         );
         std::fs::write(&path, "A=1\n=2\n").unwrap();
         let error = read_env_file(&path).unwrap_err().to_string();

@@ -91,22 +91,53 @@ pub fn rootless_changes(spec: &mut Spec) {
             "/dev",
             "tmpfs",
             "tmpfs",
-            &["private", "strictatime", "noexec", "nosuid", "mode=755", "size=65536k"],
+            &[
+                "private",
+                "strictatime",
+                "noexec",
+                "nosuid",
+                "mode=755",
+                "size=65536k",
+            ],
         ),
-        mount("/dev/mqueue", "mqueue", "mqueue", &["private", "nodev", "noexec", "nosuid"]),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["private", "nodev", "noexec", "nosuid"],
+        ),
         mount(
             "/dev/pts",
             "devpts",
             "devpts",
-            &["private", "noexec", "nosuid", "newinstance", "ptmxmode=0666", "mode=0620"],
+            &[
+                "private",
+                "noexec",
+                "nosuid",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+            ],
         ),
         mount(
             "/dev/shm",
             "tmpfs",
             "shm",
-            &["private", "nodev", "noexec", "nosuid", "mode=1777", "size=65536k"],
+            &[
+                "private",
+                "nodev",
+                "noexec",
+                "nosuid",
+                "mode=1777",
+                "size=65536k",
+            ],
         ),
-        mount("/proc", "proc", "proc", &["private", "nodev", "noexec", "nosuid"]),
+        mount(
+            "/proc",
+            "proc",
+            "proc",
+            &["private", "nodev", "noexec", "nosuid"],
+        ),
         mount(
             "/sys",
             "bind",
@@ -163,7 +194,11 @@ mod tests {
             .find(|m| m.destination() == Path::new("/sys"))
             .unwrap();
         assert_eq!(sys.typ().as_deref(), Some("bind"));
-        assert!(mounts.iter().all(|m| m.destination() != Path::new("/sys/fs/cgroup")));
+        assert!(
+            mounts
+                .iter()
+                .all(|m| m.destination() != Path::new("/sys/fs/cgroup"))
+        );
         assert!(mounts.iter().any(|m| m.destination() == Path::new("/tmp")));
         assert!(spec.linux().as_ref().unwrap().resources().is_none());
     }

@@ -141,7 +141,10 @@ pub fn build(
     namespaces::apply(&mut spec, &namespace_options, id)?;
     env::apply(&mut spec, &options.env, &env::host_env(), options.terminal);
 
-    let workdir = options.workdir.as_deref().unwrap_or(rootfs::DEFAULT_WORKDIR);
+    let workdir = options
+        .workdir
+        .as_deref()
+        .unwrap_or(rootfs::DEFAULT_WORKDIR);
     if !workdir.starts_with('/') {
         return Err(rootfs::RootfsError::RelativeWorkdir {
             path: workdir.to_string(),
@@ -153,7 +156,12 @@ pub fn build(
         process.set_terminal(Some(options.terminal));
         process.set_cwd(workdir.into());
         let mut caps = process.capabilities().clone().unwrap_or_default();
-        caps::apply(&mut caps, &options.cap_add, &options.cap_drop, user.uid == 0)?;
+        caps::apply(
+            &mut caps,
+            &options.cap_add,
+            &options.cap_drop,
+            user.uid == 0,
+        )?;
         process.set_capabilities(Some(caps));
     }
     user::apply(&mut spec, &user);

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use oci_spec::runtime::{LinuxIdMapping, LinuxIdMappingBuilder, LinuxNamespace, LinuxNamespaceType, Spec};
+use oci_spec::runtime::{
+    LinuxIdMapping, LinuxIdMappingBuilder, LinuxNamespace, LinuxNamespaceType, Spec,
+};
 
 /// Errors combining namespace options.
 #[derive(Debug, thiserror::Error)]
@@ -355,8 +357,18 @@ mod tests {
         apply(&mut spec, &options, "id").unwrap();
         assert!(!has(&spec, LinuxNamespaceType::Network));
         assert!(!has(&spec, LinuxNamespaceType::Uts));
-        let ipc = spec.linux().as_ref().unwrap().namespaces().as_ref().unwrap()[1].clone();
-        assert_eq!(ipc.path().as_deref(), Some(std::path::Path::new("/proc/1/ns/ipc")));
+        let ipc = spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap()[1]
+            .clone();
+        assert_eq!(
+            ipc.path().as_deref(),
+            Some(std::path::Path::new("/proc/1/ns/ipc"))
+        );
         assert_eq!(spec.hostname(), &None);
     }
 
@@ -382,7 +394,13 @@ mod tests {
             ..Default::default()
         };
         apply(&mut spec, &options, "id").unwrap();
-        let maps = spec.linux().as_ref().unwrap().uid_mappings().clone().unwrap();
+        let maps = spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .uid_mappings()
+            .clone()
+            .unwrap();
         assert!(!maps.is_empty());
         assert!(maps.iter().all(|m| m.container_id() == m.host_id()));
     }

@@ -22,18 +22,58 @@ const ULIMITS: [(&str, PosixRlimitType, Resource); 16] = [
     ("core", PosixRlimitType::RlimitCore, Resource::RLIMIT_CORE),
     ("cpu", PosixRlimitType::RlimitCpu, Resource::RLIMIT_CPU),
     ("data", PosixRlimitType::RlimitData, Resource::RLIMIT_DATA),
-    ("fsize", PosixRlimitType::RlimitFsize, Resource::RLIMIT_FSIZE),
-    ("locks", PosixRlimitType::RlimitLocks, Resource::RLIMIT_LOCKS),
-    ("memlock", PosixRlimitType::RlimitMemlock, Resource::RLIMIT_MEMLOCK),
-    ("msgqueue", PosixRlimitType::RlimitMsgqueue, Resource::RLIMIT_MSGQUEUE),
+    (
+        "fsize",
+        PosixRlimitType::RlimitFsize,
+        Resource::RLIMIT_FSIZE,
+    ),
+    (
+        "locks",
+        PosixRlimitType::RlimitLocks,
+        Resource::RLIMIT_LOCKS,
+    ),
+    (
+        "memlock",
+        PosixRlimitType::RlimitMemlock,
+        Resource::RLIMIT_MEMLOCK,
+    ),
+    (
+        "msgqueue",
+        PosixRlimitType::RlimitMsgqueue,
+        Resource::RLIMIT_MSGQUEUE,
+    ),
     ("nice", PosixRlimitType::RlimitNice, Resource::RLIMIT_NICE),
-    ("nofile", PosixRlimitType::RlimitNofile, Resource::RLIMIT_NOFILE),
-    ("nproc", PosixRlimitType::RlimitNproc, Resource::RLIMIT_NPROC),
+    (
+        "nofile",
+        PosixRlimitType::RlimitNofile,
+        Resource::RLIMIT_NOFILE,
+    ),
+    (
+        "nproc",
+        PosixRlimitType::RlimitNproc,
+        Resource::RLIMIT_NPROC,
+    ),
     ("rss", PosixRlimitType::RlimitRss, Resource::RLIMIT_RSS),
-    ("rtprio", PosixRlimitType::RlimitRtprio, Resource::RLIMIT_RTPRIO),
-    ("rttime", PosixRlimitType::RlimitRttime, Resource::RLIMIT_RTTIME),
-    ("sigpending", PosixRlimitType::RlimitSigpending, Resource::RLIMIT_SIGPENDING),
-    ("stack", PosixRlimitType::RlimitStack, Resource::RLIMIT_STACK),
+    (
+        "rtprio",
+        PosixRlimitType::RlimitRtprio,
+        Resource::RLIMIT_RTPRIO,
+    ),
+    (
+        "rttime",
+        PosixRlimitType::RlimitRttime,
+        Resource::RLIMIT_RTTIME,
+    ),
+    (
+        "sigpending",
+        PosixRlimitType::RlimitSigpending,
+        Resource::RLIMIT_SIGPENDING,
+    ),
+    (
+        "stack",
+        PosixRlimitType::RlimitStack,
+        Resource::RLIMIT_STACK,
+    ),
 ];
 
 /// One `--ulimit NAME=SOFT[:HARD]` value; `-1` or `unlimited` is no
@@ -52,9 +92,7 @@ impl FromStr for Ulimit {
     type Err = String;
 
     fn from_str(value: &str) -> Result<Self, Self::Err> {
-        let (name, limits) = value
-            .split_once('=')
-            .ok_or("expected NAME=SOFT[:HARD]")?;
+        let (name, limits) = value.split_once('=').ok_or("expected NAME=SOFT[:HARD]")?;
         let name = name.trim().to_ascii_lowercase();
         let name = name.strip_prefix("rlimit_").unwrap_or(&name);
         let (_, typ, _) = ULIMITS
@@ -204,8 +242,16 @@ pub fn apply(spec: &mut Spec, options: &ResourceOptions, id: &str) -> Result<(),
         }
     };
     for (typ, resource, default) in [
-        (PosixRlimitType::RlimitNofile, Resource::RLIMIT_NOFILE, DEFAULT_NOFILE),
-        (PosixRlimitType::RlimitNproc, Resource::RLIMIT_NPROC, DEFAULT_NPROC),
+        (
+            PosixRlimitType::RlimitNofile,
+            Resource::RLIMIT_NOFILE,
+            DEFAULT_NOFILE,
+        ),
+        (
+            PosixRlimitType::RlimitNproc,
+            Resource::RLIMIT_NPROC,
+            DEFAULT_NPROC,
+        ),
     ] {
         let limit = getrlimit(resource).map_or(default, |(_, hard)| default.min(hard));
         set(typ, limit, limit);
@@ -306,7 +352,10 @@ mod tests {
     fn ulimits_replace_defaults() {
         let mut spec = spec();
         let options = ResourceOptions {
-            ulimits: vec!["nofile=100:200".parse().unwrap(), "core=-1".parse().unwrap()],
+            ulimits: vec![
+                "nofile=100:200".parse().unwrap(),
+                "core=-1".parse().unwrap(),
+            ],
             ..Default::default()
         };
         apply(&mut spec, &options, "id").unwrap();

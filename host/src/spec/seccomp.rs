@@ -1127,5 +1127,4 @@ mod tests {
         );
         assert!(e.contains("syscalls[0].action"), "{e}");
     }
-
 }

@@ -81,7 +81,11 @@ impl FromStr for SecurityOpt {
                 {
                     SecurityOpt::Label(kind.to_string(), v.to_string())
                 }
-                _ => return Err("label takes disable, user:, role:, type:, level: or filetype:".into()),
+                _ => {
+                    return Err(
+                        "label takes disable, user:, role:, type:, level: or filetype:".into(),
+                    );
+                }
             },
             ("mask", Some(list)) => SecurityOpt::Mask(paths(list)?),
             ("unmask", Some("ALL")) => SecurityOpt::Unmask(Unmask::All),
@@ -136,9 +140,8 @@ pub fn apply(spec: &mut Spec, options: &[SecurityOpt]) -> Result<(), SecurityErr
             }
             SecurityOpt::Apparmor(profile) => {
                 if let Some(process) = spec.process_mut() {
-                    process.set_apparmor_profile(
-                        Some(profile.clone()).filter(|p| p != "unconfined"),
-                    );
+                    process
+                        .set_apparmor_profile(Some(profile.clone()).filter(|p| p != "unconfined"));
                 }
             }
             SecurityOpt::LabelDisable => label_parts.clear(),
@@ -189,7 +192,9 @@ pub fn apply(spec: &mut Spec, options: &[SecurityOpt]) -> Result<(), SecurityErr
         }
         _ => Some(seccomp::default_profile(&bounding)?),
     };
-    spec.linux_mut().get_or_insert_default().set_seccomp(profile);
+    spec.linux_mut()
+        .get_or_insert_default()
+        .set_seccomp(profile);
     Ok(())
 }
 
@@ -246,7 +251,11 @@ mod tests {
     #[test]
     fn no_new_privileges_and_apparmor() {
         let mut spec = spec();
-        apply(&mut spec, &opts(&["no-new-privileges", "apparmor=my-profile"])).unwrap();
+        apply(
+            &mut spec,
+            &opts(&["no-new-privileges", "apparmor=my-profile"]),
+        )
+        .unwrap();
         let process = spec.process().as_ref().unwrap();
         assert_eq!(process.no_new_privileges(), Some(true));
         assert_eq!(process.apparmor_profile().as_deref(), Some("my-profile"));
@@ -255,13 +264,22 @@ mod tests {
     #[test]
     fn mask_and_unmask() {
         let mut spec = spec();
-        apply(&mut spec, &opts(&["mask=/proc/version:/etc/x", "unmask=/proc/kcore:/proc/sys"]))
-            .unwrap();
+        apply(
+            &mut spec,
+            &opts(&["mask=/proc/version:/etc/x", "unmask=/proc/kcore:/proc/sys"]),
+        )
+        .unwrap();
         let linux = spec.linux().as_ref().unwrap();
         let masked = linux.masked_paths().clone().unwrap();
         assert!(masked.contains(&"/proc/version".into()));
         assert!(!masked.contains(&"/proc/kcore".into()));
-        assert!(!linux.readonly_paths().clone().unwrap().contains(&"/proc/sys".into()));
+        assert!(
+            !linux
+                .readonly_paths()
+                .clone()
+                .unwrap()
+                .contains(&"/proc/sys".into())
+        );
         apply(&mut spec, &opts(&["unmask=ALL"])).unwrap();
         let linux = spec.linux().as_ref().unwrap();
         assert!(linux.masked_paths().clone().unwrap().is_empty());
@@ -278,7 +296,13 @@ mod tests {
 
     #[test]
     fn malformed_values_are_refused() {
-        for bad in ["bogus", "mask=relative", "label=foo", "seccomp=", "no-new-privileges=maybe"] {
+        for bad in [
+            "bogus",
+            "mask=relative",
+            "label=foo",
+            "seccomp=",
+            "no-new-privileges=maybe",
+        ] {
             assert!(bad.parse::<SecurityOpt>().is_err(), "{bad}");
         }
         assert_eq!(
