@@ -85,7 +85,7 @@ pub enum Command {
 pub enum PluginCommand {
     /// Run the chain on the spec the options give and show, per plugin,
     /// what it changed; runs no container.
-    Trace(TraceArgs),
+    Trace(Box<TraceArgs>),
     /// Show what a plugin is, exports and imports, and what it says it does.
     Inspect {
         /// The plugin's component file.
