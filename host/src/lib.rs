@@ -10,3 +10,4 @@ pub mod policy;
 pub mod runtime;
 pub mod spec;
 pub mod sys;
+pub mod units;

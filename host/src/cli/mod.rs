@@ -457,6 +457,12 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
             format!("{:?}", prepared.options.isolation).to_lowercase()
         );
     }
+    if let spec::namespaces::Network::Named(names) = &prepared.options.namespaces.network {
+        tracing::warn!(
+            "--network {}: CNI networks are not configured yet; the container gets a network namespace with only lo",
+            names.join(",")
+        );
+    }
     let mut record = audit::Record {
         time: audit::now(),
         run_id: prepared.id.clone(),

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use crate::policy::limits::parse_size;
 use crate::spec::Options;
 use crate::spec::caps::CapArg;
 use crate::spec::env::{self, EnvArg};
@@ -115,7 +114,7 @@ pub struct ContainerArgs {
     pub tmpfs: Vec<Tmpfs>,
 
     /// The size of /dev/shm, e.g. 64m.
-    #[arg(long, value_name = "SIZE", value_parser = size)]
+    #[arg(long, value_name = "SIZE", value_parser = crate::units::parse_size)]
     pub shm_size: Option<u64>,
 
     /// Do not give the container the host's /etc/hosts.
@@ -131,7 +130,7 @@ pub struct ContainerArgs {
     pub ulimits: Vec<Ulimit>,
 
     /// The memory limit, e.g. 512m.
-    #[arg(short = 'm', long, value_name = "SIZE", value_parser = size)]
+    #[arg(short = 'm', long, value_name = "SIZE", value_parser = crate::units::parse_size)]
     pub memory: Option<u64>,
 
     /// Memory plus swap, e.g. 1g, or -1 for unlimited swap.
@@ -182,10 +181,6 @@ pub struct ContainerArgs {
     /// rootless otherwise].
     #[arg(long, value_enum, value_name = "ISOLATION")]
     pub isolation: Option<Isolation>,
-}
-
-fn size(value: &str) -> Result<u64, String> {
-    parse_size(value).map(|n| n as u64)
 }
 
 fn annotation(value: &str) -> Result<(String, String), String> {

@@ -82,22 +82,10 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
-/// Parses a size: bytes, or with a `k`, `m` or `g` suffix (binary units).
+/// Parses a size for a plugin's memory limit.
 pub fn parse_size(value: &str) -> Result<usize, String> {
-    let lower = value.trim().to_ascii_lowercase();
-    let lower = lower.strip_suffix('b').unwrap_or(&lower);
-    let (number, shift) = match lower.chars().last() {
-        Some('k') => (&lower[..lower.len() - 1], 10),
-        Some('m') => (&lower[..lower.len() - 1], 20),
-        Some('g') => (&lower[..lower.len() - 1], 30),
-        _ => (lower, 0),
-    };
-    number
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_mul(1usize << shift))
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("`{value}` is not a size (e.g. 64m, 1g)"))
+    crate::units::parse_size(value)
+        .and_then(|n| usize::try_from(n).map_err(|_| format!("`{value}` is too large")))
 }
 
 #[cfg(test)]

@@ -98,7 +98,7 @@ pub enum MountError {
     #[error("mount type `{0}` is not supported (supported: bind, tmpfs)")]
     UnsupportedType(String),
     /// A size is malformed.
-    #[error("invalid size `{0}` (expected a number with an optional unit b, k, m, g, t)")]
+    #[error("invalid size `{0}` (expected a number above 0 with an optional unit b, k, m, g, t)")]
     Size(String),
     /// A host name in `--add-host` is not a valid host name.
     #[error("invalid host name `{0}`")]
@@ -711,54 +711,6 @@ fn valid_host_name(name: &str) -> bool {
         })
 }
 
-/// Parses a size as podman does (`--shm-size`, `tmpfs-size=`): a number,
-/// optionally with a fraction, and a binary unit `b`, `k`, `m`, `g`, `t`
-/// or `p` (any case, optionally followed by `b` or `ib`: `64m`, `1GiB`).
-/// Zero is refused: for a tmpfs it would mean no limit.
-pub fn parse_size(value: &str) -> Result<u64, MountError> {
-    let bad = || MountError::Size(value.into());
-    let lower = value.trim().to_ascii_lowercase();
-    let digits_end = lower
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(lower.len());
-    let (number, unit) = lower.split_at(digits_end);
-    let shift = match unit.trim_start() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        "p" | "pb" | "pib" => 50,
-        _ => return Err(bad()),
-    };
-    if number.is_empty() || number.starts_with('.') || number.ends_with('.') {
-        return Err(bad());
-    }
-    let bytes = match number.split_once('.') {
-        None => number
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| n.checked_mul(1u64 << shift))
-            .ok_or_else(bad)?,
-        Some(_) => {
-            let n: f64 = number.parse().map_err(|_| bad())?;
-            let bytes = n * (1u64 << shift) as f64;
-            if !bytes.is_finite() || bytes >= u64::MAX as f64 {
-                return Err(bad());
-            }
-            bytes as u64
-        }
-    };
-    if bytes == 0 {
-        return Err(MountError::InvalidValue {
-            key: "size".into(),
-            value: value.into(),
-            reason: "must be greater than zero",
-        });
-    }
-    Ok(bytes)
-}
-
 fn parse_tmpfs_size(key: &str, value: &str) -> Result<TmpfsSize, MountError> {
     if let Some(percent) = value.strip_suffix('%') {
         return match percent.parse::<u8>() {
@@ -770,7 +722,9 @@ fn parse_tmpfs_size(key: &str, value: &str) -> Result<TmpfsSize, MountError> {
             }),
         };
     }
-    parse_size(value).map(TmpfsSize::Bytes)
+    crate::units::parse_size(value)
+        .map(TmpfsSize::Bytes)
+        .map_err(|_| MountError::Size(value.into()))
 }
 
 fn parse_mode(key: &str, value: &str) -> Result<u32, MountError> {
@@ -1064,7 +1018,7 @@ pub struct MountOptions {
     pub mounts: Vec<MountArg>,
     /// `--tmpfs`.
     pub tmpfs: Vec<Tmpfs>,
-    /// `--shm-size`, in bytes ([`parse_size`]).
+    /// `--shm-size`, in bytes.
     pub shm_size: Option<u64>,
     /// `--no-hosts`: leave the rootfs's /etc/hosts alone.
     pub no_hosts: bool,
@@ -1881,32 +1835,6 @@ mod tests {
     }
 
     #[test]
-    fn sizes_take_binary_units() {
-        let size = |s: &str| parse_size(s).unwrap_or_else(|e| panic!("{s}: {e}"));
-        assert_eq!(size("512"), 512);
-        assert_eq!(size("64m"), 64 << 20);
-        assert_eq!(size("64M"), 64 << 20);
-        assert_eq!(size("1g"), 1 << 30);
-        assert_eq!(size("1GiB"), 1 << 30);
-        assert_eq!(size("2kb"), 2048);
-        assert_eq!(size("1.5k"), 1536);
-        assert_eq!(size("10b"), 10);
-        for bad in [
-            "",
-            "m",
-            "1x",
-            "-1",
-            "1.",
-            ".5m",
-            "1..5",
-            "99999999999999999999p",
-        ] {
-            assert!(parse_size(bad).is_err(), "{bad} parsed");
-        }
-        assert!(parse_size("0").is_err());
-    }
-
-    #[test]
     fn default_mounts_stay_when_nothing_is_asked() {
         let mut spec = spec();
         let before: Vec<PathBuf> = spec
@@ -1962,7 +1890,7 @@ mod tests {
     fn shm_size_sets_the_dev_shm_size() {
         let mut spec = spec();
         let options = MountOptions {
-            shm_size: Some(parse_size("1g").unwrap_or_default()),
+            shm_size: Some(1 << 30),
             ..Default::default()
         };
         run(&mut spec, &options);

@@ -181,8 +181,8 @@ impl FromStr for Swap {
         if value == "-1" {
             return Ok(Swap::Unlimited);
         }
-        crate::policy::limits::parse_size(value)
-            .map(|n| Swap::Bytes(n as u64))
+        crate::units::parse_size(value)
+            .map(Swap::Bytes)
             .map_err(|e| format!("{e}, or -1"))
     }
 }
