@@ -1695,7 +1695,7 @@ mod tests {
         );
         assert_eq!(err::<Tmpfs>(":rw"), "expected DST[:OPTS]");
         assert!(err::<Tmpfs>("/t:size=lots").starts_with("invalid size `lots`"));
-        assert!(err::<Tmpfs>("/t:size=0").contains("greater than zero"));
+        assert!(err::<Tmpfs>("/t:size=0").contains("above 0"));
         assert!(err::<Tmpfs>("/t:mode=999").contains("octal"));
         assert!(err::<Tmpfs>("/t:size=1m,size=2m").contains("conflict"));
         assert_eq!(
