@@ -601,3 +601,26 @@ fn a_read_only_rootfs_and_a_volume() {
     assert!(volume.path().join("file").exists());
     assert!(!rootfs.path().join("etc/nope").exists());
 }
+
+#[test]
+fn id_maps_give_the_container_a_user_namespace() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    // A rootfs for a user namespace belongs to the ids its root maps to,
+    // as podman's storage makes it.
+    let chown = Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(rootfs.path())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let out = run_in(
+        rootfs.path(),
+        &["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"],
+        &["sh", "-c", "id -u; cat /proc/self/uid_map"],
+    );
+    let stdout = out.success();
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("0"));
+    let map: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(map, ["0", "100000", "65536"]);
+}
