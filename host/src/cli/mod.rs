@@ -17,8 +17,8 @@ use crate::policy::audit;
 use crate::policy::file::PluginEntry;
 use crate::policy::limits::{parse_duration, parse_size};
 use crate::policy::{
-    self, Entry, Grants, Limits, Mode, OnError, Plugin, PluginHost, Policy, Source,
-    plugin::default_name,
+    self, Entry, Grants, Limits, Mode, OnError, Plugin, PluginError, PluginHost, Policy, Report,
+    Source, plugin::default_name,
 };
 use crate::runtime::{self, Bundle, Runtime};
 use crate::spec::{self, rootfs::Rootfs};
@@ -263,7 +263,8 @@ fn cache_dir(cli: &Cli) -> Option<PathBuf> {
     Some(base.join("specgate"))
 }
 
-fn plugin_host(cli: &Cli, chain: Option<&ChainArgs>) -> Result<PluginHost> {
+/// The default limits of plugins, with the command line's over them.
+fn limits(chain: Option<&ChainArgs>) -> Limits {
     let mut limits = Limits::default();
     if let Some(chain) = chain {
         if let Some(timeout) = chain.plugin_timeout {
@@ -273,11 +274,18 @@ fn plugin_host(cli: &Cli, chain: Option<&ChainArgs>) -> Result<PluginHost> {
             limits.memory = memory;
         }
     }
+    limits
+}
+
+fn plugin_host(cli: &Cli, limits: Limits) -> Result<PluginHost> {
     Ok(PluginHost::new(cache_dir(cli).as_deref(), limits)?)
 }
 
 /// A chain's plugins, loaded, with what the policy gives each.
 struct LoadedChain {
+    /// The host that loaded the plugins; none for an empty chain, which
+    /// then costs no wasm engine.
+    host: Option<PluginHost>,
     plugins: Vec<Plugin>,
     entries: Vec<PluginEntry>,
     mode: Mode,
@@ -288,14 +296,15 @@ struct LoadedChain {
 impl LoadedChain {
     /// The policy file's plugins, then those of `--plugin`, with the
     /// settings of `--plugin-setting` over the file's.
-    fn load(host: &PluginHost, args: &ChainArgs) -> Result<Self> {
+    fn load(cli: &Cli, args: &ChainArgs) -> Result<Self> {
+        let limits = limits(Some(args));
         let policy_path = match &args.policy {
             Some(path) => Some(path.clone()),
             None if args.no_default_policy => None,
             None => Some(PathBuf::from(policy::file::DEFAULT_PATH)).filter(|p| p.exists()),
         };
         let policy = match &policy_path {
-            Some(path) => Policy::load(path, host.limits())?,
+            Some(path) => Policy::load(path, &limits)?,
             None => Policy::default(),
         };
         let digest = match &policy_path {
@@ -324,7 +333,7 @@ impl LoadedChain {
                 sha256: None,
                 settings: Vec::new(),
                 grants: Grants::default(),
-                limits: host.limits().clone(),
+                limits: limits.clone(),
                 on_error: OnError::Deny,
             });
         }
@@ -352,14 +361,29 @@ impl LoadedChain {
                 sha256: e.sha256.clone(),
             })
             .collect();
-        let plugins = host.load_all(&sources)?;
+        let (host, plugins) = if sources.is_empty() {
+            (None, Vec::new())
+        } else {
+            let host = plugin_host(cli, limits)?;
+            let plugins = host.load_all(&sources)?;
+            (Some(host), plugins)
+        };
         Ok(LoadedChain {
+            host,
             plugins,
             entries,
             mode: args.policy_mode.unwrap_or(policy.mode),
             audit_log: args.audit_log.clone().or(policy.audit_log),
             policy: digest,
         })
+    }
+
+    /// Runs the chain over `spec`.
+    fn run(&self, spec: &mut oci_spec::runtime::Spec, id: &str) -> Result<Report, PluginError> {
+        match &self.host {
+            Some(host) => host.run_chain(&self.entries(), spec, id, self.mode),
+            None => Ok(Report::default()),
+        }
     }
 
     fn entries(&self) -> Vec<Entry<'_>> {
@@ -429,11 +453,10 @@ impl Prepared {
 }
 
 fn spec_command(cli: &Cli, args: &SpecArgs) -> Result<u8> {
-    let host = plugin_host(cli, Some(&args.chain))?;
-    let chain = LoadedChain::load(&host, &args.chain)?;
+    let chain = LoadedChain::load(cli, &args.chain)?;
     let Prepared { id, built, .. } = Prepared::new(&args.container, &args.command)?;
     let mut spec = built.spec;
-    host.run_chain(&chain.entries(), &mut spec, &id, chain.mode)?;
+    chain.run(&mut spec, &id)?;
     let json = spec::to_json(&spec)?;
     match &args.output {
         Some(path) => write_file_atomically(path, json.as_bytes())
@@ -448,8 +471,7 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
         bail!("command must be specified (after `--`)");
     }
     let runtime = Runtime::resolve(&args.runtime, args.runtime_flags.clone())?;
-    let host = plugin_host(cli, Some(&args.chain))?;
-    let chain = LoadedChain::load(&host, &args.chain)?;
+    let chain = LoadedChain::load(cli, &args.chain)?;
     let prepared = Prepared::new(&args.container, &args.command)?;
     if prepared.options.isolation != spec::isolation::Isolation::Oci {
         bail!(
@@ -484,7 +506,7 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
         runtime: runtime.program().display().to_string(),
         exit_status: None,
     };
-    let outcome = run_container(&chain, &host, &runtime, prepared, &mut record);
+    let outcome = run_container(&chain, &runtime, prepared, &mut record);
     record.exit_status = Some(match &outcome {
         Ok(status) => *status,
         Err(e) => exit_code(e),
@@ -499,7 +521,6 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
 
 fn run_container(
     chain: &LoadedChain,
-    host: &PluginHost,
     runtime: &Runtime,
     prepared: Prepared,
     record: &mut audit::Record,
@@ -511,8 +532,8 @@ fn run_container(
         built,
     } = prepared;
     let mut spec = built.spec;
-    let report = host
-        .run_chain(&chain.entries(), &mut spec, &id, chain.mode)
+    let report = chain
+        .run(&mut spec, &id)
         .inspect_err(|e| record.denial = Some(e.to_string()))?;
     record.add_chain(&chain.plugins, &report);
     spec::prepare(&spec, &rootfs)?;
@@ -535,11 +556,10 @@ fn run_container(
 }
 
 fn trace(cli: &Cli, args: &TraceArgs) -> Result<u8> {
-    let host = plugin_host(cli, Some(&args.chain))?;
-    let chain = LoadedChain::load(&host, &args.chain)?;
+    let chain = LoadedChain::load(cli, &args.chain)?;
     let Prepared { id, built, .. } = Prepared::new(&args.container, &args.command)?;
     let mut spec = built.spec;
-    let report = host.run_chain(&chain.entries(), &mut spec, &id, chain.mode)?;
+    let report = chain.run(&mut spec, &id)?;
     let out = if args.json {
         let plugins: Vec<serde_json::Value> = chain
             .plugins
@@ -601,7 +621,7 @@ fn trace(cli: &Cli, args: &TraceArgs) -> Result<u8> {
 }
 
 fn inspect(cli: &Cli, file: &Path, json: bool) -> Result<u8> {
-    let host = plugin_host(cli, None)?;
+    let host = plugin_host(cli, limits(None))?;
     let plugin = host.load(&default_name(file), file)?;
     let info = host.describe(&plugin)?;
     let hooks: Vec<&str> = plugin.hooks().iter().map(|h| h.interface()).collect();
