@@ -50,10 +50,16 @@ def main():
     # The raw bundle: the config.json specgate would give runc.
     bundle = os.path.join(work, "bundle")
     os.makedirs(bundle)
-    spec = subprocess.run([SPECGATE, "spec", "--", "/bin/true"], check=True,
-                          capture_output=True, env=env).stdout
+    spec = subprocess.run([SPECGATE, "spec", "--rootfs", rootfs, "--", "/bin/true"],
+                          check=True, capture_output=True, env=env).stdout
     config = json.loads(spec)
-    config["root"] = {"path": rootfs, "readonly": False}
+    # The files specgate writes into its bundle (hosts, resolv.conf): the
+    # host's, in this bundle.
+    for mount in config.get("mounts", []):
+        if mount.get("source", "").startswith("/run/specgate/"):
+            name = os.path.basename(mount["source"])
+            mount["source"] = os.path.join(bundle, name)
+            shutil.copy(os.path.join("/etc", name), mount["source"])
     with open(os.path.join(bundle, "config.json"), "w") as f:
         json.dump(config, f)
 
