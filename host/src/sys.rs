@@ -153,3 +153,63 @@ pub fn catch_signals(
     }
     Ok(read)
 }
+
+/// Forks a watcher that waits on `pipe` (the read end of a pipe whose
+/// write end only the caller holds) and, if the caller goes away without
+/// writing a byte first, execs `program` with `argv` to clean up after
+/// it. A run that ends well writes the byte and the watcher exits without
+/// ever exec'ing: the common path costs one fork, not a process start.
+///
+/// The watcher holds nothing of the caller's: stdin is `pipe`, stdout and
+/// stderr `/dev/null` (so `specgate run | head` sees end of file when
+/// specgate ends), every other descriptor is closed, and it is in a
+/// process group of its own (a terminal's ^C is for the run, not for it).
+pub fn fork_watcher(
+    pipe: std::os::fd::OwnedFd,
+    program: &CString,
+    argv: &[CString],
+) -> Result<(), SysError> {
+    use std::os::fd::AsRawFd;
+    let here = Path::new("/proc/self/exe");
+    let devnull = nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(err("open", Path::new("/dev/null")))?;
+    let mut pointers: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    pointers.push(std::ptr::null());
+    let (pipe_fd, null_fd) = (pipe.as_raw_fd(), devnull.as_raw_fd());
+    // SAFETY: the child of a multi-threaded process may only make
+    // async-signal-safe calls until it execs; between fork and exec or
+    // _exit it calls only dup2, setpgid, close_range, read, execv and
+    // _exit, all raw system calls, on values prepared before the fork (no
+    // allocation, no lock).
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(SysError {
+            call: "fork",
+            path: here.to_path_buf(),
+            errno: nix::Error::last(),
+        }),
+        0 => unsafe {
+            // SAFETY: see above; this block never returns.
+            libc::dup2(pipe_fd, 0);
+            libc::dup2(null_fd, 1);
+            libc::dup2(null_fd, 2);
+            libc::setpgid(0, 0);
+            libc::close_range(3, libc::c_uint::MAX, 0);
+            let mut byte = 0u8;
+            loop {
+                match libc::read(0, (&raw mut byte).cast(), 1) {
+                    1 => libc::_exit(0),
+                    -1 if *libc::__errno_location() == libc::EINTR => continue,
+                    _ => break,
+                }
+            }
+            libc::execv(program.as_ptr(), pointers.as_ptr());
+            libc::_exit(127)
+        },
+        _ => Ok(()),
+    }
+}

@@ -540,9 +540,11 @@ fn run_container(
     let json = spec::to_json(&spec)?;
     record.config_sha256 = Some(hex::encode(Sha256::digest(json.as_bytes())));
 
+    // Declared first, so dropped last: the guardian stands down only
+    // once the bundle is gone.
+    let _guardian: runtime::gc::Guardian;
     let mut bundle = Bundle::create(&runtime::state_dir(), &id)?;
-    // Held open until specgate ends: its closing wakes the guardian.
-    let _guardian = runtime::gc::start_guardian(runtime, &id, bundle.dir())
+    _guardian = runtime::gc::Guardian::start(runtime, &id, bundle.dir())
         .context("cannot start the run's guardian")?;
     if options.rootfs.is_none() {
         let mount_point = bundle.mount_point("rootfs")?;

@@ -3,8 +3,9 @@
 //! names its owner, and `specgate gc` deletes the runtime state and the
 //! bundle of every run whose owner is gone.
 
-use std::io::Read;
-use std::os::fd::OwnedFd;
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::bundle::Bundle;
@@ -50,27 +51,55 @@ fn owner_alive(bundle: &Path) -> bool {
     }
 }
 
-/// Starts the guardian of a run: a `specgate guard` process in its own
-/// process group that waits for this process to end, however it ends (the
-/// pipe it reads closes), then deletes the run's runtime state and bundle.
-/// So a SIGKILLed specgate's container dies a moment later instead of
-/// lingering until `specgate gc`. It is started before specgate enters
-/// its own mount namespace, so it sees no mounts in the bundle.
-pub fn start_guardian(runtime: &Runtime, id: &str, bundle: &Path) -> std::io::Result<OwnedFd> {
-    use std::os::unix::process::CommandExt;
-    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    std::process::Command::new("/proc/self/exe")
-        .arg("guard")
-        .arg("--runtime")
-        .arg(runtime.program())
-        .arg(id)
-        .arg(bundle)
-        .stdin(std::process::Stdio::from(read))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()?;
-    Ok(write)
+/// The guardian of a run: a watcher process, forked when the run starts,
+/// in its own process group, waiting for this process to end. If
+/// specgate ends without dropping its [`Guardian`] (SIGKILL, a crash that
+/// does not unwind), the watcher execs `specgate guard`, which deletes the
+/// run's runtime state and bundle: a killed specgate's container dies a
+/// moment later instead of lingering until `specgate gc`. A run that ends
+/// normally tells the watcher so, and no cleanup process ever starts.
+///
+/// It is forked before specgate enters its own mount namespace, so it sees
+/// no mounts in the bundle.
+#[derive(Debug)]
+pub struct Guardian {
+    pipe: std::fs::File,
+}
+
+impl Guardian {
+    /// Starts the guardian of run `id` with `bundle`.
+    pub fn start(runtime: &Runtime, id: &str, bundle: &Path) -> Result<Self, crate::sys::SysError> {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|errno| {
+            crate::sys::SysError {
+                call: "pipe2",
+                path: bundle.to_path_buf(),
+                errno,
+            }
+        })?;
+        let arg = |s: &std::ffi::OsStr| {
+            CString::new(s.as_bytes()).unwrap_or_else(|_| CString::from(c"-"))
+        };
+        let program = CString::from(c"/proc/self/exe");
+        let argv = [
+            program.clone(),
+            CString::from(c"guard"),
+            CString::from(c"--runtime"),
+            arg(runtime.program().as_os_str()),
+            arg(std::ffi::OsStr::new(id)),
+            arg(bundle.as_os_str()),
+        ];
+        crate::sys::fork_watcher(read, &program, &argv)?;
+        Ok(Guardian {
+            pipe: std::fs::File::from(write),
+        })
+    }
+}
+
+impl Drop for Guardian {
+    /// The run cleaned up after itself: the watcher may go.
+    fn drop(&mut self) {
+        let _ = self.pipe.write_all(b"x");
+    }
 }
 
 /// The guardian's side: waits for end of file on stdin, then removes the
