@@ -189,6 +189,16 @@ pub struct RunArgs {
     #[arg(long = "runtime-flag", value_name = "FLAG", allow_hyphen_values = true)]
     runtime_flags: Vec<String>,
 
+    /// Give the container a terminal, relayed to specgate's stdio (ours
+    /// in raw mode while it runs, when stdin is one).
+    #[arg(short = 't', long)]
+    tty: bool,
+
+    /// Relay specgate's stdin to the container. It is relayed without
+    /// this flag too, as `buildah run` does.
+    #[arg(short = 'i', long)]
+    interactive: bool,
+
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -449,6 +459,15 @@ fn run_container(
     mut spec: oci_spec::runtime::Spec,
     record: &mut audit::Record,
 ) -> Result<u8> {
+    if let Some(process) = spec.process_mut() {
+        process.set_terminal(Some(args.tty));
+        if args.tty {
+            process.set_console_size(runtime::console::our_size());
+        }
+    }
+    let stdio = runtime::StdioConfig {
+        stdin: args.interactive || runtime::StdioConfig::default().stdin,
+    };
     let report = host
         .run_chain(&chain.entries(), &mut spec, id, chain.mode)
         .inspect_err(|e| record.denial = Some(e.to_string()))?;
@@ -465,7 +484,7 @@ fn run_container(
         runtime::bind_host_root(&mount_point)?;
     }
     bundle.write_config(&json)?;
-    Ok(runtime::run(runtime, id, &bundle)?)
+    Ok(runtime::run(runtime, id, &bundle, &spec, stdio)?)
 }
 
 fn trace(cli: &Cli, args: &TraceArgs) -> Result<u8> {

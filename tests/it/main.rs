@@ -10,3 +10,4 @@ mod inspect;
 mod policy;
 mod refused_at_load;
 mod run;
+mod stdio;
