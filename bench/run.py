@@ -5,8 +5,14 @@ Runs `/bin/true` in a busybox-static rootfs: raw `runc run` on an equivalent
 bundle, `specgate run` with no plugin and with three example plugins (cached),
 round-robin so that machine noise hits all alike; prints medians and ratios.
 
+Then the stdio relay: 1 GiB of the container's stdout read from a pipe,
+through specgate's relay and through raw `runc run` with inherited stdio
+(throughput ratio); and the exit latency, the wall time of `run -- sleep 0.2`
+less 0.2 s beside that of `run -- /bin/true`.
+
 Usage (as root, after `bash .ci/setup` and `cargo build --release`):
     python3 bench/run.py [ROUNDS]
+SPECGATE=path/to/specgate picks another build.
 """
 
 import json
@@ -19,7 +25,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPECGATE = os.path.join(ROOT, "target/release/specgate")
+SPECGATE = os.environ.get("SPECGATE", os.path.join(ROOT, "target/release/specgate"))
 PLUGINS = os.path.join(ROOT, "plugins/target/wasm32-wasip2/release")
 THREE = ["drop_capabilities", "require_namespaces", "deny_privileged"]
 
@@ -29,13 +35,68 @@ def busybox_rootfs(path):
     for sub in ["etc", "tmp", "proc", "dev", "sys"]:
         os.makedirs(os.path.join(path, sub))
     shutil.copy("/bin/busybox", os.path.join(path, "bin/busybox"))
-    os.symlink("busybox", os.path.join(path, "bin/true"))
+    for applet in ["true", "dd", "sleep"]:
+        os.symlink("busybox", os.path.join(path, "bin", applet))
 
 
 def timed(cmd, **kw):
     started = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)
     return time.perf_counter() - started
+
+
+GIB = 1 << 30
+DD = ["dd", "if=/dev/zero", "bs=1M", "count=1024", "iflag=fullblock"]
+
+
+def timed_read(cmd, **kw):
+    """Wall time to read all of cmd's stdout from a pipe; checks 1 GiB came."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, **kw)
+    total = 0
+    fd = proc.stdout.fileno()
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        total += len(chunk)
+    proc.wait()
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0 or total != GIB:
+        raise SystemExit(f"{cmd[0]}: exit {proc.returncode}, {total} bytes of {GIB}")
+    return elapsed
+
+
+def relay(rounds, bundle, rootfs, env):
+    """Throughput of 1 GiB of stdout, and exit latency."""
+    config_path = os.path.join(bundle, "config.json")
+    with open(config_path) as f:
+        config = json.load(f)
+    config["process"]["args"] = DD
+    with open(config_path, "w") as f:
+        json.dump(config, f)
+    through = {"runc run, inherited stdio": [], "specgate run, relayed": []}
+    for i in range(rounds):
+        through["runc run, inherited stdio"].append(
+            timed_read(["runc", "run", "--bundle", bundle, f"bench-dd-{i}"]))
+        through["specgate run, relayed"].append(
+            timed_read([SPECGATE, "run", "--rootfs", rootfs, "--", *DD], env=env))
+    base = statistics.median(through["runc run, inherited stdio"])
+    print(f"{rounds} rounds, 1 GiB of stdout into a pipe, median, throughput ratio to raw runc")
+    for name, values in through.items():
+        median = statistics.median(values)
+        print(f"  {name:<26} {median * 1000:8.1f} ms  {GIB / median / 2**20:7.0f} MiB/s"
+              f"  {base / median:5.2f}x")
+
+    latency = {"/bin/true": [], "sleep 0.2, less 0.2 s": []}
+    for _ in range(rounds):
+        latency["/bin/true"].append(
+            timed([SPECGATE, "run", "--rootfs", rootfs, "--", "/bin/true"], env=env))
+        latency["sleep 0.2, less 0.2 s"].append(
+            timed([SPECGATE, "run", "--rootfs", rootfs, "--", "sleep", "0.2"], env=env) - 0.2)
+    print(f"{rounds} rounds, specgate run, median wall time")
+    for name, values in latency.items():
+        print(f"  {name:<26} {statistics.median(values) * 1000:8.2f} ms")
 
 
 def main():
@@ -86,6 +147,7 @@ def main():
     for name, values in samples.items():
         median = statistics.median(values)
         print(f"  {name:<22} {median * 1000:8.2f} ms  {median / base:5.2f}x")
+    relay(max(3, rounds // 3), bundle, rootfs, env)
     shutil.rmtree(work)
 
 

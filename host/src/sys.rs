@@ -213,3 +213,103 @@ pub fn fork_watcher(
         _ => Ok(()),
     }
 }
+
+/// Makes this process the reaper of its orphaned descendants: a detached
+/// runtime leaves the container's init behind, and it must come back to
+/// us to be waited for.
+pub fn become_subreaper() -> Result<(), SysError> {
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(err("prctl(PR_SET_CHILD_SUBREAPER)", Path::new("/")))
+}
+
+/// Standard input, output and error: open for the whole life of the
+/// process (specgate never closes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdFd {
+    /// Descriptor 0.
+    In = 0,
+    /// Descriptor 1.
+    Out = 1,
+    /// Descriptor 2.
+    Err = 2,
+}
+
+impl StdFd {
+    /// The descriptor, borrowed for the life of the process.
+    pub fn fd(self) -> std::os::fd::BorrowedFd<'static> {
+        // SAFETY: descriptors 0, 1 and 2 stay allocated for the life of the
+        // process: specgate never closes them, and a closed one is only an
+        // invalid descriptor that calls report as EBADF, never memory.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self as std::os::fd::RawFd) }
+    }
+}
+
+nix::ioctl_read_bad!(tiocgwinsz, libc::TIOCGWINSZ, libc::winsize);
+nix::ioctl_write_ptr_bad!(tiocswinsz, libc::TIOCSWINSZ, libc::winsize);
+
+/// The size of the terminal `fd` refers to (TIOCGWINSZ).
+pub fn window_size(fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<libc::winsize> {
+    use std::os::fd::AsRawFd;
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `struct winsize` through the pointer,
+    // which points at a live, properly aligned local of that type; a
+    // descriptor that is not a terminal only makes the call fail.
+    unsafe { tiocgwinsz(fd.as_raw_fd(), &mut size) }?;
+    Ok(size)
+}
+
+/// Sets the size of the terminal `fd` refers to (TIOCSWINSZ); the kernel
+/// sends SIGWINCH to the terminal's foreground process group.
+pub fn set_window_size(fd: std::os::fd::BorrowedFd<'_>, size: &libc::winsize) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: TIOCSWINSZ only reads one `struct winsize` through the
+    // pointer, which comes from a live reference.
+    unsafe { tiocswinsz(fd.as_raw_fd(), size) }?;
+    Ok(())
+}
+
+/// Receives one message on a connected unix socket and the one
+/// descriptor it carries (SCM_RIGHTS), as OCI runtimes send a terminal's
+/// master through `--console-socket`; also returns the message's text
+/// (the runtime's name for the descriptor). None when the message holds
+/// no descriptor. Descriptors beyond the first are closed.
+pub fn receive_fd(
+    socket: std::os::fd::BorrowedFd<'_>,
+) -> nix::Result<Option<(std::os::fd::OwnedFd, String)>> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut name = [0u8; 4096];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+    let (length, fds) = {
+        let mut iov = [std::io::IoSliceMut::new(&mut name)];
+        let message = recvmsg::<()>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )?;
+        let mut fds = Vec::new();
+        for cmsg in message.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(received) = cmsg {
+                fds.extend(received);
+            }
+        }
+        (message.bytes, fds)
+    };
+    let mut owned = fds.into_iter().map(|fd| {
+        // SAFETY: the kernel installed each descriptor of an SCM_RIGHTS
+        // message in our table during this recvmsg, and nothing else
+        // knows of it: it is ours to own, and to close.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    });
+    let first = owned.next();
+    // The rest are dropped, hence closed.
+    owned.for_each(drop);
+    let text = String::from_utf8_lossy(&name[..length.min(name.len())]).into_owned();
+    Ok(first.map(|fd| (fd, text)))
+}

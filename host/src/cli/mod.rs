@@ -506,7 +506,12 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
         runtime: runtime.program().display().to_string(),
         exit_status: None,
     };
-    let outcome = run_container(&chain, &runtime, prepared, &mut record);
+    // stdin is relayed with -i only, as podman does: a run in the
+    // background of a shell must not steal the terminal's input.
+    let stdio = runtime::StdioConfig {
+        stdin: args.container.interactive,
+    };
+    let outcome = run_container(&chain, &runtime, prepared, stdio, &mut record);
     record.exit_status = Some(match &outcome {
         Ok(status) => *status,
         Err(e) => exit_code(e),
@@ -523,6 +528,7 @@ fn run_container(
     chain: &LoadedChain,
     runtime: &Runtime,
     prepared: Prepared,
+    stdio: runtime::StdioConfig,
     record: &mut audit::Record,
 ) -> Result<u8> {
     let Prepared {
@@ -532,6 +538,11 @@ fn run_container(
         built,
     } = prepared;
     let mut spec = built.spec;
+    if let Some(process) = spec.process_mut()
+        && process.terminal() == Some(true)
+    {
+        process.set_console_size(runtime::console::our_size());
+    }
     let report = chain
         .run(&mut spec, &id)
         .inspect_err(|e| record.denial = Some(e.to_string()))?;
@@ -554,7 +565,7 @@ fn run_container(
         bundle.write_file(&file.name, &file.contents, 0o644)?;
     }
     bundle.write_config(&json)?;
-    Ok(runtime::run(runtime, &id, &bundle)?)
+    Ok(runtime::run(runtime, &id, &bundle, &spec, stdio)?)
 }
 
 fn trace(cli: &Cli, args: &TraceArgs) -> Result<u8> {

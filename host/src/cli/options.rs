@@ -168,8 +168,8 @@ pub struct ContainerArgs {
           default_missing_value = "true", require_equals = true)]
     pub tty: Option<bool>,
 
-    /// Keep stdin open (accepted for podman's sake: stdin is always
-    /// passed, as buildah does).
+    /// Relay stdin to the container (without it the container's stdin is
+    /// /dev/null, as in podman).
     #[arg(short = 'i', long)]
     pub interactive: bool,
 

@@ -1,8 +1,10 @@
 //! Driving an OCI runtime (runc, crun, ...) as a subprocess through its
-//! command line: create, start, delete. The container's exit status comes
-//! from waiting on its init process directly, never from polling state.
+//! command line: run, delete. The container's exit status comes from
+//! waiting on a process (the foreground runtime's, or the container's
+//! init), never from polling state.
 
 use std::ffi::OsString;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -42,6 +44,21 @@ pub enum RuntimeError {
     },
 }
 
+/// The file, in the bundle, where the runtime writes the container's
+/// init pid once the container has started.
+pub const PID_FILE: &str = "init.pid";
+
+/// The runtime's standard streams for a run.
+#[derive(Debug)]
+pub struct RunStdio {
+    /// Its stdin.
+    pub stdin: OwnedFd,
+    /// Its stdout.
+    pub stdout: OwnedFd,
+    /// Its stderr.
+    pub stderr: OwnedFd,
+}
+
 /// An OCI runtime and the global flags to pass it.
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -79,21 +96,80 @@ impl Runtime {
         cmd
     }
 
-    /// Starts `runc run` in the foreground: one runtime process creates,
-    /// starts and waits for the container, which inherits our stdio, and
-    /// deletes it when it ends. Returns the child to wait for.
-    pub fn spawn_run(&self, id: &str, bundle: &Path) -> Result<std::process::Child, RuntimeError> {
+    /// Starts `runtime run`, which creates and starts the container, with
+    /// `stdio` as the runtime's standard streams. Without a console
+    /// socket the runtime stays in the foreground: the container's
+    /// streams are relayed from `stdio`, signals sent to the runtime
+    /// reach the container, and the runtime exits with it and deletes it.
+    /// With `console_socket` (a name in the bundle, where the runtime
+    /// runs) the runtime sends the container's terminal there and
+    /// detaches: it exits once the container runs, leaving its init
+    /// process to whoever reaps orphans, and the container to delete.
+    /// Returns the runtime's process.
+    pub fn spawn_run(
+        &self,
+        id: &str,
+        bundle: &Path,
+        stdio: RunStdio,
+        console_socket: Option<&str>,
+    ) -> Result<std::process::Child, RuntimeError> {
         let log = bundle.join("runtime.log");
         let mut cmd = self.command(&log);
         cmd.arg("run")
             .arg("--bundle")
             .arg(bundle)
             .arg("--pid-file")
-            .arg(bundle.join("init.pid"))
-            .arg(id);
+            .arg(bundle.join(PID_FILE));
+        if let Some(socket) = console_socket {
+            cmd.arg("--detach").arg("--console-socket").arg(socket);
+        }
+        cmd.arg(id)
+            .current_dir(bundle)
+            .stdin(stdio.stdin)
+            .stdout(stdio.stdout)
+            .stderr(stdio.stderr);
+        // The command, and with it the container's ends of the streams,
+        // is dropped on return: the relay then sees their end of file.
         cmd.spawn().map_err(|source| RuntimeError::Spawn {
             program: self.program.clone(),
             source,
+        })
+    }
+
+    /// The outcome of a detached `run` (see [`Runtime::spawn_run`]): the
+    /// container runs when the runtime exited with success and logged no
+    /// error.
+    pub fn start_outcome(
+        &self,
+        id: &str,
+        bundle: &Path,
+        status: std::process::ExitStatus,
+    ) -> Result<(), RuntimeError> {
+        if let Some(error) = self.logged_error(id, bundle) {
+            return Err(error);
+        }
+        if status.success() {
+            return Ok(());
+        }
+        Err(RuntimeError::Failed {
+            program: self.program.clone(),
+            command: "run",
+            id: id.to_string(),
+            message: format!("exited with {status}"),
+        })
+    }
+
+    /// The error the runtime logged in the bundle, if it did.
+    pub fn logged_error(&self, id: &str, bundle: &Path) -> Option<RuntimeError> {
+        let message = last_error(&bundle.join("runtime.log"))?;
+        if let Some(status) = command_status(&message) {
+            return Some(RuntimeError::Command { status, message });
+        }
+        Some(RuntimeError::Failed {
+            program: self.program.clone(),
+            command: "run",
+            id: id.to_string(),
+            message,
         })
     }
 
@@ -107,16 +183,8 @@ impl Runtime {
         status: std::process::ExitStatus,
     ) -> Result<u8, RuntimeError> {
         use std::os::unix::process::ExitStatusExt;
-        if let Some(message) = last_error(&bundle.join("runtime.log")) {
-            if let Some(status) = command_status(&message) {
-                return Err(RuntimeError::Command { status, message });
-            }
-            return Err(RuntimeError::Failed {
-                program: self.program.clone(),
-                command: "run",
-                id: id.to_string(),
-                message,
-            });
+        if let Some(error) = self.logged_error(id, bundle) {
+            return Err(error);
         }
         Ok(match (status.code(), status.signal()) {
             (Some(code), _) => code as u8,
@@ -140,24 +208,10 @@ impl Runtime {
         id: &str,
         log: &Path,
     ) -> Result<(), RuntimeError> {
-        // The container's init inherits `create`'s stdio, so that one
-        // cannot be captured: its errors are read from the log.
-        let inherit = command == "create";
-        let stdio = || {
-            if inherit {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            }
-        };
         let output = cmd
-            .stdin(stdio())
-            .stdout(stdio())
-            .stderr(if inherit {
-                Stdio::inherit()
-            } else {
-                Stdio::piped()
-            })
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .output()
             .map_err(|source| RuntimeError::Spawn {
                 program: self.program.clone(),
