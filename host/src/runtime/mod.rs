@@ -169,7 +169,8 @@ fn has_terminal(spec: &Spec) -> bool {
 /// Without a terminal, one foreground `runtime run` does it all: it
 /// forwards our signals to the container and deletes it at the end, and
 /// costs two runtime invocations less than create, start and delete
-/// (1.23x raw `runc run` instead of 1.54x in bench/run.py). Its streams
+/// (measured in bench/run.py when this was chosen: 1.23x raw `runc run`
+/// against 1.54x). Its streams
 /// are pipes specgate relays ([`stdio`]). With a terminal
 /// (`process.terminal`), the runtime detaches once it has sent the
 /// terminal ([`console`]): specgate reaps the container's init itself, as
