@@ -5,6 +5,11 @@ Runs `/bin/true` in a busybox-static rootfs: raw `runc run` on an equivalent
 bundle, `specgate run` with no plugin and with three example plugins (cached),
 round-robin so that machine noise hits all alike; prints medians and ratios.
 
+Beside them, when installed: `podman run --rootfs` (cgroupfs, the ulimits
+these machines need, no network, its own storage) and `buildah run` of a
+scratch container holding the same files. Then the peak RSS of specgate (3
+plugins) and of podman during a run.
+
 Then the stdio relay: 1 GiB of the container's stdout read from a pipe,
 through specgate's relay and through raw `runc run` with inherited stdio
 (throughput ratio); and the exit latency, the wall time of `run -- sleep 0.2`
@@ -65,6 +70,46 @@ def timed_read(cmd, **kw):
     if proc.returncode != 0 or total != GIB:
         raise SystemExit(f"{cmd[0]}: exit {proc.returncode}, {total} bytes of {GIB}")
     return elapsed
+
+
+def peak_rss(cmd, **kw):
+    """The largest VmHWM of cmd's own process while it runs, in KiB."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            with open(f"/proc/{proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+        time.sleep(0.01)
+    return peak
+
+
+def engines(work, rootfs):
+    """Command lines for podman and buildah running /bin/true, if present."""
+    found = {}
+    if shutil.which("podman"):
+        storage = ["--root", os.path.join(work, "podman-root"),
+                   "--runroot", os.path.join(work, "podman-run"),
+                   "--cgroup-manager=cgroupfs"]
+        found["podman run --rootfs"] = lambda cmd: [
+            "podman", *storage, "run", "--rm", "--network", "none",
+            "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+            "--rootfs", rootfs, *cmd]
+    if shutil.which("buildah"):
+        storage = ["--root", os.path.join(work, "buildah-root"),
+                   "--runroot", os.path.join(work, "buildah-run")]
+        container = subprocess.run(["buildah", *storage, "from", "scratch"], check=True,
+                                   capture_output=True, text=True).stdout.strip()
+        subprocess.run(["buildah", *storage, "copy", container, rootfs + "/", "/"],
+                       check=True, stdout=subprocess.DEVNULL)
+        found["buildah run"] = lambda cmd: [
+            "buildah", *storage, "run", "--isolation", "oci", "--network", "none",
+            container, "--", *cmd]
+    return found
 
 
 def relay(rounds, bundle, rootfs, env):
@@ -138,6 +183,10 @@ def main():
         "specgate, 3 plugins": lambda i: timed(
             [SPECGATE, "run", "--rootfs", rootfs, *plugin_args, "--", "/bin/true"], env=env),
     }
+    others = engines(work, rootfs)
+    for name, line in others.items():
+        subprocess.run(line(["/bin/true"]), check=True)  # first use sets up storage
+        cases[name] = lambda i, line=line: timed(line(["/bin/true"]))
     samples = {name: [] for name in cases}
     for i in range(rounds):
         for name, case in cases.items():
@@ -147,6 +196,18 @@ def main():
     for name, values in samples.items():
         median = statistics.median(values)
         print(f"  {name:<22} {median * 1000:8.2f} ms  {median / base:5.2f}x")
+    three = statistics.median(samples["specgate, 3 plugins"])
+    for name in others:
+        print(f"  {name} / specgate with 3 plugins: "
+              f"{statistics.median(samples[name]) / three:5.2f}x")
+
+    rss = {"specgate run, 3 plugins": peak_rss(
+        [SPECGATE, "run", "--rootfs", rootfs, *plugin_args, "--", "sleep", "0.5"], env=env)}
+    if "podman run --rootfs" in others:
+        rss["podman run --rootfs"] = peak_rss(others["podman run --rootfs"](["sleep", "0.5"]))
+    print("peak RSS of the engine's own process during `sleep 0.5`")
+    for name, kib in rss.items():
+        print(f"  {name:<26} {kib / 1024:8.1f} MiB")
     relay(max(3, rounds // 3), bundle, rootfs, env)
     shutil.rmtree(work)
 
