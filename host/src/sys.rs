@@ -1,5 +1,6 @@
 //! The kernel-facing calls specgate makes itself, behind one seam: every
-//! `unsafe` block of the crate is in this file.
+//! `unsafe` block of the crate is in this file, including the two that
+//! map machine code wasmtime compiled.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -312,4 +313,30 @@ pub fn receive_fd(
     owned.for_each(drop);
     let text = String::from_utf8_lossy(&name[..length.min(name.len())]).into_owned();
     Ok(first.map(|fd| (fd, text)))
+}
+
+/// Maps a precompiled component from `path` and makes its machine code
+/// runnable. The caller vouches for the file: it must come from
+/// `precompile_component` of an engine of this wasmtime version and
+/// configuration (wasmtime checks the version and configuration itself,
+/// not that the code is its own).
+pub fn map_trusted_component(
+    engine: &wasmtime::Engine,
+    path: &Path,
+) -> wasmtime::Result<wasmtime::component::Component> {
+    // SAFETY: the caller guarantees the file is wasmtime's own output and
+    // unchanged (the plugin cache checks its digest in a private
+    // directory); wasmtime refuses other versions and configurations.
+    unsafe { wasmtime::component::Component::deserialize_file(engine, path) }
+}
+
+/// Loads a precompiled component from bytes the caller vouches for, as
+/// [`map_trusted_component`] does from a file.
+pub fn load_trusted_component(
+    engine: &wasmtime::Engine,
+    bytes: &[u8],
+) -> wasmtime::Result<wasmtime::component::Component> {
+    // SAFETY: the caller guarantees the bytes are `precompile_component`'s
+    // output on this engine.
+    unsafe { wasmtime::component::Component::deserialize(engine, bytes) }
 }

@@ -142,14 +142,11 @@ impl Cache {
             discard(&path);
             return None;
         }
-        // SAFETY: `deserialize_file` maps the file and runs the machine code
-        // in it. Its content was checked above against its digest, and the
+        // The content was checked above against its digest, and the
         // directory is private to this uid (see `open`); entries are only
-        // ever replaced whole, by rename, with another checked-format
-        // entry for the same plugin. wasmtime itself refuses code from
-        // another engine version or configuration, and ignores the
-        // trailer after its own bytes.
-        match unsafe { Component::deserialize_file(engine, &path) } {
+        // ever replaced whole, by rename, with another checked entry for
+        // the same plugin.
+        match crate::sys::map_trusted_component(engine, &path) {
             Ok(component) => {
                 tracing::debug!(path = %path.display(), "plugin cache hit");
                 Some(component)
@@ -178,9 +175,9 @@ impl Cache {
         {
             tracing::warn!(path = %path.display(), "plugin cache entry not written: {e}");
         }
-        // SAFETY: these bytes were produced by `precompile_component` on
-        // this very engine a moment ago and never left this process.
-        unsafe { Component::deserialize(engine, &precompiled) }
+        // These bytes come from `precompile_component` on this very engine
+        // a moment ago and never left this process.
+        crate::sys::load_trusted_component(engine, &precompiled)
     }
 }
 
