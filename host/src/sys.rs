@@ -193,8 +193,9 @@ pub fn fork_watcher(
             path: here.to_path_buf(),
             errno: nix::Error::last(),
         }),
+        // SAFETY: as for the fork above: async-signal-safe calls only,
+        // and the block ends in execv or _exit, never returning.
         0 => unsafe {
-            // SAFETY: see above; this block never returns.
             libc::dup2(pipe_fd, 0);
             libc::dup2(null_fd, 1);
             libc::dup2(null_fd, 2);
