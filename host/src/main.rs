@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(status) => ExitCode::from(status),
         Err(error) => {
-            eprintln!("specgate: {error:#}");
+            eprintln!("specgate: {}", cli::message(&error));
             ExitCode::from(cli::exit_code(&error))
         }
     }

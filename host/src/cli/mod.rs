@@ -234,6 +234,24 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
 }
 
+/// An error as one line: each cause after its context, unless the
+/// context's own text already says it (library errors name their source
+/// in their message).
+pub fn message(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// The exit status for an error: 126 or 127 when the container's command
 /// could not run, 125 for everything else.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
@@ -426,22 +444,7 @@ impl Prepared {
             Some(name) => name.clone(),
             None => new_container_id()?,
         };
-        let root = match &options.rootfs {
-            Some(path) => {
-                let absolute = std::path::absolute(path)
-                    .with_context(|| format!("--rootfs {}", path.display()))?;
-                if !absolute.is_dir() {
-                    bail!("--rootfs {}: not a directory", path.display());
-                }
-                absolute
-            }
-            None => PathBuf::from("/"),
-        };
-        let rootfs = Rootfs::open(&root)?;
-        let mut options = options;
-        if options.rootfs.is_some() {
-            options.rootfs = Some(root);
-        }
+        let rootfs = Rootfs::open(options.rootfs.as_deref().unwrap_or(Path::new("/")))?;
         let built = spec::build(&id, &options, &rootfs, &runtime::state_dir().join(&id))?;
         Ok(Prepared {
             id,
@@ -707,4 +710,32 @@ fn new_container_id() -> Result<String> {
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
         .context("cannot read /dev/urandom for a container id")?;
     Ok(hex::encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open {path}: {source}")]
+    struct Named {
+        path: String,
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_in_its_message_is_said_once() {
+        let io = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let error = anyhow::Error::new(Named {
+            path: "/x".into(),
+            source: io(),
+        })
+        .context("--rootfs /x");
+        assert_eq!(
+            message(&error),
+            format!("--rootfs /x: cannot open /x: {}", io())
+        );
+        let plain = anyhow::Error::new(io()).context("--output f");
+        assert_eq!(message(&plain), format!("--output f: {}", io()));
+    }
 }

@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::spec::Options;
@@ -218,9 +218,18 @@ impl ContainerArgs {
                 && std::io::stdout().is_terminal()
                 && std::io::stderr().is_terminal()
         });
+        // Absolute, as config.json's root.path must be for a bundle
+        // elsewhere.
+        let rootfs = match &self.rootfs {
+            Some(path) => Some(
+                std::path::absolute(path)
+                    .with_context(|| format!("--rootfs {}", path.display()))?,
+            ),
+            None => None,
+        };
         Ok(Options {
             command: command.to_vec(),
-            rootfs: self.rootfs.clone(),
+            rootfs,
             read_only: self.read_only,
             env,
             workdir: self.workdir.clone(),
