@@ -129,15 +129,19 @@ impl Cache {
     /// corrupt, truncated or foreign entry is removed.
     pub fn lookup(&self, engine: &Engine, sha256: &str) -> Option<Component> {
         let path = self.entry_path(sha256)?;
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
+        let mapped = match fs::File::open(&path).and_then(|f| crate::sys::MappedFile::new(&f)) {
+            Ok(mapped) => mapped,
             Err(e) if e.kind() == ErrorKind::NotFound => return None,
             Err(e) => {
                 tracing::warn!(path = %path.display(), "plugin cache entry unreadable: {e}");
                 return None;
             }
         };
-        if verified_payload(&bytes).is_none() {
+        let intact = mapped
+            .as_ref()
+            .is_some_and(|m| verified_payload(m.bytes()).is_some());
+        drop(mapped);
+        if !intact {
             tracing::warn!(path = %path.display(), "plugin cache entry is corrupt; recompiling");
             discard(&path);
             return None;

@@ -134,78 +134,70 @@ impl PluginHost {
         Ok(loaded.remove(0))
     }
 
-    /// Loads plugins: those in the cache one after the other (a cached
-    /// load costs less than starting a thread), those missing from it
-    /// compiling in parallel. The first failure, in the given order, is
-    /// returned.
+    /// Loads plugins, each on a thread of its own when there are several:
+    /// reading and hashing the file, then mapping its cache entry or
+    /// compiling it. In a fresh process even a cached load costs more
+    /// than a thread (the entry's pages, its code made executable), and
+    /// misses compile in parallel. The first failure, in the given order,
+    /// is returned.
     pub fn load_all(&self, plugins: &[Source]) -> Result<Vec<Plugin>, PluginError> {
-        let error = |i: usize, problem| PluginError {
-            plugin: plugins[i].name.clone(),
-            path: plugins[i].path.clone(),
-            stage: Stage::Load,
-            problem,
-        };
-        let mut files = Vec::with_capacity(plugins.len());
-        let mut components = Vec::with_capacity(plugins.len());
-        for (i, source) in plugins.iter().enumerate() {
-            let file = plugin::read(&source.path, &self.limits).map_err(|p| error(i, p))?;
+        let fetch = |source: &Source| -> Result<_, Problem> {
+            let file = plugin::read(&source.path, &self.limits)?;
             if let Some(expected) = &source.sha256
                 && *expected != file.sha256
             {
-                return Err(error(
-                    i,
-                    Problem::PinMismatch {
-                        expected: expected.clone(),
-                        actual: file.sha256,
-                    },
-                ));
+                return Err(Problem::PinMismatch {
+                    expected: expected.clone(),
+                    actual: file.sha256,
+                });
             }
-            components.push(self.cache.lookup(self.engine, &file.sha256));
-            files.push(file);
-        }
-        let compiled: Vec<Option<wasmtime::Result<_>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = files
-                .iter()
-                .zip(&components)
-                .map(|(file, cached)| {
-                    cached.is_none().then(|| {
-                        scope.spawn(move || {
-                            self.cache.compile(self.engine, &file.sha256, &file.bytes)
+            let (component, origin) = match self.cache.lookup(self.engine, &file.sha256) {
+                Some(component) => (component, cache::Source::Cache),
+                None => (
+                    self.cache
+                        .compile(self.engine, &file.sha256, &file.bytes)
+                        .map_err(|e| Problem::Invalid(format!("{e:#}")))?,
+                    cache::Source::Compiled,
+                ),
+            };
+            Ok((file, component, origin))
+        };
+        let fetched: Vec<Result<_, Problem>> = match plugins {
+            [one] => vec![fetch(one)],
+            _ => std::thread::scope(|scope| {
+                let handles: Vec<_> = plugins
+                    .iter()
+                    .map(|source| scope.spawn(move || fetch(source)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(Problem::Invalid("the plugin loader panicked".into()))
                         })
                     })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| Err(wasmtime::format_err!("the compiler panicked")))
-                    })
-                })
-                .collect()
-        });
+                    .collect()
+            }),
+        };
         let mut loaded = Vec::with_capacity(plugins.len());
-        for (i, ((cached, compiled), file)) in
-            components.into_iter().zip(compiled).zip(&files).enumerate()
-        {
-            let (component, source) = match (cached, compiled) {
-                (Some(component), _) => (component, cache::Source::Cache),
-                (None, Some(Ok(component))) => (component, cache::Source::Compiled),
-                (None, Some(Err(e))) => return Err(error(i, Problem::Invalid(format!("{e:#}")))),
-                (None, None) => unreachable!("every cache miss was compiled"),
+        for (source, fetched) in plugins.iter().zip(fetched) {
+            let error = |problem| PluginError {
+                plugin: source.name.clone(),
+                path: source.path.clone(),
+                stage: Stage::Load,
+                problem,
             };
-            let Source { name, path, .. } = &plugins[i];
+            let (file, component, origin) = fetched.map_err(error)?;
             let plugin = plugin::prepare(
                 self.engine,
                 &self.linker,
-                name.as_str().into(),
-                path,
-                file,
+                source.name.as_str().into(),
+                &source.path,
+                &file,
                 component,
-                source,
+                origin,
             )
-            .map_err(|p| error(i, p))?;
+            .map_err(error)?;
             loaded.push(plugin);
         }
         Ok(loaded)
