@@ -621,6 +621,10 @@ fn id_maps_give_the_container_a_user_namespace() {
     let stdout = out.success();
     let mut lines = stdout.lines();
     assert_eq!(lines.next(), Some("0"));
-    let map: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    let map: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     assert_eq!(map, ["0", "100000", "65536"]);
 }
