@@ -2,6 +2,7 @@
 //! driver, signals, exit status and cleanup.
 
 pub mod bundle;
+pub mod config;
 pub mod gc;
 pub mod oci;
 
@@ -15,6 +16,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 pub use bundle::Bundle;
+pub use config::BundleConfig;
 pub use oci::{Runtime, RuntimeError};
 
 use crate::sys;
