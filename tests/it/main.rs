@@ -12,3 +12,4 @@ mod policy;
 mod refused_at_load;
 mod rootfs_safety;
 mod run;
+mod wrapper;
