@@ -13,3 +13,4 @@ mod refused_at_load;
 mod rootfs_safety;
 mod run;
 mod stdio;
+mod wrapper;

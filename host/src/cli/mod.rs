@@ -2,8 +2,10 @@
 //! to the library. Errors get their context here, and their exit code in
 //! [`exit_code`].
 
+mod oci;
 mod options;
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,6 +24,7 @@ use crate::policy::{
 };
 use crate::runtime::{self, Bundle, Runtime};
 use crate::spec::{self, rootfs::Rootfs};
+pub use oci::RUNTIME_NAME;
 use options::ContainerArgs;
 
 /// Exit status when specgate itself fails or a policy refuses the run
@@ -51,6 +54,20 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// `specgate oci ARGS`, with what the environment sets (the cache
+    /// directory, the log filter): the binary called as `specgate-runtime`.
+    pub fn oci(args: Vec<OsString>) -> Self {
+        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+        Cli {
+            cache_dir: var("SPECGATE_CACHE_DIR").map(PathBuf::from),
+            no_cache: false,
+            log_level: var("SPECGATE_LOG").map(|v| v.to_string_lossy().into_owned()),
+            command: Command::Oci { args },
+        }
+    }
+}
+
 /// specgate's commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -71,6 +88,22 @@ pub enum Command {
         id: String,
         /// The bundle.
         bundle: PathBuf,
+    },
+    /// Be an OCI runtime in front of the real one, with runc's command line.
+    ///
+    /// `create` and `run` pass the bundle's config.json through the policy
+    /// chain, then hand over to the real runtime; other commands go
+    /// straight to it. The binary called as `specgate-runtime` is this.
+    #[command(disable_help_flag = true)]
+    Oci {
+        /// runc's global flags, command and its arguments, passed on
+        /// unchanged.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "RUNTIME-ARGS"
+        )]
+        args: Vec<OsString>,
     },
     /// Remove the runtime state and bundles of runs whose specgate died.
     Gc {
@@ -228,6 +261,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
+        Command::Oci { args } => oci::run(&cli, args),
         Command::Spec(args) => spec_command(&cli, args),
         Command::Plugin(PluginCommand::Inspect { file, json }) => inspect(&cli, file, *json),
         Command::Plugin(PluginCommand::Trace(args)) => trace(&cli, args),
@@ -309,6 +343,7 @@ struct LoadedChain {
     mode: Mode,
     audit_log: Option<PathBuf>,
     policy: Option<audit::PolicyDigest>,
+    runtime: Option<String>,
 }
 
 impl LoadedChain {
@@ -393,7 +428,35 @@ impl LoadedChain {
             mode: args.policy_mode.unwrap_or(policy.mode),
             audit_log: args.audit_log.clone().or(policy.audit_log),
             policy: digest,
+            runtime: policy.runtime,
         })
+    }
+
+    /// The audit record of a run through this chain, before the chain runs.
+    fn record(
+        &self,
+        run_id: &str,
+        command: Vec<String>,
+        rootfs: String,
+        runtime: &Runtime,
+    ) -> audit::Record {
+        audit::Record {
+            time: audit::now(),
+            run_id: run_id.to_string(),
+            command,
+            user: nix::unistd::getuid().as_raw(),
+            rootfs,
+            policy: self.policy.clone(),
+            mode: format!("{:?}", self.mode).to_lowercase(),
+            plugins: Vec::new(),
+            changes: Vec::new(),
+            skipped: Vec::new(),
+            would_deny: Vec::new(),
+            denial: None,
+            config_sha256: None,
+            runtime: runtime.program().display().to_string(),
+            exit_status: None,
+        }
     }
 
     /// Runs the chain over `spec`.
@@ -488,27 +551,16 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
             names.join(",")
         );
     }
-    let mut record = audit::Record {
-        time: audit::now(),
-        run_id: prepared.id.clone(),
-        command: args.command.clone(),
-        user: nix::unistd::getuid().as_raw(),
-        rootfs: prepared
+    let mut record = chain.record(
+        &prepared.id,
+        args.command.clone(),
+        prepared
             .options
             .rootfs
             .as_ref()
             .map_or_else(|| "host".to_string(), |r| r.display().to_string()),
-        policy: chain.policy.clone(),
-        mode: format!("{:?}", chain.mode).to_lowercase(),
-        plugins: Vec::new(),
-        changes: Vec::new(),
-        skipped: Vec::new(),
-        would_deny: Vec::new(),
-        denial: None,
-        config_sha256: None,
-        runtime: runtime.program().display().to_string(),
-        exit_status: None,
-    };
+        &runtime,
+    );
     // stdin is relayed with -i only, as podman does: a run in the
     // background of a shell must not steal the terminal's input.
     let stdio = runtime::StdioConfig {

@@ -11,6 +11,9 @@
 //! settings = { capabilities = "CAP_NET_RAW,CAP_MKNOD" }
 //! grants = { add-capabilities = ["CAP_NET_BIND_SERVICE"], bind-sources = ["/srv/data"] }
 //! ```
+//!
+//! A top-level `runtime = "runc"` names the OCI runtime that
+//! `specgate oci` (`specgate-runtime`) hands containers to.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,7 +30,7 @@ pub const DEFAULT_PATH: &str = "/etc/specgate/policy.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyFileError {
     /// The file could not be read.
-    #[error("policy file {}: {source}", path.display())]
+    #[error("policy file {}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
@@ -104,6 +107,9 @@ pub struct Policy {
     pub mode: Mode,
     /// Where each run appends its audit record.
     pub audit_log: Option<PathBuf>,
+    /// The OCI runtime behind `specgate oci`: a name looked up in PATH,
+    /// or a path (relative: to the policy file).
+    pub runtime: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +119,7 @@ struct RawPolicy {
     #[serde(default)]
     mode: Mode,
     audit_log: Option<PathBuf>,
+    runtime: Option<String>,
     #[serde(default, rename = "plugin")]
     plugins: Vec<RawPlugin>,
 }
@@ -165,23 +172,8 @@ impl Policy {
 
     /// Parses a policy file's text.
     pub fn parse(path: &Path, text: &str, defaults: &Limits) -> Result<Self, PolicyFileError> {
-        let invalid = |offset: usize, message: String| {
-            let before = &text[..offset.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            PolicyFileError::Invalid {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message,
-            }
-        };
-        let raw: RawPolicy = toml::from_str(text).map_err(|e| {
-            invalid(
-                e.span().map_or(0, |s| s.start),
-                e.message().trim().to_string(),
-            )
-        })?;
+        let invalid = |offset: usize, message: String| invalid(path, text, offset, message);
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut plugins = Vec::with_capacity(raw.plugins.len());
         for (index, plugin) in raw.plugins.into_iter().enumerate() {
@@ -257,8 +249,69 @@ impl Policy {
             plugins,
             mode: raw.mode,
             audit_log: raw.audit_log.map(|log| base.join(log)),
+            runtime: raw
+                .runtime
+                .map(|runtime| resolve_runtime(base, runtime))
+                .transpose()
+                .map_err(|message| invalid(text.find("runtime").unwrap_or(0), message))?,
         })
     }
+
+    /// Only the file's `runtime`, read without checking the rest: what
+    /// `specgate oci` needs to pass `state`, `kill` or `delete` on to the
+    /// runtime, so that a chain that no longer loads never strands
+    /// containers that already run.
+    pub fn load_runtime(path: &Path) -> Result<Option<String>, PolicyFileError> {
+        #[derive(Deserialize)]
+        struct RuntimeOnly {
+            runtime: Option<String>,
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let raw: RuntimeOnly = toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        raw.runtime
+            .map(|runtime| resolve_runtime(base, runtime))
+            .transpose()
+            .map_err(|message| invalid(path, &text, text.find("runtime").unwrap_or(0), message))
+    }
+}
+
+/// An error at a byte offset of the file's text, as `file:line:column`.
+fn invalid(path: &Path, text: &str, offset: usize, message: String) -> PolicyFileError {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    PolicyFileError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// A TOML or schema error, where the parser found it.
+fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> PolicyFileError {
+    invalid(
+        path,
+        text,
+        error.span().map_or(0, |s| s.start),
+        error.message().trim().to_string(),
+    )
+}
+
+/// A `runtime` value: a bare name stays a name (looked up in PATH when
+/// used), a relative path is taken from the policy file's directory.
+fn resolve_runtime(base: &Path, runtime: String) -> Result<String, String> {
+    if runtime.is_empty() {
+        return Err("runtime must not be empty".to_string());
+    }
+    if runtime.contains('/') && !runtime.starts_with('/') {
+        return Ok(base.join(runtime).display().to_string());
+    }
+    Ok(runtime)
 }
 
 /// A setting's value as the plugin receives it: lists are joined with
@@ -342,6 +395,47 @@ grants = { add-capabilities = ["net_admin"], bind-sources = ["/srv/data"], join-
         );
         let err = parse("[[plugin]\n").unwrap_err();
         assert!(err.to_string().contains("policy.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn the_runtime_is_a_name_or_a_path_from_the_file() {
+        assert_eq!(parse("").unwrap().runtime, None);
+        assert_eq!(
+            parse("runtime = \"crun\"\n").unwrap().runtime.as_deref(),
+            Some("crun")
+        );
+        assert_eq!(
+            parse("runtime = \"bin/runc\"\n")
+                .unwrap()
+                .runtime
+                .as_deref(),
+            Some("/etc/specgate/bin/runc")
+        );
+        let err = parse("mode = \"enforce\"\nruntime = \"\"\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("policy.toml:2:1: runtime must not be empty"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_runtime_alone_is_read_past_a_chain_that_would_not_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.toml");
+        std::fs::write(
+            &path,
+            "runtime = \"runc\"\n[[plugin]]\npath = \"a.wasm\"\nbogus = 1\n",
+        )
+        .unwrap();
+        assert!(Policy::load(&path, &Limits::default()).is_err());
+        assert_eq!(
+            Policy::load_runtime(&path).unwrap().as_deref(),
+            Some("runc")
+        );
+        std::fs::write(&path, "runtime = [\n").unwrap();
+        let err = Policy::load_runtime(&path).unwrap_err();
+        assert!(err.to_string().contains("policy.toml:"), "{err}");
     }
 
     #[test]

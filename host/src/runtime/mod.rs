@@ -2,6 +2,7 @@
 //! driver, signals, exit status and cleanup.
 
 pub mod bundle;
+pub mod config;
 pub mod console;
 pub mod gc;
 pub mod oci;
@@ -19,6 +20,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
 pub use bundle::Bundle;
+pub use config::BundleConfig;
 pub use oci::{RunStdio, Runtime, RuntimeError};
 pub use stdio::StdioConfig;
 

@@ -34,6 +34,13 @@ pub enum RuntimeError {
         /// What the runtime said.
         message: String,
     },
+    /// The runtime is specgate itself: handing it the container would
+    /// loop.
+    #[error(
+        "the runtime {} is specgate itself; name the real one (`runtime` in the policy file, or SPECGATE_RUNTIME)",
+        .0.display()
+    )]
+    IsSpecgate(PathBuf),
     /// The command in the container could not be run.
     #[error("{message}")]
     Command {
@@ -73,11 +80,14 @@ impl Runtime {
         let program = if name.contains('/') {
             Some(PathBuf::from(name)).filter(|p| is_executable(p))
         } else {
-            std::env::var_os("PATH").and_then(|path| {
-                std::env::split_paths(&path)
-                    .map(|dir| dir.join(name))
-                    .find(|p| is_executable(p))
-            })
+            // Without PATH (conmon calls `delete` with an almost empty
+            // environment), the usual directories, as execvp(3) does.
+            let path = std::env::var_os("PATH")
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| crate::spec::DEFAULT_PATH.into());
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(name))
+                .find(|p| is_executable(p))
         };
         let program = program.ok_or_else(|| RuntimeError::NotFound(name.to_string()))?;
         Ok(Runtime { program, flags })
@@ -86,6 +96,21 @@ impl Runtime {
     /// The runtime's executable.
     pub fn program(&self) -> &Path {
         &self.program
+    }
+
+    /// Fails when the runtime is the running executable (through a link
+    /// or a copy under the same inode): `specgate-runtime` installed as
+    /// `runc` early in PATH would otherwise exec itself forever.
+    pub fn refuse_self(&self) -> Result<(), RuntimeError> {
+        use std::os::unix::fs::MetadataExt;
+        let ours = std::fs::metadata("/proc/self/exe");
+        let theirs = std::fs::metadata(&self.program);
+        match (ours, theirs) {
+            (Ok(ours), Ok(theirs)) if ours.dev() == theirs.dev() && ours.ino() == theirs.ino() => {
+                Err(RuntimeError::IsSpecgate(self.program.clone()))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn command(&self, log: &Path) -> Command {

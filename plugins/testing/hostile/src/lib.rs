@@ -7,9 +7,12 @@
 //! `capability` setting, default CAP_NET_ADMIN), `share-host-network`,
 //! `bind-host` (binds the `source` setting at /host), `join-network`
 //! (joins /proc/1/ns/net), `map-ids`, `mount-proc` (a second proc at
-//! /proc2), `loosen-sys` (drops `ro` from /sys), `well-behaved` (default).
+//! /proc2), `loosen-sys` (drops `ro` from /sys), `deny-annotation`
+//! (refuses a container annotated `specgate.test/deny`, giving the
+//! annotation's value as the reason), `well-behaved` (default).
 //! Each acts in the hook named by its effect: mount changes in `mounts`,
-//! namespace changes in `namespaces`, everything else in `capabilities`.
+//! namespace changes in `namespaces`, a verdict on the final container in
+//! `validate`, everything else in `capabilities`.
 
 use std::sync::OnceLock;
 
@@ -18,6 +21,9 @@ specgate_sdk::bindings!(world: "policy", path: "../../../wit");
 static BEHAVIOR: OnceLock<String> = OnceLock::new();
 static CAPABILITY: OnceLock<String> = OnceLock::new();
 static SOURCE: OnceLock<String> = OnceLock::new();
+
+/// The annotation `deny-annotation` refuses.
+const DENY_ANNOTATION: &str = "specgate.test/deny";
 
 const BEHAVIORS: &[&str] = &[
     "loop",
@@ -39,6 +45,7 @@ const BEHAVIORS: &[&str] = &[
     "map-ids",
     "mount-proc",
     "loosen-sys",
+    "deny-annotation",
     "well-behaved",
 ];
 
@@ -187,8 +194,13 @@ impl exports::specgate::policy::namespaces::Guest for Hostile {
 }
 
 impl exports::specgate::policy::validate::Guest for Hostile {
-    fn check(_container: Container) -> Result<(), Denial> {
-        Ok(())
+    fn check(container: Container) -> Result<(), Denial> {
+        match (behavior(), container.annotation(DENY_ANNOTATION)) {
+            ("deny-annotation", Some(reason)) => {
+                Err(deny(format!("annotation {DENY_ANNOTATION}: {reason}")))
+            }
+            _ => Ok(()),
+        }
     }
 }
 

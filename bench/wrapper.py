@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""specgate-runtime create against runc create, side by side and alternating.
+
+The engine's view: `create` of one bundle (a busybox-static rootfs running
+`/bin/true`) through raw runc, and through `specgate-runtime` with an empty
+policy and with three example plugins (cached), round-robin so that machine
+noise hits all alike. Each create is followed, untimed, by `delete --force`
+and a fresh copy of the engine's config.json. Prints medians, ratios and
+the wrapper's overhead over runc.
+
+runc's own create takes tens of milliseconds and varies by several, so the
+wrapper's cost is also measured alone: the same creates with `/bin/true`
+standing in for the runtime, against `/bin/true` run directly. Since the
+wrapper becomes the runtime, that difference is exactly what it adds.
+
+Usage (as root, after `bash .ci/setup` and `cargo build --release`):
+    python3 bench/wrapper.py [ROUNDS]
+"""
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPECGATE = os.path.join(ROOT, "target/release/specgate")
+PLUGINS = os.path.join(ROOT, "plugins/target/wasm32-wasip2/release")
+THREE = ["drop_capabilities", "require_namespaces", "deny_privileged"]
+
+
+def busybox_rootfs(path):
+    os.makedirs(os.path.join(path, "bin"))
+    for sub in ["etc", "tmp", "proc", "dev", "sys"]:
+        os.makedirs(os.path.join(path, sub))
+    shutil.copy("/bin/busybox", os.path.join(path, "bin/busybox"))
+    os.symlink("busybox", os.path.join(path, "bin/true"))
+
+
+def policy(path, plugins):
+    with open(path, "w") as f:
+        for name in plugins:
+            f.write(f'[[plugin]]\npath = "{os.path.join(PLUGINS, name + ".wasm")}"\n')
+
+
+def main():
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 50
+    runc = shutil.which("runc")
+    work = tempfile.mkdtemp(prefix="specgate-bench-wrapper-")
+    rootfs = os.path.join(work, "rootfs")
+    busybox_rootfs(rootfs)
+    cache = os.path.join(work, "cache")
+    os.makedirs(cache, mode=0o700)
+    state = os.path.join(work, "state")
+    link = os.path.join(work, "specgate-runtime")
+    os.symlink(SPECGATE, link)
+    policy(os.path.join(work, "none.toml"), [])
+    policy(os.path.join(work, "three.toml"), THREE)
+
+    # The engine's config.json: specgate's spec without the files its own
+    # runs put in their bundle.
+    spec = subprocess.run(
+        [SPECGATE, "spec", "--no-default-policy", "--rootfs", rootfs, "--", "/bin/true"],
+        check=True, capture_output=True, env=dict(os.environ, SPECGATE_CACHE_DIR=cache)).stdout
+    config = json.loads(spec)
+    config["mounts"] = [m for m in config["mounts"]
+                        if not m.get("source", "").startswith("/run/specgate/")]
+    original = json.dumps(config, indent=2).encode()
+    bundle = os.path.join(work, "bundle")
+    os.makedirs(bundle)
+
+    def case(program, policy_name, runtime=runc):
+        env = dict(os.environ, SPECGATE_CACHE_DIR=cache,
+                   SPECGATE_POLICY=os.path.join(work, f"{policy_name}.toml"),
+                   SPECGATE_RUNTIME=runtime)
+
+        def timed(i):
+            with open(os.path.join(bundle, "config.json"), "wb") as f:
+                f.write(original)
+            cid = f"bench-wrapper-{i}"
+            started = time.perf_counter()
+            subprocess.run([program, "--root", state, "create", "--bundle", bundle, cid],
+                           check=True, stdout=subprocess.DEVNULL, env=env)
+            took = time.perf_counter() - started
+            if runtime == runc:
+                subprocess.run([runc, "--root", state, "delete", "--force", cid], check=True)
+            return took
+        return timed
+
+    true = shutil.which("true")
+    groups = [
+        ("with runc", "runc create", {
+            "runc create": case(runc, "none"),
+            "specgate-runtime, 0 plugins": case(link, "none"),
+            "specgate-runtime, 3 plugins": case(link, "three"),
+        }),
+        ("the wrapper alone, `true` as the runtime", "true", {
+            "true": case(true, "none", true),
+            "specgate-runtime, 0 plugins": case(link, "none", true),
+            "specgate-runtime, 3 plugins": case(link, "three", true),
+        }),
+    ]
+    for title, base_name, cases in groups:
+        # Warm up: the plugin cache, the page cache.
+        for name, run in cases.items():
+            run(f"warm-{len(name)}")
+        samples = {name: [] for name in cases}
+        for i in range(rounds):
+            for name, run in cases.items():
+                samples[name].append(run(f"{i}-{len(name)}"))
+        base = statistics.median(samples[base_name])
+        print(f"{title}: {rounds} rounds, median wall time of create, ratio, overhead")
+        for name, values in samples.items():
+            median = statistics.median(values)
+            print(f"  {name:<28} {median * 1000:8.2f} ms  {median / base:5.2f}x"
+                  f"  {(median - base) * 1000:+7.2f} ms")
+    shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    main()
