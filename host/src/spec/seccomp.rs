@@ -948,7 +948,7 @@ mod tests {
             "defaultAction": "SCMP_ACT_KILL_PROCESS",
             "defaultErrnoRet": 1,
             "flags": ["SECCOMP_FILTER_FLAG_LOG"],
-            "listenerPath": "/run/agent.sock",
+            "listenerPath": "/run/seccomp-listener.sock",
             "listenerMetadata": "meta",
             "syscalls": [
                 { "names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22,
@@ -974,7 +974,7 @@ mod tests {
         );
         assert_eq!(
             seccomp.listener_path().as_deref(),
-            Some(Path::new("/run/agent.sock"))
+            Some(Path::new("/run/seccomp-listener.sock"))
         );
         assert_eq!(seccomp.listener_metadata().as_deref(), Some("meta"));
         let socket = &seccomp.syscalls().as_ref().unwrap()[0];
