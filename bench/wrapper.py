@@ -26,18 +26,8 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPECGATE = os.path.join(ROOT, "target/release/specgate")
-PLUGINS = os.path.join(ROOT, "plugins/target/wasm32-wasip2/release")
-THREE = ["drop_capabilities", "require_namespaces", "deny_privileged"]
-
-
-def busybox_rootfs(path):
-    os.makedirs(os.path.join(path, "bin"))
-    for sub in ["etc", "tmp", "proc", "dev", "sys"]:
-        os.makedirs(os.path.join(path, sub))
-    shutil.copy("/bin/busybox", os.path.join(path, "bin/busybox"))
-    os.symlink("busybox", os.path.join(path, "bin/true"))
+# bench/ is on sys.path when this runs as a script.
+from run import PLUGINS, SPECGATE, THREE, busybox_rootfs
 
 
 def policy(path, plugins):

@@ -21,19 +21,13 @@ fn spec_outcome(options: &[&str], command: &[&str]) -> crate::util::Outcome {
     run(&mut cmd)
 }
 
+/// A JSON array's strings, as a set.
 fn strings(value: &Value) -> BTreeSet<String> {
-    value
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::util::strings(value)
 }
 
 fn env(config: &Value) -> Vec<String> {
-    strings(&config["process"]["env"]).into_iter().collect()
+    crate::util::strings(&config["process"]["env"])
 }
 
 fn mount<'c>(config: &'c Value, destination: &str) -> Option<&'c Value> {

@@ -113,14 +113,17 @@ pub fn spec_with(plugins: &[&str], settings: &[&str], args: &[&str]) -> Outcome 
 
 /// The names in one capability set of a config.json.
 pub fn cap_set(config: &serde_json::Value, set: &str) -> Vec<String> {
-    config["process"]["capabilities"][set]
+    strings(&config["process"]["capabilities"][set])
+}
+
+/// The strings of a JSON array (none when it is not one).
+pub fn strings<C: FromIterator<String>>(value: &serde_json::Value) -> C {
+    value
         .as_array()
-        .map(|list| {
-            list.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
 }
 
 /// The namespace types of a config.json.

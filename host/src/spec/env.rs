@@ -139,28 +139,17 @@ pub fn apply(spec: &mut Spec, args: &[EnvArg], host: &[(String, String)], termin
     }
 }
 
-/// The value of `key` in the process environment.
-pub fn get<'a>(spec: &'a Spec, key: &str) -> Option<&'a str> {
-    spec.process()
-        .as_ref()?
-        .env()
-        .as_ref()?
-        .iter()
+/// The value of `key` in an environment list: its last entry, as the
+/// process sees it.
+pub fn lookup<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
+    env.iter()
         .rev()
         .find_map(|entry| entry.strip_prefix(key)?.strip_prefix('='))
 }
 
-/// Sets `key` in the process environment unless it is already there.
-pub fn set_default(spec: &mut Spec, key: &str, value: &str) {
-    if get(spec, key).is_some() {
-        return;
-    }
-    if let Some(process) = spec.process_mut() {
-        process
-            .env_mut()
-            .get_or_insert_default()
-            .push(format!("{key}={value}"));
-    }
+/// The value of `key` in the process environment.
+pub fn get<'a>(spec: &'a Spec, key: &str) -> Option<&'a str> {
+    lookup(spec.process().as_ref()?.env().as_ref()?, key)
 }
 
 #[cfg(test)]

@@ -1066,7 +1066,7 @@ impl HostFacts {
             hosts: read_optional(Path::new("/etc/hosts"))?,
             resolv_conf: read_optional(Path::new("/etc/resolv.conf"))?,
             resolved_conf: read_optional(Path::new(SYSTEMD_RESOLVED_CONF))?,
-            selinux: Path::new("/sys/fs/selinux/enforce").exists(),
+            selinux: super::security::selinux_enabled(),
             dev_shm: Path::new("/dev/shm").exists(),
             dev_mqueue: Path::new("/dev/mqueue").exists(),
             sys: Path::new("/sys").exists(),

@@ -526,10 +526,7 @@ enum Probe {
 /// The `PATH` of a container's environment: its last `PATH=` entry, as
 /// the process sees it, else [`super::DEFAULT_PATH`].
 pub fn path_env(env: &[String]) -> &str {
-    env.iter()
-        .rev()
-        .find_map(|entry| entry.strip_prefix("PATH="))
-        .unwrap_or(super::DEFAULT_PATH)
+    super::env::lookup(env, "PATH").unwrap_or(super::DEFAULT_PATH)
 }
 
 /// Makes sure the process's working directory exists in the rootfs,

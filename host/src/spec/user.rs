@@ -234,7 +234,7 @@ pub fn apply(spec: &mut Spec, user: &User) {
     process_user.set_gid(user.gid);
     process_user.set_additional_gids(Some(user.additional_gids.clone()));
     let env = process.env_mut().get_or_insert_default();
-    if !env.iter().any(|entry| entry.starts_with("HOME=")) {
+    if super::env::lookup(env, "HOME").is_none() {
         env.push(format!("HOME={}", user.home));
     }
 }
