@@ -110,8 +110,10 @@ pub struct Networks {
 impl Networks {
     /// Loads the networks of `config_dir`: those `names` names, in the
     /// directory's order, or every one when `names` is empty (buildah's
-    /// choice for a network namespace without names). A name with no
-    /// configuration, or any malformed file, is an error.
+    /// choice for a network namespace without names), whose plugins are
+    /// found in `plugin_path` (directories separated by `:`). A name with
+    /// no configuration, any malformed file, or a plugin not found is an
+    /// error.
     pub fn load(
         config_dir: &Path,
         plugin_path: &str,
@@ -127,9 +129,16 @@ impl Networks {
             }
             lists.retain(|l| names.contains(&l.name));
         }
-        let search_path = std::env::split_paths(plugin_path)
+        let search_path: Vec<PathBuf> = std::env::split_paths(plugin_path)
             .filter(|p| !p.as_os_str().is_empty())
             .collect();
+        // A plugin that is missing fails the run before the container
+        // is made.
+        for list in &lists {
+            for index in 0..list.plugins.len() {
+                plugin::find(list.plugin_type(index), &search_path, list)?;
+            }
+        }
         Ok(Networks { lists, search_path })
     }
 
@@ -178,7 +187,9 @@ impl Networks {
                 Err(e) => {
                     // The CNI spec's cleanup of a failed ADD: DEL for
                     // every plugin of the list, even those never called.
-                    attached.del(list, &ifname, None);
+                    // Its failures are expected (the same configuration
+                    // failed), and the ADD's error says what matters.
+                    attached.del(list, &ifname, None, tracing::Level::DEBUG);
                     attached.detach();
                     return Err(e);
                 }
@@ -236,15 +247,25 @@ impl Attached<'_> {
     }
 
     /// DEL through the list's plugins in reverse order, each with the
-    /// ADD's result; a failure is reported and the others still run, so
-    /// that as much as can be is released.
-    fn del(&self, list: &NetworkList, ifname: &str, result: Option<&Value>) -> bool {
+    /// ADD's result; a failure is reported at `level` and the others
+    /// still run, so that as much as can be is released.
+    fn del(
+        &self,
+        list: &NetworkList,
+        ifname: &str,
+        result: Option<&Value>,
+        level: tracing::Level,
+    ) -> bool {
         let invocation = self.invocation(ifname);
         let result = result.filter(|_| list.del_gets_prev_result());
         let mut clean = true;
         for index in (0..list.plugins.len()).rev() {
             if let Err(e) = plugin::exec(list, index, CniCommand::Del, &invocation, result) {
-                tracing::warn!("{e}");
+                if level == tracing::Level::DEBUG {
+                    tracing::debug!("{e}");
+                } else {
+                    tracing::warn!("{e}");
+                }
                 clean = false;
             }
         }
@@ -257,7 +278,12 @@ impl Attached<'_> {
         let mut clean = true;
         while let Some(added) = self.added.pop() {
             let list = &self.networks.lists[added.list];
-            clean &= self.del(list, &added.ifname, added.result.as_ref());
+            clean &= self.del(
+                list,
+                &added.ifname,
+                added.result.as_ref(),
+                tracing::Level::WARN,
+            );
         }
         clean
     }
@@ -282,7 +308,7 @@ mod tests {
         )
         .unwrap();
         let names = ["a".to_string(), "b".to_string()];
-        let error = Networks::load(dir.path(), DEFAULT_PLUGIN_PATH, &names)
+        let error = Networks::load(dir.path(), "/bin:/usr/bin", &names)
             .unwrap_err()
             .to_string();
         assert_eq!(
