@@ -330,8 +330,10 @@ fn run_with_pipes_and_networks(
         return Err(e);
     }
     let init = read_pid(&bundle.dir().join(oci::PID_FILE))?;
-    _attached = networks.attach(id, init.as_raw())?;
+    // A signal while the networks are added ends the created container:
+    // start then fails, and everything is undone.
     forwarder.set(Some(init));
+    _attached = networks.attach(id, init.as_raw())?;
     runtime.start(id, bundle.dir())?;
     let status = wait_init(init, &forwarder)?;
     let held = relays.finish();
@@ -428,12 +430,11 @@ fn run_with_terminal(
         path: socket.path().to_path_buf(),
     })?;
     let init = read_pid(&bundle.dir().join(oci::PID_FILE))?;
+    forwarder.set(Some(init));
     if !networks.is_empty() {
         _attached = networks.attach(id, init.as_raw())?;
-        forwarder.set(Some(init));
         runtime.start(id, bundle.dir())?;
     }
-    forwarder.set(Some(init));
 
     // Raw mode only when keys go to the container: else Ctrl-C must stay
     // specgate's SIGINT, forwarded.
