@@ -6,6 +6,7 @@
 //! chain, and the command-line layer ([`cli`]) ties them together.
 
 pub mod cli;
+pub mod network;
 pub mod policy;
 pub mod runtime;
 pub mod spec;

@@ -7,6 +7,7 @@ mod cache;
 mod example_plugins;
 mod hostile;
 mod inspect;
+mod network;
 mod options;
 mod policy;
 mod refused_at_load;

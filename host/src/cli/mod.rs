@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 
 use sha2::{Digest, Sha256};
 
+use crate::network::Networks;
 use crate::policy::audit;
 use crate::policy::file::PluginEntry;
 use crate::policy::limits::{parse_duration, parse_size};
@@ -545,12 +546,6 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
             format!("{:?}", prepared.options.isolation).to_lowercase()
         );
     }
-    if let spec::namespaces::Network::Named(names) = &prepared.options.namespaces.network {
-        tracing::warn!(
-            "--network {}: CNI networks are not configured yet; the container gets a network namespace with only lo",
-            names.join(",")
-        );
-    }
     let mut record = chain.record(
         &prepared.id,
         args.command.clone(),
@@ -566,7 +561,14 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let stdio = runtime::StdioConfig {
         stdin: args.container.interactive,
     };
-    let outcome = run_container(&chain, &runtime, prepared, stdio, &mut record);
+    let outcome = run_container(
+        &chain,
+        &runtime,
+        prepared,
+        &args.container,
+        stdio,
+        &mut record,
+    );
     record.exit_status = Some(match &outcome {
         Ok(status) => *status,
         Err(e) => exit_code(e),
@@ -583,6 +585,7 @@ fn run_container(
     chain: &LoadedChain,
     runtime: &Runtime,
     prepared: Prepared,
+    args: &ContainerArgs,
     stdio: runtime::StdioConfig,
     record: &mut audit::Record,
 ) -> Result<u8> {
@@ -603,6 +606,7 @@ fn run_container(
         .inspect_err(|e| record.denial = Some(e.to_string()))?;
     record.add_chain(&chain.plugins, &report);
     spec::prepare(&spec, &rootfs)?;
+    let networks = cni_networks(&options.namespaces.network, args, &spec)?;
     let json = spec::to_json(&spec)?;
     record.config_sha256 = Some(hex::encode(Sha256::digest(json.as_bytes())));
 
@@ -620,7 +624,46 @@ fn run_container(
         bundle.write_file(&file.name, &file.contents, 0o644)?;
     }
     bundle.write_config(&json)?;
-    Ok(runtime::run(runtime, &id, &bundle, &spec, stdio)?)
+    Ok(runtime::run(
+        runtime, &id, &bundle, &spec, stdio, &networks,
+    )?)
+}
+
+/// The CNI networks the run joins, loaded before anything is made, so
+/// that a malformed configuration or an unknown name leaves nothing
+/// behind. None when the final spec (after the plugins) gives the
+/// container no network namespace of its own to configure.
+fn cni_networks(
+    network: &spec::namespaces::Network,
+    args: &ContainerArgs,
+    spec: &oci_spec::runtime::Spec,
+) -> Result<Networks> {
+    let Some(names) = network.cni_names() else {
+        return Ok(Networks::default());
+    };
+    let own_namespace = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|n| {
+            n.iter().any(|ns| {
+                ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network && ns.path().is_none()
+            })
+        });
+    if !own_namespace {
+        tracing::warn!(
+            "--network: the policy left the container no network namespace of its own; no CNI network is configured"
+        );
+        return Ok(Networks::default());
+    }
+    let networks = Networks::load(&args.cni_config_dir, &args.cni_plugin_path, names)?;
+    if networks.is_empty() {
+        tracing::warn!(
+            "--network private: no CNI network in {}; the container has only lo",
+            args.cni_config_dir.display()
+        );
+    }
+    Ok(networks)
 }
 
 fn trace(cli: &Cli, args: &TraceArgs) -> Result<u8> {

@@ -65,9 +65,19 @@ pub struct ContainerArgs {
     pub cap_drop: Vec<CapArg>,
 
     /// The network namespace: host, none, private, ns:PATH or named
-    /// networks NAME[,NAME].
+    /// networks NAME[,NAME]. private joins every CNI network of
+    /// --cni-config-dir, NAME those named [default: a namespace with only
+    /// lo, as none].
     #[arg(long, visible_alias = "net", value_name = "MODE")]
     pub network: Option<Network>,
+
+    /// The directory of CNI network configurations (*.conf, *.conflist).
+    #[arg(long, value_name = "DIR", default_value = crate::network::DEFAULT_CONFIG_DIR)]
+    pub cni_config_dir: PathBuf,
+
+    /// The directories, separated by `:`, where CNI plugins are found.
+    #[arg(long, value_name = "PATH", default_value = crate::network::DEFAULT_PLUGIN_PATH)]
+    pub cni_plugin_path: String,
 
     /// The PID namespace: host, private or ns:PATH.
     #[arg(long, value_name = "MODE")]

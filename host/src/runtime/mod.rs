@@ -24,6 +24,7 @@ pub use config::BundleConfig;
 pub use oci::{RunStdio, Runtime, RuntimeError};
 pub use stdio::StdioConfig;
 
+use crate::network::{self, Networks};
 use crate::sys::{self, StdFd};
 use stdio::{Event, Hold};
 
@@ -72,6 +73,9 @@ pub enum RunError {
         /// Why.
         source: std::io::Error,
     },
+    /// The container's networks could not be configured.
+    #[error(transparent)]
+    Network(#[from] network::NetworkError),
     /// Waiting for the runtime or the container failed.
     #[error("waiting for process {pid}: {errno}")]
     Wait {
@@ -165,31 +169,101 @@ fn has_terminal(spec: &Spec) -> bool {
 }
 
 /// Runs the container of `bundle`, whose config.json is `spec`, under
-/// `id`, and returns its exit status: its own code, or 128+N for signal
-/// N. The runtime's state is deleted on every path.
+/// `id`, joined to `networks`, and returns its exit status: its own code,
+/// or 128+N for signal N. The runtime's state is deleted, and the
+/// networks removed, on every path.
 ///
-/// Without a terminal, one foreground `runtime run` does it all: it
-/// forwards our signals to the container and deletes it at the end, and
-/// costs two runtime invocations less than create, start and delete
-/// (measured in bench/run.py when this was chosen: 1.23x raw `runc run`
-/// against 1.54x). Its streams
-/// are pipes specgate relays ([`stdio`]). With a terminal
-/// (`process.terminal`), the runtime detaches once it has sent the
-/// terminal ([`console`]): specgate reaps the container's init itself, as
-/// its subreaper, signals it directly, and deletes the container.
-/// Runs that need work between create and start (networking) will need
-/// create, start and delete.
+/// Without a terminal or networks, one foreground `runtime run` does it
+/// all: it forwards our signals to the container and deletes it at the
+/// end, and costs two runtime invocations less than create, start and
+/// delete (measured in bench/run.py when this was chosen: 1.23x raw
+/// `runc run` against 1.54x). Its streams are pipes specgate relays
+/// ([`stdio`]). With a terminal (`process.terminal`), the runtime
+/// detaches once it has sent the terminal ([`console`]): specgate reaps
+/// the container's init itself, as its subreaper, signals it directly,
+/// and deletes the container. Networks are added between the runtime's
+/// create and start, which then replace its run: the container's init,
+/// orphaned by create, is reaped and signalled the same way, and the
+/// networks are removed after the container is deleted.
 pub fn run(
     runtime: &Runtime,
     id: &str,
     bundle: &Bundle,
     spec: &Spec,
     stdio: StdioConfig,
+    networks: &Networks,
 ) -> Result<u8, RunError> {
-    if has_terminal(spec) {
-        run_with_terminal(runtime, id, bundle, stdio)
-    } else {
-        run_with_pipes(runtime, id, bundle, spec, stdio)
+    match (has_terminal(spec), networks.is_empty()) {
+        (true, _) => run_with_terminal(runtime, id, bundle, stdio, networks),
+        (false, true) => run_with_pipes(runtime, id, bundle, spec, stdio),
+        (false, false) => run_with_pipes_and_networks(runtime, id, bundle, spec, stdio, networks),
+    }
+}
+
+/// The relays of a run without a terminal: specgate's stdin to the
+/// container, its stdout and stderr back. Finished (when the container's
+/// processes are gone) explicitly or when dropped.
+struct PipeRelays {
+    exited: Arc<Event>,
+    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+impl PipeRelays {
+    /// Makes the pipes and starts relaying; returns the container's ends,
+    /// for the runtime. The relays start before the runtime: a thread
+    /// that cannot start then leaves no container behind. What the
+    /// runtime writes on stderr before the container exists (its pid
+    /// file) is held back: see [`Hold::UntilExists`].
+    fn start(
+        config: StdioConfig,
+        spec: &Spec,
+        bundle: &Bundle,
+    ) -> Result<(Self, RunStdio), RunError> {
+        let pipes = stdio::Pipes::new(config, stdio::container_root(spec))?;
+        let mut relays = PipeRelays {
+            exited: Arc::new(Event::new()?),
+            stdout: None,
+            stderr: None,
+        };
+        if let Some(stdin) = pipes.stdin {
+            let stop = relays.exited.clone();
+            spawn_relay("stdin", move || stdio::relay_input(stdin, &stop))?;
+        }
+        let (src, exited) = (pipes.stdout, relays.exited.clone());
+        relays.stdout = Some(spawn_relay("stdout", move || {
+            stdio::relay_output(src, StdFd::Out.fd(), Hold::Nothing, &exited, "stdout")
+        })?);
+        let (src, exited) = (pipes.stderr, relays.exited.clone());
+        let hold = Hold::UntilExists(bundle.dir().join(oci::PID_FILE));
+        relays.stderr = Some(spawn_relay("stderr", move || {
+            stdio::relay_output(src, StdFd::Err.fd(), hold, &exited, "stderr")
+        })?);
+        let ends = RunStdio {
+            stdin: pipes.container_stdin,
+            stdout: pipes.container_stdout,
+            stderr: pipes.container_stderr,
+        };
+        Ok((relays, ends))
+    }
+
+    /// Drains what is left, once the runtime or the container's init
+    /// exited, and returns what stderr held back.
+    fn finish(&mut self) -> Vec<u8> {
+        self.exited.fire();
+        if let Some(stdout) = self.stdout.take() {
+            let _ = stdout.join();
+        }
+        self.stderr
+            .take()
+            .map(|stderr| stderr.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for PipeRelays {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
@@ -201,46 +275,12 @@ fn run_with_pipes(
     config: StdioConfig,
 ) -> Result<u8, RunError> {
     let forwarder = Forwarder::start(sys::catch_signals(&FORWARDED)?, None);
-    let pipes = stdio::Pipes::new(config, stdio::container_root(spec))?;
-    let exited = Arc::new(Event::new()?);
-    // The relays start before the runtime: a thread that cannot start
-    // then leaves no container behind.
-    if let Some(stdin) = pipes.stdin {
-        let stop = exited.clone();
-        spawn_relay("stdin", move || stdio::relay_input(stdin, &stop))?;
-    }
-    let stdout = {
-        let (src, exited) = (pipes.stdout, exited.clone());
-        spawn_relay("stdout", move || {
-            stdio::relay_output(src, StdFd::Out.fd(), Hold::Nothing, &exited, "stdout")
-        })
-    };
-    let stderr = {
-        let (src, exited) = (pipes.stderr, exited.clone());
-        let hold = Hold::UntilExists(bundle.dir().join(oci::PID_FILE));
-        spawn_relay("stderr", move || {
-            stdio::relay_output(src, StdFd::Err.fd(), hold, &exited, "stderr")
-        })
-    };
-    let (stdout, stderr) = match (stdout, stderr) {
-        (Ok(stdout), Ok(stderr)) => (stdout, stderr),
-        (Err(e), _) | (_, Err(e)) => {
-            exited.fire();
-            return Err(e);
-        }
-    };
-    let ends = RunStdio {
-        stdin: pipes.container_stdin,
-        stdout: pipes.container_stdout,
-        stderr: pipes.container_stderr,
-    };
+    let (mut relays, ends) = PipeRelays::start(config, spec, bundle)?;
     let spawned = runtime.spawn_run(id, bundle.dir(), ends, None);
     let status = spawned
         .map_err(RunError::from)
         .and_then(|mut child| wait_child(&mut child, &forwarder));
-    exited.fire();
-    let _ = stdout.join();
-    let held = stderr.join().unwrap_or_default();
+    let held = relays.finish();
     let outcome = runtime.run_outcome(id, bundle.dir(), status?);
     if outcome.is_ok() {
         // Not the runtime's error, which is reported from its log: show
@@ -253,12 +293,65 @@ fn run_with_pipes(
     Ok(outcome?)
 }
 
+fn run_with_pipes_and_networks(
+    runtime: &Runtime,
+    id: &str,
+    bundle: &Bundle,
+    spec: &Spec,
+    config: StdioConfig,
+    networks: &Networks,
+) -> Result<u8, RunError> {
+    // Declared first, so dropped last: DEL comes after the container is
+    // deleted, on every path.
+    let _attached: network::Attached;
+    let forwarder = Forwarder::start(sys::catch_signals(&FORWARDED)?, None);
+    // `create` exits once the container exists, leaving its init to us.
+    sys::become_subreaper()?;
+    let (mut relays, ends) = PipeRelays::start(config, spec, bundle)?;
+    let spawned = runtime.spawn_create(id, bundle.dir(), ends, None);
+    let status = spawned
+        .map_err(RunError::from)
+        .and_then(|mut child| wait_child(&mut child, &forwarder));
+    // From here on, the container may exist until deleted; deleting it
+    // ends its processes, and with them the relays.
+    let container = Created {
+        runtime,
+        id,
+        bundle: bundle.dir(),
+    };
+    let created =
+        status.and_then(|status| Ok(runtime.start_outcome("create", id, bundle.dir(), status)?));
+    if let Err(e) = created {
+        drop(container);
+        let held = relays.finish();
+        if runtime.logged_error("create", id, bundle.dir()).is_none() {
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), &held);
+        }
+        return Err(e);
+    }
+    let init = read_pid(&bundle.dir().join(oci::PID_FILE))?;
+    // A signal while the networks are added ends the created container:
+    // start then fails, and everything is undone.
+    forwarder.set(Some(init));
+    _attached = networks.attach(id, init.as_raw())?;
+    runtime.start(id, bundle.dir())?;
+    let status = wait_init(init, &forwarder)?;
+    let held = relays.finish();
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), &held);
+    drop(container);
+    Ok(status)
+}
+
 fn run_with_terminal(
     runtime: &Runtime,
     id: &str,
     bundle: &Bundle,
     config: StdioConfig,
+    networks: &Networks,
 ) -> Result<u8, RunError> {
+    // Declared first, so dropped last: DEL comes after the container is
+    // deleted, on every path.
+    let _attached: network::Attached;
     let resizer = Arc::new(console::Resizer::default());
     let mut signals = FORWARDED.to_vec();
     signals.push(Signal::SIGWINCH);
@@ -292,7 +385,14 @@ fn run_with_terminal(
         stdout: null()?,
         stderr: runtime_stderr_end,
     };
-    let spawned = runtime.spawn_run(id, bundle.dir(), ends, Some(console::SOCKET_NAME));
+    // With networks, they are added between create and start.
+    let (command, spawned) = if networks.is_empty() {
+        let spawned = runtime.spawn_run(id, bundle.dir(), ends, Some(console::SOCKET_NAME));
+        ("run", spawned)
+    } else {
+        let spawned = runtime.spawn_create(id, bundle.dir(), ends, Some(console::SOCKET_NAME));
+        ("create", spawned)
+    };
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
@@ -320,8 +420,8 @@ fn run_with_terminal(
         id,
         bundle: bundle.dir(),
     };
-    let started = runtime.start_outcome(id, bundle.dir(), status?);
-    if started.is_ok() || runtime.logged_error(id, bundle.dir()).is_none() {
+    let started = runtime.start_outcome(command, id, bundle.dir(), status?);
+    if started.is_ok() || runtime.logged_error(command, id, bundle.dir()).is_none() {
         // Not the runtime's error, which is reported from its log.
         let _ = std::io::Write::write_all(&mut std::io::stderr(), &held);
     }
@@ -331,6 +431,10 @@ fn run_with_terminal(
     })?;
     let init = read_pid(&bundle.dir().join(oci::PID_FILE))?;
     forwarder.set(Some(init));
+    if !networks.is_empty() {
+        _attached = networks.attach(id, init.as_raw())?;
+        runtime.start(id, bundle.dir())?;
+    }
 
     // Raw mode only when keys go to the container: else Ctrl-C must stay
     // specgate's SIGINT, forwarded.

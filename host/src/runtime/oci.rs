@@ -1,5 +1,5 @@
 //! Driving an OCI runtime (runc, crun, ...) as a subprocess through its
-//! command line: run, delete. The container's exit status comes from
+//! command line: run, or create and start, and delete. The container's exit status comes from
 //! waiting on a process (the foreground runtime's, or the container's
 //! init), never from polling state.
 
@@ -138,15 +138,43 @@ impl Runtime {
         stdio: RunStdio,
         console_socket: Option<&str>,
     ) -> Result<std::process::Child, RuntimeError> {
+        self.spawn("run", id, bundle, stdio, console_socket)
+    }
+
+    /// Starts `runtime create`, which creates the container without
+    /// starting its command, and exits, leaving the container's init
+    /// (which keeps `stdio`, or the terminal sent to `console_socket`) to
+    /// whoever reaps orphans: [`Runtime::start`] then starts it.
+    pub fn spawn_create(
+        &self,
+        id: &str,
+        bundle: &Path,
+        stdio: RunStdio,
+        console_socket: Option<&str>,
+    ) -> Result<std::process::Child, RuntimeError> {
+        self.spawn("create", id, bundle, stdio, console_socket)
+    }
+
+    fn spawn(
+        &self,
+        command: &str,
+        id: &str,
+        bundle: &Path,
+        stdio: RunStdio,
+        console_socket: Option<&str>,
+    ) -> Result<std::process::Child, RuntimeError> {
         let log = bundle.join("runtime.log");
         let mut cmd = self.command(&log);
-        cmd.arg("run")
+        cmd.arg(command)
             .arg("--bundle")
             .arg(bundle)
             .arg("--pid-file")
             .arg(bundle.join(PID_FILE));
         if let Some(socket) = console_socket {
-            cmd.arg("--detach").arg("--console-socket").arg(socket);
+            if command == "run" {
+                cmd.arg("--detach");
+            }
+            cmd.arg("--console-socket").arg(socket);
         }
         cmd.arg(id)
             .current_dir(bundle)
@@ -161,16 +189,25 @@ impl Runtime {
         })
     }
 
-    /// The outcome of a detached `run` (see [`Runtime::spawn_run`]): the
-    /// container runs when the runtime exited with success and logged no
-    /// error.
+    /// Starts the command of a created container.
+    pub fn start(&self, id: &str, bundle: &Path) -> Result<(), RuntimeError> {
+        let log = bundle.join("runtime.log");
+        let mut cmd = self.command(&log);
+        cmd.arg("start").arg(id);
+        self.finish(cmd, "start", id, &log)
+    }
+
+    /// The outcome of a detached `run` or a `create` (`command`, see
+    /// [`Runtime::spawn_run`]): the container runs, or exists, when the
+    /// runtime exited with success and logged no error.
     pub fn start_outcome(
         &self,
+        command: &'static str,
         id: &str,
         bundle: &Path,
         status: std::process::ExitStatus,
     ) -> Result<(), RuntimeError> {
-        if let Some(error) = self.logged_error(id, bundle) {
+        if let Some(error) = self.logged_error(command, id, bundle) {
             return Err(error);
         }
         if status.success() {
@@ -178,21 +215,27 @@ impl Runtime {
         }
         Err(RuntimeError::Failed {
             program: self.program.clone(),
-            command: "run",
+            command,
             id: id.to_string(),
             message: format!("exited with {status}"),
         })
     }
 
-    /// The error the runtime logged in the bundle, if it did.
-    pub fn logged_error(&self, id: &str, bundle: &Path) -> Option<RuntimeError> {
+    /// The error the runtime logged in the bundle, if it did, for its
+    /// `command`.
+    pub fn logged_error(
+        &self,
+        command: &'static str,
+        id: &str,
+        bundle: &Path,
+    ) -> Option<RuntimeError> {
         let message = last_error(&bundle.join("runtime.log"))?;
         if let Some(status) = command_status(&message) {
             return Some(RuntimeError::Command { status, message });
         }
         Some(RuntimeError::Failed {
             program: self.program.clone(),
-            command: "run",
+            command,
             id: id.to_string(),
             message,
         })
@@ -208,7 +251,7 @@ impl Runtime {
         status: std::process::ExitStatus,
     ) -> Result<u8, RuntimeError> {
         use std::os::unix::process::ExitStatusExt;
-        if let Some(error) = self.logged_error(id, bundle) {
+        if let Some(error) = self.logged_error("run", id, bundle) {
             return Err(error);
         }
         Ok(match (status.code(), status.signal()) {

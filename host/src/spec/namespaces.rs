@@ -60,10 +60,13 @@ impl FromStr for Mode {
 /// `--network`: a namespace mode, `none`, or named networks.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Network {
-    /// A new namespace, to be configured with the default network.
-    #[default]
+    /// A new namespace joined to every configured CNI network (buildah's
+    /// choice when none is named).
     Private,
-    /// A new namespace with only the loopback interface.
+    /// A new namespace with only the loopback interface: the default,
+    /// so that no run changes the host's networking (bridges, firewall
+    /// rules) unless asked to.
+    #[default]
     None,
     /// The host's network namespace.
     Host,
@@ -72,6 +75,23 @@ pub enum Network {
     /// A new namespace joined to these named networks.
     Named(Vec<String>),
 }
+
+impl Network {
+    /// The CNI networks to join: all (an empty list) or those named;
+    /// none for a namespace that is not configured.
+    pub fn cni_names(&self) -> Option<&[String]> {
+        match self {
+            Network::Private => Some(&[]),
+            Network::Named(names) => Some(names),
+            Network::None | Network::Host | Network::Path(_) => None,
+        }
+    }
+}
+
+/// The sysctls buildah sets in a network namespace it configures
+/// (`util.DefaultNetworkSysctl`): root in the container may open ICMP
+/// echo sockets, so ping works without CAP_NET_RAW.
+pub const NETWORK_SYSCTLS: [(&str, &str); 1] = [("net.ipv4.ping_group_range", "0 0")];
 
 impl FromStr for Network {
     type Err = String;
@@ -259,6 +279,14 @@ pub fn apply(spec: &mut Spec, options: &NamespaceOptions, id: &str) -> Result<()
     linux.set_namespaces(Some(namespaces));
     linux.set_uid_mappings(Some(uid_maps).filter(|m| !m.is_empty()));
     linux.set_gid_mappings(Some(gid_maps).filter(|m| !m.is_empty()));
+    if options.network.cni_names().is_some() {
+        let sysctl = linux.sysctl_mut().get_or_insert_default();
+        for (key, value) in NETWORK_SYSCTLS {
+            sysctl
+                .entry(key.to_string())
+                .or_insert_with(|| value.to_string());
+        }
+    }
     Ok(())
 }
 
@@ -436,5 +464,25 @@ mod tests {
             Ok(Network::Named(vec!["blue".into(), "green".into()]))
         );
         assert_eq!("none".parse::<Network>(), Ok(Network::None));
+    }
+
+    #[test]
+    fn configured_networks_get_buildahs_sysctls_and_none_gets_none() {
+        let sysctl = |network: &str| {
+            let mut spec = spec();
+            let options = NamespaceOptions {
+                network: network.parse().unwrap(),
+                ..Default::default()
+            };
+            apply(&mut spec, &options, "id").unwrap();
+            spec.linux().as_ref().unwrap().sysctl().clone()
+        };
+        for network in ["private", "blue,green"] {
+            let sysctl = sysctl(network).unwrap();
+            assert_eq!(sysctl["net.ipv4.ping_group_range"], "0 0", "{network}");
+        }
+        for network in ["none", "host"] {
+            assert!(sysctl(network).is_none_or(|s| s.is_empty()), "{network}");
+        }
     }
 }

@@ -1,0 +1,488 @@
+//! CNI networks for `specgate run --network`, with Debian's
+//! containernetworking-plugins (in /usr/lib/cni) and real runc. Every
+//! network that touches more than the container's own namespace is made
+//! inside a network namespace the test creates and removes, with address
+//! ranges the tests own (10.123.0.0/16), so the host's networking is
+//! never changed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::util::*;
+
+const PLUGIN_DIR: &str = "/usr/lib/cni";
+
+/// Fails, saying what to install, when the plugins or the tools the
+/// tests drive them with are missing.
+fn require_tools() {
+    for plugin in ["loopback", "bridge", "host-local"] {
+        assert!(
+            Path::new(PLUGIN_DIR).join(plugin).is_file(),
+            "{PLUGIN_DIR}/{plugin} is missing: install Debian's containernetworking-plugins (.ci/setup does)"
+        );
+    }
+    for tool in ["/usr/bin/nsenter", "/usr/sbin/ip", "/usr/sbin/runc"] {
+        assert!(
+            Path::new(tool).is_file(),
+            "{tool} is missing: install util-linux, iproute2 and runc (.ci/setup does)"
+        );
+    }
+}
+
+/// A directory of CNI configurations, with a data directory for
+/// host-local's leases.
+struct ConfigDir {
+    dir: tempfile::TempDir,
+}
+
+impl ConfigDir {
+    fn new() -> Self {
+        require_tools();
+        ConfigDir {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.path().join(name), text).unwrap();
+    }
+
+    /// Where host-local keeps the leases of `network`.
+    fn leases(&self, network: &str) -> PathBuf {
+        self.path().join("ipam").join(network)
+    }
+
+    /// A bridge network `name` on bridge `bridge` with addresses from
+    /// `subnet`, leases kept in this directory.
+    fn bridge(&self, file: &str, name: &str, bridge: &str, ipam_extra: &str, subnet: &str) {
+        let data = self.path().join("ipam");
+        self.write(
+            file,
+            &format!(
+                r#"{{"cniVersion":"1.0.0","name":"{name}","plugins":[{{"type":"bridge","bridge":"{bridge}","ipam":{{"type":"host-local","dataDir":"{}","ranges":[[{{"subnet":"{subnet}"{ipam_extra}}}]]}}}}]}}"#,
+                data.display()
+            ),
+        );
+    }
+
+    /// The addresses host-local still has leased for `network`.
+    fn leased(&self, network: &str) -> Vec<String> {
+        std::fs::read_dir(self.leases(network))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("10."))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// A network namespace the test owns: the bridge networks' host side is
+/// made in it, not in the host's. Removed when dropped.
+struct TestNetns {
+    name: String,
+}
+
+impl TestNetns {
+    fn new(name: &str) -> Self {
+        let name = format!("specgate-test-{name}");
+        // Left over by an interrupted earlier run.
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let status = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "ip netns add {name} failed");
+        TestNetns { name }
+    }
+
+    /// specgate, run in this namespace (only the network namespace:
+    /// `ip netns exec` would also remount /sys, hiding the cgroups runc
+    /// needs).
+    fn specgate(&self) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.name))
+            .arg(specgate_bin())
+            .env("SPECGATE_CACHE_DIR", shared_cache())
+            .env_remove("SPECGATE_LOG")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// The interfaces of this namespace.
+    fn links(&self) -> String {
+        let out = Command::new("ip")
+            .args(["-n", &self.name, "-o", "link", "show"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Neither the run's bundle nor its container is left.
+fn assert_nothing_left(name: &str) {
+    let bundle = Path::new("/run/specgate").join(name);
+    assert!(!bundle.exists(), "{} was left behind", bundle.display());
+    let state = Command::new("runc")
+        .args(["state", name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!state.success(), "the container {name} was left behind");
+}
+
+/// The veths a bridge network made on the host side.
+fn veths(links: &str) -> Vec<&str> {
+    links.lines().filter(|l| l.contains("veth")).collect()
+}
+
+#[test]
+fn network_none_has_only_lo_and_it_is_up() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let out = run(specgate()
+        .args(["run", "--network", "none", "--rootfs"])
+        .arg(rootfs.path())
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "ls /sys/class/net; cat /sys/class/net/lo/flags",
+        ]));
+    // 0x9: IFF_UP | IFF_LOOPBACK.
+    assert_eq!(out.success(), "lo\n0x9\n");
+}
+
+#[test]
+fn a_loopback_network_is_added_and_gets_buildahs_sysctl() {
+    let config = ConfigDir::new();
+    config.write(
+        "10-lo.conf",
+        r#"{"cniVersion":"1.0.0","name":"lo-test","type":"loopback"}"#,
+    );
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-cni-loopback";
+    let out = run(specgate()
+        .env("SPECGATE_LOG", "specgate=debug")
+        .args([
+            "run",
+            "--name",
+            name,
+            "--network",
+            "lo-test",
+            "--cni-config-dir",
+        ])
+        .arg(config.path())
+        .arg("--rootfs")
+        .arg(rootfs.path())
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "ls /sys/class/net; cat /sys/class/net/lo/flags /proc/sys/net/ipv4/ping_group_range",
+        ]));
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    assert_eq!(out.stdout, "lo\n0x9\n0\t0\n");
+    assert!(
+        out.stderr.contains("network lo-test added on if0 from"),
+        "{}",
+        out.stderr
+    );
+    assert_nothing_left(name);
+}
+
+#[test]
+fn a_bridge_network_gives_an_address_and_del_removes_the_host_side() {
+    let config = ConfigDir::new();
+    config.bridge("10-br.conflist", "br-test", "sgtbr0", "", "10.123.1.0/24");
+    let netns = TestNetns::new("cni-bridge");
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-cni-bridge";
+    let script = "ip -o -4 addr show if0; ip -o link show if0 >/dev/null && echo if0 up; exit 7";
+    for terminal in [false, true] {
+        let mut cmd = netns.specgate();
+        cmd.args([
+            "run",
+            "--name",
+            name,
+            "--network",
+            "br-test",
+            "--cni-config-dir",
+        ])
+        .arg(config.path())
+        .arg("--rootfs")
+        .arg(rootfs.path())
+        .arg(format!("--tty={terminal}"))
+        .args(["--", "sh", "-c", script]);
+        let out = run(&mut cmd);
+        assert_eq!(out.code, Some(7), "{out:#?}");
+        assert!(
+            out.stdout.contains("inet 10.123.1.") && out.stdout.contains("/24"),
+            "no address from the network: {out:#?}"
+        );
+        assert!(out.stdout.contains("if0 up"), "{out:#?}");
+        // DEL ran after the container exited: the veth's host side is gone
+        // with its peer, and the address is free again.
+        let links = netns.links();
+        assert!(links.contains("sgtbr0"), "{links}");
+        assert!(veths(&links).is_empty(), "a veth was left: {links}");
+        assert_eq!(config.leased("br-test"), Vec::<String>::new());
+        assert_nothing_left(name);
+    }
+}
+
+#[test]
+fn a_named_network_that_does_not_exist_is_refused() {
+    let config = ConfigDir::new();
+    config.write(
+        "10-lo.conf",
+        r#"{"cniVersion":"1.0.0","name":"lo-test","type":"loopback"}"#,
+    );
+    let name = "specgate-test-cni-unknown";
+    let out = run(specgate()
+        .args([
+            "run",
+            "--name",
+            name,
+            "--network",
+            "lo-test,nope",
+            "--cni-config-dir",
+        ])
+        .arg(config.path())
+        .args(["--", "true"]));
+    assert_eq!(
+        out.failure(125),
+        format!(
+            "specgate: --network nope: no such CNI network in {}",
+            config.path().display()
+        )
+    );
+    assert_nothing_left(name);
+}
+
+#[test]
+fn a_malformed_configuration_is_refused_naming_the_file() {
+    let config = ConfigDir::new();
+    config.write(
+        "10-lo.conf",
+        r#"{"cniVersion":"1.0.0","name":"lo-test","type":"loopback"}"#,
+    );
+    config.write(
+        "20-bad.conflist",
+        r#"{"cniVersion":"1.0.0","name":"bad","plugins":"#,
+    );
+    let name = "specgate-test-cni-malformed";
+    let out = run(specgate()
+        .args([
+            "run",
+            "--name",
+            name,
+            "--network",
+            "private",
+            "--cni-config-dir",
+        ])
+        .arg(config.path())
+        .args(["--", "true"]));
+    let line = out.failure(125);
+    let file = config.path().join("20-bad.conflist");
+    assert!(
+        line.starts_with(&format!(
+            "specgate: {}: malformed CNI configuration: ",
+            file.display()
+        )),
+        "{line}"
+    );
+    assert_nothing_left(name);
+}
+
+#[test]
+fn a_missing_plugin_is_named_and_nothing_is_left() {
+    let config = ConfigDir::new();
+    config.write(
+        "10-ghost.conf",
+        r#"{"cniVersion":"1.0.0","name":"ghost","type":"specgate-no-such-plugin"}"#,
+    );
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-cni-missing-plugin";
+    let out = run(specgate()
+        .args([
+            "run",
+            "--name",
+            name,
+            "--network",
+            "ghost",
+            "--cni-config-dir",
+        ])
+        .arg(config.path())
+        .args(["--cni-plugin-path", PLUGIN_DIR, "--rootfs"])
+        .arg(rootfs.path())
+        .args(["--", "echo", "never"]));
+    assert_eq!(
+        out.failure(125),
+        format!(
+            "specgate: CNI plugin specgate-no-such-plugin of network ghost ({}): not found in {PLUGIN_DIR} (--cni-plugin-path)",
+            config.path().join("10-ghost.conf").display()
+        )
+    );
+    assert_eq!(out.stdout, "");
+    assert_nothing_left(name);
+}
+
+#[test]
+fn a_failing_add_in_the_second_network_undoes_the_first() {
+    let config = ConfigDir::new();
+    config.bridge("10-first.conflist", "first", "sgtbr1", "", "10.123.2.0/24");
+    // host-local refuses a range start outside the subnet: the bridge
+    // plugin has made its veth by then, and fails with IPAM's error.
+    config.bridge(
+        "20-second.conflist",
+        "second",
+        "sgtbr2",
+        r#","rangeStart":"10.123.99.5""#,
+        "10.123.3.0/24",
+    );
+    let netns = TestNetns::new("cni-undo");
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-cni-undo";
+    let out = run(netns
+        .specgate()
+        .args([
+            "run",
+            "--name",
+            name,
+            "--network",
+            "first,second",
+            "--cni-config-dir",
+        ])
+        .arg(config.path())
+        .arg("--rootfs")
+        .arg(rootfs.path())
+        .args(["--", "echo", "never"]));
+    let line = out.failure(125);
+    let file = config.path().join("20-second.conflist");
+    assert!(
+        line.starts_with(&format!(
+            "specgate: CNI plugin bridge ADD for network second ({}): ",
+            file.display()
+        )),
+        "{line}"
+    );
+    assert_eq!(out.stdout, "");
+    // The first network was added (host-local leased an address from
+    // it), then deleted: no veth, no lease.
+    assert!(config.leases("first").join("last_reserved_ip.0").exists());
+    let links = netns.links();
+    assert!(links.contains("sgtbr1"), "{links}");
+    assert!(veths(&links).is_empty(), "a veth was left: {links}");
+    assert_eq!(config.leased("first"), Vec::<String>::new());
+    assert_eq!(config.leased("second"), Vec::<String>::new());
+    assert_nothing_left(name);
+}
+
+/// `specgate run` with the loopback network in `config`: the run goes
+/// through create, ADD, start.
+fn loopback_run(config: &ConfigDir, rootfs: &Path, name: &str) -> Command {
+    config.write(
+        "10-lo.conf",
+        r#"{"cniVersion":"1.0.0","name":"lo-test","type":"loopback"}"#,
+    );
+    let mut cmd = specgate();
+    cmd.args([
+        "run",
+        "--name",
+        name,
+        "--network",
+        "lo-test",
+        "--cni-config-dir",
+    ])
+    .arg(config.path())
+    .arg("--rootfs")
+    .arg(rootfs);
+    cmd
+}
+
+#[test]
+fn a_networked_run_relays_every_byte_both_ways() {
+    use std::io::Write;
+    let config = ConfigDir::new();
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-cni-stdio";
+    let input: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let mut child = loopback_run(&config, rootfs.path(), name)
+        .args(["-i", "--", "sh", "-c", "cat; echo done >&2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = {
+        let input = input.clone();
+        std::thread::spawn(move || stdin.write_all(&input).unwrap())
+    };
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:#?}");
+    assert!(out.stdout == input, "stdout differs from stdin");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "done\n");
+    assert_nothing_left(name);
+}
+
+#[test]
+fn a_networked_run_forwards_signals_and_reports_the_containers_signal() {
+    use std::io::{BufRead, BufReader, Read};
+    let config = ConfigDir::new();
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-cni-signals";
+    let mut child = loopback_run(&config, rootfs.path(), name)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "got TERM\n");
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+    assert_nothing_left(name);
+
+    // Outside a PID namespace of its own the command is not an init,
+    // which ignores signals it has no handler for: it dies of its own.
+    let out = run(loopback_run(&config, rootfs.path(), name).args([
+        "--pid",
+        "host",
+        "--",
+        "sh",
+        "-c",
+        "kill -TERM $$",
+    ]));
+    assert_eq!(out.code, Some(128 + 15), "{out:#?}");
+    assert_nothing_left(name);
+}
