@@ -32,6 +32,16 @@ pub enum RootlessError {
         /// A value that enables them.
         wanted: &'static str,
     },
+    /// A given map makes someone else the container's root.
+    #[error(
+        "{flag} {maps}: in a rootless run the container's root must be you (0 to 0, as podman counts): runc, unprivileged, can give its stdio to no other id"
+    )]
+    RootNotCaller {
+        /// `--uidmap` or `--gidmap`.
+        flag: &'static str,
+        /// The maps as given.
+        maps: String,
+    },
     /// Creating a user namespace failed although no sysctl forbids it.
     #[error(
         "--isolation rootless needs user namespaces, and this process cannot create one: unshare(CLONE_NEWUSER): {0} (check user.max_user_namespaces, kernel.unprivileged_userns_clone, kernel.apparmor_restrict_unprivileged_userns, or the seccomp policy of a container specgate runs in)"
@@ -90,10 +100,35 @@ pub fn set_id_maps(spec: &mut Spec, options: &NamespaceOptions) -> Result<(), Ro
         };
     let uid = pick(&options.uid_maps, &caller.uid, "--uidmap", subids::SUBUID)?;
     let gid = pick(&options.gid_maps, &caller.gid, "--gidmap", subids::SUBGID)?;
+    root_is_caller(&uid, &caller.uid, &options.uid_maps, "--uidmap")?;
+    root_is_caller(&gid, &caller.gid, &options.gid_maps, "--gidmap")?;
     let linux = spec.linux_mut().get_or_insert_default();
     linux.set_uid_mappings(Some(uid.into_iter().map(Into::into).collect()));
     linux.set_gid_mappings(Some(gid.into_iter().map(Into::into).collect()));
     Ok(())
+}
+
+/// Refuses maps (translated to host ids) whose container root is not the
+/// caller's own id, `outer[0]`.
+fn root_is_caller(
+    maps: &[super::namespaces::IdMap],
+    outer: &[super::namespaces::IdMap],
+    given: &[super::namespaces::IdMap],
+    flag: &'static str,
+) -> Result<(), RootlessError> {
+    let root =
+        |maps: &[super::namespaces::IdMap]| maps.iter().find(|m| m.container == 0).map(|m| m.host);
+    if root(maps) == root(outer) {
+        return Ok(());
+    }
+    Err(RootlessError::RootNotCaller {
+        flag,
+        maps: given
+            .iter()
+            .map(|m| format!("{}:{}:{}", m.container, m.host, m.size))
+            .collect::<Vec<_>>()
+            .join(","),
+    })
 }
 
 /// The embedded default rootfs of a rootless run: the runtime binds the
@@ -283,6 +318,21 @@ mod tests {
         }
         assert!(disabled_by(Some("100".into()), Some("1".into())).is_ok());
         assert!(disabled_by(None, None).is_ok());
+    }
+
+    #[test]
+    fn the_containers_root_must_be_the_caller() {
+        use super::super::namespaces::IdMap;
+        let map = |container, host, size| IdMap {
+            container,
+            host,
+            size,
+        };
+        let outer = [map(0, 1000, 1), map(1, 100000, 65536)];
+        assert!(root_is_caller(&[map(0, 1000, 1)], &outer, &[map(0, 0, 1)], "--uidmap").is_ok());
+        let err = root_is_caller(&[map(0, 100000, 10)], &outer, &[map(0, 1, 10)], "--uidmap")
+            .unwrap_err();
+        assert!(err.to_string().starts_with("--uidmap 0:1:10: "), "{err}");
     }
 
     #[test]
