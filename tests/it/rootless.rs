@@ -479,3 +479,21 @@ fn without_a_runtime_dir_the_error_says_what_to_set() {
     let stderr = out.failure(125);
     assert!(stderr.contains("XDG_RUNTIME_DIR is not set"), "{stderr}");
 }
+
+#[test]
+fn disabled_user_namespaces_are_named() {
+    // user.max_user_namespaces is per user namespace: set to 0 in one of
+    // its own, it disables them for specgate there, and for nobody else.
+    let rootfs = rootfs();
+    let script = format!(
+        "echo 0 > /proc/sys/user/max_user_namespaces && exec {} run --no-default-policy --isolation rootless --rootfs {} -- true",
+        specgate_bin().display(),
+        rootfs.path().display()
+    );
+    let out = run(Command::new("unshare").args(["--user", "--map-root-user", "sh", "-c", &script]));
+    let stderr = out.failure(125);
+    assert!(
+        stderr.contains("user namespaces, which are disabled: user.max_user_namespaces is 0"),
+        "{stderr}"
+    );
+}

@@ -543,11 +543,17 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     let mut runtime = Runtime::resolve(&args.runtime, args.runtime_flags.clone())?
         .with_flags(runtime::caller_flags()?);
     let chain = LoadedChain::load(cli, &args.chain)?;
-    let prepared = Prepared::new(&args.container, &args.command)?;
-    if prepared.options.isolation == spec::isolation::Isolation::Rootless {
+    let rootless = args
+        .container
+        .isolation
+        .unwrap_or_else(spec::isolation::Isolation::default_for_caller)
+        == spec::isolation::Isolation::Rootless;
+    if rootless {
         spec::isolation::check_user_namespaces()?;
         runtime = runtime.rootless();
-    } else if prepared.options.isolation != spec::isolation::Isolation::Oci {
+    }
+    let prepared = Prepared::new(&args.container, &args.command)?;
+    if !rootless && prepared.options.isolation != spec::isolation::Isolation::Oci {
         bail!(
             "--isolation {}: not available yet; use --isolation oci (as root)",
             format!("{:?}", prepared.options.isolation).to_lowercase()
