@@ -5,7 +5,9 @@ specgate run --isolation oci as root, side by side and alternating.
 Runs `/bin/true` on the embedded default rootfs (the host's /) and in a
 busybox-static rootfs (owned by whoever runs it, as an unpacked image would
 be), no plugins, round-robin so that machine noise hits all alike; prints
-medians and the rootless/oci ratios.
+medians and the rootless/oci ratios; and the busybox run rootless with the
+single mapping (PATH without newuidmap), which shows what the setuid
+helpers cost.
 
 Both sides start the same way, through `setpriv ... env -i`, with a private
 XDG_RUNTIME_DIR, so only specgate's own work differs. The unprivileged user
@@ -67,15 +69,15 @@ def session(tmp, name, uid, gid):
     return dirs
 
 
-def command(uid, gid, dirs, args):
+def command(uid, gid, dirs, args, path=PATH):
     return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--init-groups",
-            "env", "-i", f"PATH={PATH}", f"HOME={dirs['home']}",
+            "env", "-i", f"PATH={path}", f"HOME={dirs['home']}",
             f"XDG_RUNTIME_DIR={dirs['run']}", SPECGATE, "run", "--no-default-policy"] + args
 
 
 def timed(cmd):
     started = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 
@@ -90,6 +92,10 @@ def main():
         user_fs = os.path.join(tmp, "rootfs-user")
         busybox_rootfs(root_fs, 0, 0)
         busybox_rootfs(user_fs, user.pw_uid, user.pw_gid)
+        # A PATH with runc and no newuidmap: the single mapping.
+        runc_only = os.path.join(tmp, "runc-only")
+        os.makedirs(runc_only)
+        os.symlink(shutil.which("runc"), os.path.join(runc_only, "runc"))
         cases = {
             "host /, oci as root": command(0, 0, root_dirs, ["--isolation", "oci", "--", "true"]),
             "host /, rootless as user": command(
@@ -99,6 +105,9 @@ def main():
             "busybox, rootless as user": command(
                 user.pw_uid, user.pw_gid, user_dirs,
                 ["--isolation", "rootless", "--rootfs", user_fs, "--", "/bin/true"]),
+            "busybox, rootless, 1 id": command(
+                user.pw_uid, user.pw_gid, user_dirs,
+                ["--isolation", "rootless", "--rootfs", user_fs, "--", "/bin/true"], runc_only),
         }
         for cmd in cases.values():  # warm up, and fail early
             timed(cmd)
@@ -113,6 +122,8 @@ def main():
         for where in ["host /", "busybox"]:
             ratio = med[f"{where}, rootless as user"] / med[f"{where}, oci as root"]
             print(f"  {where}: rootless/oci = {ratio:.2f}x")
+        single = med["busybox, rootless, 1 id"] / med["busybox, oci as root"]
+        print(f"  busybox: rootless with the single mapping/oci = {single:.2f}x")
 
 
 if __name__ == "__main__":
