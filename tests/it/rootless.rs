@@ -497,3 +497,42 @@ fn disabled_user_namespaces_are_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn runc_runs_rootless_with_its_state_in_the_users_runtime_dir() {
+    let session = Session::new();
+    let rootfs = rootfs();
+    // A runtime that records its command line, then is the real runc.
+    let bin = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bin.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let log = bin.path().join("calls");
+    let wrapper = bin.path().join("runc");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\nexec runc \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = session.run(
+        rootfs.path(),
+        &["--runtime", wrapper.to_str().unwrap(), "--", "true"],
+    );
+    out.success();
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let run = calls
+        .lines()
+        .find(|l| l.contains(" run "))
+        .unwrap_or_else(|| panic!("no run in {calls}"));
+    let root = format!("--root={}", session.runc_state().display());
+    let flags: Vec<&str> = run.split_whitespace().collect();
+    for flag in [root.as_str(), "--rootless=true", "--no-new-keyring"] {
+        assert!(flags.contains(&flag), "{flag} missing: {run}");
+    }
+    let command = flags.iter().position(|f| *f == "run").unwrap();
+    let global = &flags[..command];
+    assert!(global.contains(&"--rootless=true") && global.contains(&root.as_str()));
+    session.assert_nothing_left();
+}
