@@ -12,6 +12,7 @@ mod options;
 mod policy;
 mod refused_at_load;
 mod rootfs_safety;
+mod rootless;
 mod run;
 mod stdio;
 mod wrapper;

@@ -85,6 +85,9 @@ pub enum Command {
         /// The OCI runtime of the run.
         #[arg(long, value_name = "PATH")]
         runtime: PathBuf,
+        /// The runtime's global flags of the run.
+        #[arg(long = "runtime-flag", value_name = "FLAG", allow_hyphen_values = true)]
+        runtime_flags: Vec<String>,
         /// The container id.
         id: String,
         /// The bundle.
@@ -248,16 +251,17 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Run(args) => run_command(&cli, args),
         Command::Guard {
             runtime,
+            runtime_flags,
             id,
             bundle,
         } => {
-            let runtime = Runtime::resolve(&runtime.display().to_string(), Vec::new())?;
+            let runtime = Runtime::resolve(&runtime.display().to_string(), runtime_flags.clone())?;
             runtime::gc::guard(&runtime, id, bundle);
             Ok(0)
         }
         Command::Gc { runtime } => {
-            let runtime = Runtime::resolve(runtime, Vec::new())?;
-            for id in runtime::gc::collect(&runtime::state_dir(), &runtime) {
+            let runtime = Runtime::resolve(runtime, runtime::caller_flags()?)?;
+            for id in runtime::gc::collect(&runtime::state_dir()?, &runtime) {
                 write_stdout(format!("{id}\n").as_bytes())?;
             }
             Ok(0)
@@ -509,7 +513,7 @@ impl Prepared {
             None => new_container_id()?,
         };
         let rootfs = Rootfs::open(options.rootfs.as_deref().unwrap_or(Path::new("/")))?;
-        let built = spec::build(&id, &options, &rootfs, &runtime::state_dir().join(&id))?;
+        let built = spec::build(&id, &options, &rootfs, &runtime::state_dir()?.join(&id))?;
         Ok(Prepared {
             id,
             options,
@@ -537,10 +541,20 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     if args.command.is_empty() {
         bail!("command must be specified (after `--`)");
     }
-    let runtime = Runtime::resolve(&args.runtime, args.runtime_flags.clone())?;
+    let mut runtime = Runtime::resolve(&args.runtime, args.runtime_flags.clone())?
+        .with_flags(runtime::caller_flags()?);
     let chain = LoadedChain::load(cli, &args.chain)?;
+    let rootless = args
+        .container
+        .isolation
+        .unwrap_or_else(spec::isolation::Isolation::default_for_caller)
+        == spec::isolation::Isolation::Rootless;
+    if rootless {
+        spec::isolation::check_user_namespaces()?;
+        runtime = runtime.rootless();
+    }
     let prepared = Prepared::new(&args.container, &args.command)?;
-    if prepared.options.isolation != spec::isolation::Isolation::Oci {
+    if !rootless && prepared.options.isolation != spec::isolation::Isolation::Oci {
         bail!(
             "--isolation {}: not available yet; use --isolation oci (as root)",
             format!("{:?}", prepared.options.isolation).to_lowercase()
@@ -613,12 +627,18 @@ fn run_container(
     // Declared first, so dropped last: the guardian stands down only
     // once the bundle is gone.
     let _guardian: runtime::gc::Guardian;
-    let mut bundle = Bundle::create(&runtime::state_dir(), &id)?;
+    let mut bundle = Bundle::create(&runtime::state_dir()?, &id)?;
     _guardian = runtime::gc::Guardian::start(runtime, &id, bundle.dir())
         .context("cannot start the run's guardian")?;
     if options.rootfs.is_none() {
-        let mount_point = bundle.mount_point("rootfs")?;
-        runtime::bind_host_root(&mount_point)?;
+        if options.isolation == spec::isolation::Isolation::Rootless {
+            // The runtime binds the host's root there itself, in the
+            // container's user namespace (spec::isolation::bind_host_root).
+            bundle.empty_dir("rootfs")?;
+        } else {
+            let mount_point = bundle.mount_point("rootfs")?;
+            runtime::bind_host_root(&mount_point)?;
+        }
     }
     for file in &built.files {
         bundle.write_file(&file.name, &file.contents, 0o644)?;

@@ -115,6 +115,15 @@ impl Bundle {
     /// Creates an empty directory in the bundle that something will be
     /// mounted on: it is unmounted before the bundle is removed.
     pub fn mount_point(&mut self, name: &str) -> Result<PathBuf, BundleError> {
+        let path = self.empty_dir(name)?;
+        self.mount_points.push(path.clone());
+        Ok(path)
+    }
+
+    /// Creates an empty directory in the bundle, mode 0700, that only the
+    /// runtime mounts on, in the container's mount namespace: specgate's
+    /// own view of it stays empty.
+    pub fn empty_dir(&self, name: &str) -> Result<PathBuf, BundleError> {
         let path = self.dir.join(name);
         fs::DirBuilder::new()
             .mode(0o700)
@@ -123,7 +132,6 @@ impl Bundle {
                 path: path.clone(),
                 source,
             })?;
-        self.mount_points.push(path.clone());
         Ok(path)
     }
 }

@@ -80,14 +80,19 @@ impl Guardian {
             CString::new(s.as_bytes()).unwrap_or_else(|_| CString::from(c"-"))
         };
         let program = CString::from(c"/proc/self/exe");
-        let argv = [
+        // The runtime's flags too: its state directory (`--root`) above
+        // all, or the guardian's delete would look in the wrong place.
+        let mut argv = vec![
             program.clone(),
             CString::from(c"guard"),
             CString::from(c"--runtime"),
             arg(runtime.program().as_os_str()),
-            arg(std::ffi::OsStr::new(id)),
-            arg(bundle.as_os_str()),
         ];
+        for flag in runtime.flags() {
+            argv.push(arg(std::ffi::OsStr::new(&format!("--runtime-flag={flag}"))));
+        }
+        argv.push(arg(std::ffi::OsStr::new(id)));
+        argv.push(arg(bundle.as_os_str()));
         crate::sys::fork_watcher(read, &program, &argv)?;
         Ok(Guardian {
             pipe: std::fs::File::from(write),

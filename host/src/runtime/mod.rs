@@ -97,16 +97,55 @@ impl RunError {
     }
 }
 
-/// The state directory: `/run/specgate` for root, else
-/// `$XDG_RUNTIME_DIR/specgate`.
-pub fn state_dir() -> PathBuf {
-    if !nix::unistd::geteuid().is_root()
-        && let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from)
+/// An unprivileged caller has no place for runtime state.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "XDG_RUNTIME_DIR is not set and /run/user/{uid} is not a directory of yours: set XDG_RUNTIME_DIR to a private directory you own (a systemd-logind login session sets it)"
+)]
+pub struct NoRuntimeDir {
+    /// The caller's uid.
+    pub uid: u32,
+}
+
+/// Where an unprivileged caller keeps runtime state, as podman finds it:
+/// `$XDG_RUNTIME_DIR`, else `/run/user/UID` when it is the caller's;
+/// none for root, whose state is under `/run`.
+fn user_runtime_dir() -> Result<Option<PathBuf>, NoRuntimeDir> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        return Ok(None);
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from)
         && dir.is_absolute()
     {
-        return dir.join("specgate");
+        return Ok(Some(dir));
     }
-    PathBuf::from("/run/specgate")
+    let dir = PathBuf::from(format!("/run/user/{uid}"));
+    match std::fs::metadata(&dir) {
+        Ok(m) if m.is_dir() && m.uid() == uid.as_raw() => Ok(Some(dir)),
+        _ => Err(NoRuntimeDir { uid: uid.as_raw() }),
+    }
+}
+
+/// The state directory: `/run/specgate` for root, else
+/// `$XDG_RUNTIME_DIR/specgate`.
+pub fn state_dir() -> Result<PathBuf, NoRuntimeDir> {
+    Ok(user_runtime_dir()?.map_or_else(
+        || PathBuf::from("/run/specgate"),
+        |dir| dir.join("specgate"),
+    ))
+}
+
+/// The runtime's global flags that the caller's identity needs: for an
+/// unprivileged caller, runc's state directory (`--root`) under
+/// `$XDG_RUNTIME_DIR`, runc's own default, given explicitly so that a run,
+/// its guardian and `specgate gc` agree even where runc would not find it
+/// (XDG_RUNTIME_DIR unset, /run/user/UID used).
+pub fn caller_flags() -> Result<Vec<String>, NoRuntimeDir> {
+    Ok(user_runtime_dir()?
+        .map(|dir| vec![format!("--root={}", dir.join("runc").display())])
+        .unwrap_or_default())
 }
 
 /// Makes the host's root, read-only, the container's root: bound at

@@ -71,6 +71,10 @@ pub struct RunStdio {
 pub struct Runtime {
     program: PathBuf,
     flags: Vec<String>,
+    /// `--no-new-keyring` on run: a rootless container keeps the
+    /// caller's session keyring, as buildah runs it (the kernel's key
+    /// quota is per user, and every run would spend some).
+    no_new_keyring: bool,
 }
 
 impl Runtime {
@@ -90,12 +94,42 @@ impl Runtime {
                 .find(|p| is_executable(p))
         };
         let program = program.ok_or_else(|| RuntimeError::NotFound(name.to_string()))?;
-        Ok(Runtime { program, flags })
+        Ok(Runtime {
+            program,
+            flags,
+            no_new_keyring: false,
+        })
     }
 
     /// The runtime's executable.
     pub fn program(&self) -> &Path {
         &self.program
+    }
+
+    /// The global flags passed on every call.
+    pub fn flags(&self) -> &[String] {
+        &self.flags
+    }
+
+    /// Adds `flags` the user's own do not already set (by name).
+    pub fn with_flags(mut self, flags: Vec<String>) -> Self {
+        let name = |f: &str| f.split('=').next().unwrap_or_default().to_string();
+        for flag in flags {
+            if !self.flags.iter().any(|f| name(f) == name(&flag)) {
+                self.flags.push(flag);
+            }
+        }
+        self
+    }
+
+    /// Runs containers rootless, as buildah does: `--rootless=true`
+    /// (unless the user's flags say otherwise), so that the runtime
+    /// neither guesses nor touches cgroups it cannot write, and
+    /// `--no-new-keyring`.
+    pub fn rootless(mut self) -> Self {
+        self = self.with_flags(vec!["--rootless=true".into()]);
+        self.no_new_keyring = true;
+        self
     }
 
     /// Fails when the runtime is the running executable (through a link
@@ -170,6 +204,9 @@ impl Runtime {
             .arg(bundle)
             .arg("--pid-file")
             .arg(bundle.join(PID_FILE));
+        if self.no_new_keyring {
+            cmd.arg("--no-new-keyring");
+        }
         if let Some(socket) = console_socket {
             if command == "run" {
                 cmd.arg("--detach");
@@ -357,6 +394,19 @@ mod tests {
         );
         assert_eq!(command_status("exec /etc: permission denied"), Some(126));
         assert_eq!(command_status("cgroup: something else"), None);
+    }
+
+    #[test]
+    fn the_users_flags_win_over_added_ones() {
+        let runtime = Runtime::resolve("/bin/sh", vec!["--root=/mine".into()])
+            .unwrap()
+            .with_flags(vec!["--root=/default".into(), "--systemd-cgroup".into()])
+            .rootless();
+        assert_eq!(
+            runtime.flags(),
+            ["--root=/mine", "--systemd-cgroup", "--rootless=true"]
+        );
+        assert!(runtime.no_new_keyring);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod resources;
 pub mod rootfs;
 pub mod seccomp;
 pub mod security;
+pub mod subids;
 pub mod user;
 
 use std::path::{Path, PathBuf};
@@ -57,6 +58,9 @@ pub enum SpecError {
     /// A mount could not be set up.
     #[error(transparent)]
     Mount(#[from] mounts::MountError),
+    /// A rootless run could not be prepared.
+    #[error(transparent)]
+    Rootless(#[from] isolation::RootlessError),
 }
 
 impl SpecError {
@@ -139,6 +143,9 @@ pub fn build(
     let mut namespace_options = options.namespaces.clone();
     options.isolation.force_namespaces(&mut namespace_options);
     namespaces::apply(&mut spec, &namespace_options, id)?;
+    if options.isolation == Isolation::Rootless {
+        isolation::set_id_maps(&mut spec, &namespace_options)?;
+    }
     env::apply(&mut spec, &options.env, &env::host_env(), options.terminal);
 
     let workdir = options
@@ -170,6 +177,9 @@ pub fn build(
     let files = mounts::apply(&mut spec, &options.mounts, bundle_dir)?;
     if options.isolation == Isolation::Rootless {
         isolation::rootless_changes(&mut spec);
+        if options.rootfs.is_none() {
+            isolation::bind_host_root(&mut spec);
+        }
     }
     if !options.annotations.is_empty() {
         let annotations = spec.annotations_mut().get_or_insert_default();
