@@ -81,8 +81,7 @@ pub struct NewArgs {
 }
 
 /// Compiles plugins into the cache, all at once; one line each on stdout.
-/// Every plugin is tried; the first failure is the command's error, and
-/// the others are said on stderr before it.
+/// Every plugin is tried, and every failure said.
 pub fn compile(cli: &Cli, args: &CompileArgs) -> Result<u8> {
     if cache_dir(cli).is_none() {
         bail!("plugin compile fills the plugin cache, which --no-cache turns off");
@@ -99,6 +98,7 @@ pub fn compile(cli: &Cli, args: &CompileArgs) -> Result<u8> {
     }
     sources.extend(args.files.iter().map(|f| Source::new(&default_name(f), f)));
     let host = plugin_host(cli, limits)?;
+    let width = sources.iter().map(|s| s.name.len()).max().unwrap_or(0);
     let mut out = String::new();
     let mut failures = Vec::new();
     for outcome in host.load_each(&sources) {
@@ -109,7 +109,7 @@ pub fn compile(cli: &Cli, args: &CompileArgs) -> Result<u8> {
                     Origin::Cache => "already cached",
                 };
                 out.push_str(&format!(
-                    "{}  {}  {how} in {}\n",
+                    "{:<width$}  {}  {how:<14}  {}\n",
                     plugin.name(),
                     &plugin.sha256()[..12],
                     elapsed(plugin.load_time())
@@ -119,14 +119,15 @@ pub fn compile(cli: &Cli, args: &CompileArgs) -> Result<u8> {
         }
     }
     write_stdout(out.as_bytes())?;
-    let mut failures = failures.into_iter();
-    match failures.next() {
+    // Each failure on a line of its own, in the given order; the last is
+    // the command's error.
+    match failures.pop() {
         None => Ok(0),
-        Some(first) => {
-            for other in failures {
-                eprintln!("specgate: {other}");
+        Some(last) => {
+            for earlier in failures {
+                eprintln!("specgate: {earlier}");
             }
-            Err(first.into())
+            Err(last.into())
         }
     }
 }

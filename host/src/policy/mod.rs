@@ -163,13 +163,18 @@ impl PluginHost {
                 });
             }
             if let Some(component) = self.cache.lookup(self.engine, &file.sha256, &source.path) {
-                return Ok((file, component, None, started));
+                return Ok((file, component, None, started.elapsed()));
             }
             let job = progress::start(&source.name, file.bytes.len() as u64);
             let compiled = Cache::compile(self.engine, &file.bytes)
                 .map_err(|e| Problem::Invalid(format!("{e:#}")))?;
             job.succeeded();
-            Ok((file, compiled.component.clone(), Some(compiled), started))
+            Ok((
+                file,
+                compiled.component.clone(),
+                Some(compiled),
+                started.elapsed(),
+            ))
         };
         let fetched: Vec<Result<_, Problem>> = match plugins {
             [one] => vec![fetch(one)],
@@ -198,7 +203,8 @@ impl PluginHost {
                     stage: Stage::Load,
                     problem,
                 };
-                let (file, component, compiled, started) = fetched.map_err(error)?;
+                let (file, component, compiled, fetched_in) = fetched.map_err(error)?;
+                let started = std::time::Instant::now();
                 let origin = match compiled {
                     Some(_) => cache::Source::Compiled,
                     None => cache::Source::Cache,
@@ -221,7 +227,8 @@ impl PluginHost {
                         file.bytes.len() as u64,
                     );
                 }
-                plugin.set_load_time(started.elapsed());
+                // The time of its own work, not of waiting for the others.
+                plugin.set_load_time(fetched_in + started.elapsed());
                 Ok(plugin)
             })
             .collect()

@@ -371,7 +371,7 @@ mod tests {
         let err = check_contract(&["greet".to_string()]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "does not export specgate:policy/plugin@0.1.0: it exports greet"
+            "does not export specgate:policy/plugin@0.1.1: it exports greet"
         );
         let err = check_contract(&["specgate:policy/plugin@0.2.0".to_string()]).unwrap_err();
         assert!(
