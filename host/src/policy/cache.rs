@@ -8,6 +8,12 @@
 //! discarded and recompiled. Entries are written to a temporary file and
 //! renamed into place, so concurrent first uses each see a whole entry.
 //!
+//! Beside each entry, a sidecar `.json` records the plugin file it was
+//! last loaded from, for `plugin cache list`; the entry's mtime is its last
+//! use, refreshed by a hit at most once per [`USE_GRANULARITY`]. Neither is
+//! needed to load: a missing, corrupt or foreign sidecar only leaves the
+//! source unknown.
+//!
 //! The digest guards against accidents (a truncated write, a flipped bit,
 //! a file from elsewhere), not against an attacker: the directory is
 //! private to its owner, who could as well replace the plugin itself. A
