@@ -442,3 +442,36 @@ fn a_slow_compile_updates_a_line_in_place_on_a_terminal() {
     assert!(!stdout.contains("compiling"), "{stdout}");
     assert!(stdout.starts_with("mount-allowlist  "), "{stdout}");
 }
+
+#[test]
+fn prune_also_sweeps_orphan_sidecars_and_dead_writers_files() {
+    let cache = private_tempdir();
+    compile(cache.path(), &["deny-privileged"]).success();
+    let entry = entry_of(cache.path(), "deny-privileged");
+    let orphan = cache
+        .path()
+        .join(format!("{}-0123456789abcdef.json", "ab".repeat(32)));
+    std::fs::write(&orphan, "{}").unwrap();
+    let dead = cache.path().join(".entry-abc123");
+    std::fs::write(&dead, "half").unwrap();
+    age_entry(&dead, Duration::from_secs(2 * 3600));
+    let fresh = cache.path().join(".meta-def456");
+    std::fs::write(&fresh, "being written").unwrap();
+
+    let out = run(specgate_with_cache(cache.path()).args([
+        "plugin",
+        "cache",
+        "prune",
+        "--older-than",
+        "30d",
+    ]));
+    let text = out.success();
+    assert!(text.contains("removed 2 leftover files"), "{text}");
+    assert!(text.ends_with(" in 0 entries\n"), "{text}");
+    assert!(!orphan.exists() && !dead.exists());
+    assert!(
+        fresh.exists(),
+        "a temporary file being written is left alone"
+    );
+    assert!(entry.exists() && entry.with_extension("json").exists());
+}

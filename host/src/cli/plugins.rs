@@ -197,8 +197,9 @@ pub fn cache_list(cli: &Cli, json: bool) -> Result<u8> {
     Ok(0)
 }
 
-/// Removes the entries the options select; says what went and how much
-/// was freed.
+/// Removes the entries the options select, and files no entry needs
+/// (sidecars of removed entries, temporary files of writers that died);
+/// says what went and how much was freed.
 pub fn cache_prune(cli: &Cli, args: &PruneArgs) -> Result<u8> {
     if args.policies.is_empty() && args.older_than.is_none() {
         bail!(
@@ -236,15 +237,23 @@ pub fn cache_prune(cli: &Cli, args: &PruneArgs) -> Result<u8> {
             human_size(entry.size)
         ));
     }
+    let (leftovers, leftover_bytes) = cache.sweep()?;
+    if leftovers > 0 {
+        let files = if leftovers == 1 { "file" } else { "files" };
+        out.push_str(&format!(
+            "removed {leftovers} leftover {files}  {}\n",
+            human_size(leftover_bytes)
+        ));
+    }
+    let entries = if doomed.len() == 1 {
+        "entry"
+    } else {
+        "entries"
+    };
     out.push_str(&format!(
-        "freed {} in {} {}\n",
-        human_size(freed),
+        "freed {} in {} {entries}\n",
+        human_size(freed + leftover_bytes),
         doomed.len(),
-        if doomed.len() == 1 {
-            "entry"
-        } else {
-            "entries"
-        }
     ));
     write_stdout(out.as_bytes())?;
     Ok(0)

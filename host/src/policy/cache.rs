@@ -264,6 +264,44 @@ impl Cache {
         Ok(entries)
     }
 
+    /// Removes what no entry needs: sidecars whose entry is gone, and
+    /// temporary files of writers that died. Returns the files removed
+    /// and their bytes.
+    pub fn sweep(&self) -> Result<(usize, u64), CacheError> {
+        let Some(dir) = &self.dir else {
+            return Ok((0, 0));
+        };
+        let io = |source| CacheError::Io {
+            path: dir.clone(),
+            source,
+        };
+        let now = SystemTime::now();
+        let (mut count, mut bytes) = (0, 0);
+        for item in fs::read_dir(dir).map_err(io)? {
+            let item = item.map_err(io)?;
+            let path = item.path();
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let name = item.file_name();
+            let name = name.to_string_lossy();
+            let leftover = if name.starts_with(".entry-") || name.starts_with(".meta-") {
+                meta.modified()
+                    .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > LEFTOVER_AGE)
+            } else if let Some(stem) = name.strip_suffix(".json") {
+                parse_entry_name(&format!("{stem}.cwasm")).is_some()
+                    && !path.with_extension("cwasm").exists()
+            } else {
+                false
+            };
+            if leftover && meta.is_file() && fs::remove_file(&path).is_ok() {
+                count += 1;
+                bytes += meta.len();
+            }
+        }
+        Ok((count, bytes))
+    }
+
     /// Removes an entry and its sidecar. One already gone is no error: a
     /// concurrent prune got there first.
     pub fn remove(&self, entry: &CacheEntry) -> Result<(), CacheError> {
@@ -277,6 +315,10 @@ impl Cache {
         Ok(())
     }
 }
+
+/// How old a temporary file must be before a sweep takes it for the
+/// leftover of a writer that died: writers rename theirs within seconds.
+const LEFTOVER_AGE: Duration = Duration::from_secs(60 * 60);
 
 /// How often a cache hit marks its entry as used: finer would cost every
 /// hit a metadata write, and `prune --older-than` deals in days.
