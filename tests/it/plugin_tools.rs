@@ -364,10 +364,10 @@ fn progress_line(name: &str, file: &str) -> String {
 
 #[test]
 fn a_slow_compile_says_so_in_one_line_off_a_terminal() {
-    // With the report's threshold at zero, every compile counts as slow.
+    // With the threshold at a millisecond, every compile counts as slow.
     let cache = private_tempdir();
     let out = run(specgate_with_cache(cache.path())
-        .env("SPECGATE_PROGRESS_AFTER", "0s")
+        .env("SPECGATE_PROGRESS_AFTER", "1ms")
         .args(["plugin", "compile"])
         .arg(plugin("deny-privileged")));
     assert!(!out.success().contains("compiling"));
@@ -383,7 +383,7 @@ fn a_slow_compile_says_so_in_one_line_off_a_terminal() {
     // A run's compile too; a cached load says nothing.
     let spec = |cache: &Path| {
         let mut cmd = specgate_with_cache(cache);
-        cmd.env("SPECGATE_PROGRESS_AFTER", "0s").arg("spec");
+        cmd.env("SPECGATE_PROGRESS_AFTER", "1ms").arg("spec");
         run(with_chain(&mut cmd, &["readonly-mounts"], &[]).args(["--", "/bin/true"]))
     };
     let first = spec(cache.path());
@@ -405,7 +405,7 @@ fn a_slow_compile_updates_a_line_in_place_on_a_terminal() {
     let cache = private_tempdir();
     let pty = nix::pty::openpty(None, None).unwrap();
     let mut child = specgate_with_cache(cache.path())
-        .env("SPECGATE_PROGRESS_AFTER", "0s")
+        .env("SPECGATE_PROGRESS_AFTER", "1ms")
         .args(["plugin", "compile"])
         .arg(plugin("mount-allowlist"))
         .stdout(std::process::Stdio::piped())

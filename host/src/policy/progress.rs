@@ -17,7 +17,7 @@ pub const DEFAULT_AFTER: Duration = Duration::from_millis(500);
 /// How often the line on a terminal is redrawn.
 const REDRAW: Duration = Duration::from_millis(100);
 
-/// Overrides [`DEFAULT_AFTER`] (a duration such as `0s`), for tests of the
+/// Overrides [`DEFAULT_AFTER`] (a duration such as `1ms`), for tests of the
 /// report itself: with the example plugins no compile lasts long enough.
 const AFTER_VAR: &str = "SPECGATE_PROGRESS_AFTER";
 
