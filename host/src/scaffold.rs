@@ -322,7 +322,7 @@ fn readme(name: &str, hooks: &[HookName]) -> String {
     format!(
         r#"# {name}
 
-A [specgate](https://github.com/) policy plugin with the hooks: {hooks}.
+A specgate policy plugin with the hooks: {hooks}.
 
 ## Build
 
