@@ -288,11 +288,21 @@ impl exports::specgate::policy::plugin::Guest for Plugin {{
         uses = uses.join(", ")
     );
     for hook in hooks {
-        let (function, ok, returns) = match hook {
-            HookName::Namespaces => ("adjust", "Ok(Vec::new())", "Vec<NamespaceChange>"),
-            HookName::Capabilities => ("adjust", "Ok(Vec::new())", "Vec<CapabilityChange>"),
-            HookName::Mounts => ("adjust", "Ok(Vec::new())", "Vec<MountChange>"),
-            HookName::Validate => ("check", "Ok(())", "()"),
+        let (function, ok, returns, outcome) = match hook {
+            HookName::Namespaces => (
+                "adjust",
+                "Ok(Vec::new())",
+                "Vec<NamespaceChange>",
+                "unchanged",
+            ),
+            HookName::Capabilities => (
+                "adjust",
+                "Ok(Vec::new())",
+                "Vec<CapabilityChange>",
+                "unchanged",
+            ),
+            HookName::Mounts => ("adjust", "Ok(Vec::new())", "Vec<MountChange>", "unchanged"),
+            HookName::Validate => ("check", "Ok(())", "()", "accepted"),
         };
         let interface = hook.interface();
         text.push_str(&format!(
@@ -303,7 +313,7 @@ impl exports::specgate::policy::{interface}::Guest for Plugin {{
         if host::log_enabled(Level::Debug) {{
             host::log(
                 Level::Debug,
-                &format!("{interface}: container {{}} unchanged", container.id),
+                &format!("{interface}: container {{}} {outcome}", container.id),
             );
         }}
         {ok}
