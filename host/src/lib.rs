@@ -9,6 +9,7 @@ pub mod cli;
 pub mod network;
 pub mod policy;
 pub mod runtime;
+pub mod scaffold;
 pub mod spec;
 pub mod sys;
 pub mod units;

@@ -4,15 +4,18 @@
 mod util;
 
 mod cache;
+mod contract;
 mod example_plugins;
 mod hostile;
 mod inspect;
 mod network;
 mod options;
+mod plugin_tools;
 mod policy;
 mod refused_at_load;
 mod rootfs_safety;
 mod rootless;
 mod run;
+mod scaffold;
 mod stdio;
 mod wrapper;

@@ -49,7 +49,7 @@ fn a_missing_file() {
 fn a_component_of_another_world() {
     assert_eq!(
         load_error(&plugin("foreign-world")),
-        "does not export specgate:policy/plugin@0.1.0: it exports greet"
+        "does not export specgate:policy/plugin@0.1.1: it exports greet"
     );
 }
 
@@ -58,7 +58,7 @@ fn a_component_of_an_incompatible_contract_version() {
     assert_eq!(
         load_error(&plugin("future-version")),
         "built against specgate:policy@0.2.0, but this host implements \
-         specgate:policy@0.1.0 and compatible versions"
+         specgate:policy@0.1.1 and compatible versions"
     );
 }
 
@@ -98,7 +98,7 @@ fn a_plugin_that_exports_no_hook() {
     assert_eq!(
         load_error(&plugin("no-hooks")),
         "exports no hook: it exports specgate:policy/plugin@0.1.0; expected at least one of \
-         specgate:policy/namespaces@0.1.0, specgate:policy/capabilities@0.1.0, \
-         specgate:policy/mounts@0.1.0, specgate:policy/validate@0.1.0"
+         specgate:policy/namespaces@0.1.1, specgate:policy/capabilities@0.1.1, \
+         specgate:policy/mounts@0.1.1, specgate:policy/validate@0.1.1"
     );
 }

@@ -4,6 +4,7 @@
 
 mod oci;
 mod options;
+mod plugins;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -131,6 +132,14 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Compile plugins into the cache, in parallel, so that the first run
+    /// using them does not wait for it.
+    Compile(plugins::CompileArgs),
+    /// List or prune the compiled-plugin cache.
+    #[command(subcommand)]
+    Cache(plugins::CacheCommand),
+    /// Write a new Rust plugin crate, ready to build.
+    New(plugins::NewArgs),
 }
 
 /// The plugin chain and its limits, shared by every command that runs it.
@@ -270,6 +279,14 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Spec(args) => spec_command(&cli, args),
         Command::Plugin(PluginCommand::Inspect { file, json }) => inspect(&cli, file, *json),
         Command::Plugin(PluginCommand::Trace(args)) => trace(&cli, args),
+        Command::Plugin(PluginCommand::Compile(args)) => plugins::compile(&cli, args),
+        Command::Plugin(PluginCommand::Cache(plugins::CacheCommand::List { json })) => {
+            plugins::cache_list(&cli, *json)
+        }
+        Command::Plugin(PluginCommand::Cache(plugins::CacheCommand::Prune(args))) => {
+            plugins::cache_prune(&cli, args)
+        }
+        Command::Plugin(PluginCommand::New(args)) => plugins::new(args),
     }
 }
 

@@ -146,7 +146,12 @@ impl Record {
 
 /// Now, as RFC 3339 in UTC with milliseconds.
 pub fn now() -> String {
-    let since = SystemTime::now()
+    rfc3339(SystemTime::now())
+}
+
+/// A time as RFC 3339 in UTC with milliseconds.
+pub fn rfc3339(time: SystemTime) -> String {
+    let since = time
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
     let secs = since.as_secs();

@@ -8,6 +8,12 @@
 //! discarded and recompiled. Entries are written to a temporary file and
 //! renamed into place, so concurrent first uses each see a whole entry.
 //!
+//! Beside each entry, a sidecar `.json` records the plugin file it was
+//! last loaded from, for `plugin cache list`; the entry's mtime is its last
+//! use, refreshed by a hit at most once per [`USE_GRANULARITY`]. Neither is
+//! needed to load: a missing, corrupt or foreign sidecar only leaves the
+//! source unknown.
+//!
 //! The digest guards against accidents (a truncated write, a flipped bit,
 //! a file from elsewhere), not against an attacker: the directory is
 //! private to its owner, who could as well replace the plugin itself. A
@@ -20,6 +26,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -125,13 +132,29 @@ impl Cache {
         Some(dir.join(format!("{sha256}-{}.cwasm", self.compat)))
     }
 
+    /// The sidecar of an entry: where its plugin was last seen.
+    fn meta_path(entry: &Path) -> PathBuf {
+        entry.with_extension("json")
+    }
+
     /// The cached component for this plugin, if a valid entry exists. A
     /// corrupt, truncated or foreign entry is removed.
-    pub fn lookup(&self, engine: &Engine, sha256: &str) -> Option<Component> {
+    ///
+    /// A hit marks the entry as used (its mtime) at most once per
+    /// [`USE_GRANULARITY`], and then also records `source` as where the
+    /// plugin was last seen: a hit otherwise costs one `fstat` more.
+    pub fn lookup(&self, engine: &Engine, sha256: &str, source: &Path) -> Option<Component> {
         let path = self.entry_path(sha256)?;
-        let mapped = match fs::File::open(&path).and_then(|f| crate::sys::MappedFile::new(&f)) {
-            Ok(mapped) => mapped,
+        let file = match fs::File::open(&path) {
+            Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "plugin cache entry unreadable: {e}");
+                return None;
+            }
+        };
+        let mapped = match crate::sys::MappedFile::new(&file) {
+            Ok(mapped) => mapped,
             Err(e) => {
                 tracing::warn!(path = %path.display(), "plugin cache entry unreadable: {e}");
                 return None;
@@ -144,6 +167,7 @@ impl Cache {
         if !intact {
             tracing::warn!(path = %path.display(), "plugin cache entry is corrupt; recompiling");
             discard(&path);
+            discard(&Self::meta_path(&path));
             return None;
         }
         // The content was checked above against its digest, and the
@@ -153,6 +177,7 @@ impl Cache {
         match crate::sys::map_trusted_component(engine, &path) {
             Ok(component) => {
                 tracing::debug!(path = %path.display(), "plugin cache hit");
+                mark_used(&file, &path, source);
                 Some(component)
             }
             Err(e) => {
@@ -163,26 +188,235 @@ impl Cache {
         }
     }
 
-    /// Compiles a plugin and stores the result; a failure to store is
-    /// logged and costs only the next run's compile.
-    pub fn compile(
-        &self,
-        engine: &Engine,
-        sha256: &str,
-        wasm: &[u8],
-    ) -> wasmtime::Result<Component> {
+    /// Compiles a plugin for this engine. Nothing is stored: see
+    /// [`Cache::store`], called once the component is known to be a
+    /// plugin, so that a refused component leaves nothing behind.
+    pub fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Compiled> {
         let started = std::time::Instant::now();
         let precompiled = engine.precompile_component(wasm)?;
         tracing::debug!(elapsed = ?started.elapsed(), bytes = wasm.len(), "plugin compiled");
-        if let Some(path) = self.entry_path(sha256)
-            && let Err(e) = store(&path, &precompiled)
-        {
-            tracing::warn!(path = %path.display(), "plugin cache entry not written: {e}");
-        }
         // These bytes come from `precompile_component` on this very engine
         // a moment ago and never left this process.
-        crate::sys::load_trusted_component(engine, &precompiled)
+        let component = crate::sys::load_trusted_component(engine, &precompiled)?;
+        Ok(Compiled {
+            precompiled,
+            component,
+        })
     }
+
+    /// Stores a compiled plugin, with where it came from. A failure to
+    /// store is logged and costs only the next run's compile.
+    pub fn store(&self, sha256: &str, compiled: &Compiled, source: &Path, wasm_size: u64) {
+        let Some(path) = self.entry_path(sha256) else {
+            return;
+        };
+        let meta = Meta {
+            source: absolute(source),
+            wasm_size: Some(wasm_size),
+        };
+        // The sidecar first: an entry is never seen without one, except
+        // from caches older than sidecars.
+        if let Err(e) = write_meta(&Self::meta_path(&path), &meta) {
+            tracing::debug!(path = %path.display(), "plugin cache sidecar not written: {e}");
+        }
+        if let Err(e) = store(&path, &compiled.precompiled) {
+            tracing::warn!(path = %path.display(), "plugin cache entry not written: {e}");
+        }
+    }
+
+    /// Every entry in the directory, this engine's and others', sorted by
+    /// last use, oldest first. Unreadable or foreign sidecars leave the
+    /// entry's source unknown.
+    pub fn entries(&self) -> Result<Vec<CacheEntry>, CacheError> {
+        let Some(dir) = &self.dir else {
+            return Ok(Vec::new());
+        };
+        let io = |source| CacheError::Io {
+            path: dir.clone(),
+            source,
+        };
+        let mut entries = Vec::new();
+        for item in fs::read_dir(dir).map_err(io)? {
+            let item = item.map_err(io)?;
+            let name = item.file_name();
+            let Some((sha256, compat)) = name.to_str().and_then(parse_entry_name) else {
+                continue;
+            };
+            let path = item.path();
+            // Gone meanwhile (a concurrent prune or recompile): not listed.
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let sidecar = read_meta(&Self::meta_path(&path));
+            entries.push(CacheEntry {
+                sha256: sha256.to_string(),
+                this_engine: compat == self.compat,
+                size: meta.len(),
+                last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                source: sidecar.as_ref().and_then(|m| m.source.clone()),
+                path,
+            });
+        }
+        entries.sort_by(|a, b| a.last_used.cmp(&b.last_used).then(a.sha256.cmp(&b.sha256)));
+        Ok(entries)
+    }
+
+    /// Removes what no entry needs: sidecars whose entry is gone, and
+    /// temporary files of writers that died. Returns the files removed
+    /// and their bytes.
+    pub fn sweep(&self) -> Result<(usize, u64), CacheError> {
+        let Some(dir) = &self.dir else {
+            return Ok((0, 0));
+        };
+        let io = |source| CacheError::Io {
+            path: dir.clone(),
+            source,
+        };
+        let now = SystemTime::now();
+        let (mut count, mut bytes) = (0, 0);
+        for item in fs::read_dir(dir).map_err(io)? {
+            let item = item.map_err(io)?;
+            let path = item.path();
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let name = item.file_name();
+            let name = name.to_string_lossy();
+            let leftover = if name.starts_with(".entry-") || name.starts_with(".meta-") {
+                meta.modified()
+                    .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > LEFTOVER_AGE)
+            } else if let Some(stem) = name.strip_suffix(".json") {
+                parse_entry_name(&format!("{stem}.cwasm")).is_some()
+                    && !path.with_extension("cwasm").exists()
+            } else {
+                false
+            };
+            if leftover && meta.is_file() && fs::remove_file(&path).is_ok() {
+                count += 1;
+                bytes += meta.len();
+            }
+        }
+        Ok((count, bytes))
+    }
+
+    /// Removes an entry and its sidecar. One already gone is no error: a
+    /// concurrent prune got there first.
+    pub fn remove(&self, entry: &CacheEntry) -> Result<(), CacheError> {
+        for path in [entry.path.clone(), Self::meta_path(&entry.path)] {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(source) => return Err(CacheError::Io { path, source }),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How old a temporary file must be before a sweep takes it for the
+/// leftover of a writer that died: writers rename theirs within seconds.
+const LEFTOVER_AGE: Duration = Duration::from_secs(60 * 60);
+
+/// How often a cache hit marks its entry as used: finer would cost every
+/// hit a metadata write, and `prune --older-than` deals in days.
+pub const USE_GRANULARITY: Duration = Duration::from_secs(60 * 60);
+
+/// A freshly compiled plugin: its precompiled bytes, to be stored, and the
+/// component made from them.
+#[derive(Debug)]
+pub struct Compiled {
+    precompiled: Vec<u8>,
+    /// The component, ready to be prepared.
+    pub component: Component,
+}
+
+/// One entry of the cache directory, as `plugin cache list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    /// The plugin's sha256, in hex.
+    pub sha256: String,
+    /// Whether this binary's engine can use it; entries of other wasmtime
+    /// versions or settings are only ever pruned.
+    pub this_engine: bool,
+    /// The entry's size in bytes.
+    pub size: u64,
+    /// When it was last loaded (to within [`USE_GRANULARITY`]) or
+    /// written.
+    pub last_used: SystemTime,
+    /// The plugin file it was last loaded from, when recorded.
+    pub source: Option<PathBuf>,
+    /// The entry's file.
+    pub path: PathBuf,
+}
+
+/// The sidecar of an entry. Every field is optional so that sidecars of
+/// other specgate versions still parse.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Meta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    wasm_size: Option<u64>,
+}
+
+/// `SHA256-COMPAT.cwasm`, split; anything else in the directory is not an
+/// entry.
+fn parse_entry_name(name: &str) -> Option<(&str, &str)> {
+    let stem = name.strip_suffix(".cwasm")?;
+    let (sha256, compat) = stem.split_once('-')?;
+    let hex = |s: &str, len| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex(sha256, 64) && hex(compat, 16)).then_some((sha256, compat))
+}
+
+/// Marks a hit entry as used when its mark is older than the granularity,
+/// and records where its plugin was seen then. Failures only cost
+/// accuracy of `plugin cache list`.
+fn mark_used(file: &fs::File, path: &Path, source: &Path) {
+    let now = SystemTime::now();
+    let stale = file
+        .metadata()
+        .and_then(|m| m.modified())
+        .map_or(true, |t| {
+            now.duration_since(t).unwrap_or_default() >= USE_GRANULARITY
+        });
+    if !stale {
+        return;
+    }
+    if let Err(e) = file.set_times(fs::FileTimes::new().set_modified(now)) {
+        tracing::debug!(path = %path.display(), "plugin cache entry not marked used: {e}");
+    }
+    let meta_path = Cache::meta_path(path);
+    let mut meta = read_meta(&meta_path).unwrap_or_default();
+    let source = absolute(source);
+    if meta.source != source {
+        meta.source = source;
+        if let Err(e) = write_meta(&meta_path, &meta) {
+            tracing::debug!(path = %meta_path.display(), "plugin cache sidecar not written: {e}");
+        }
+    }
+}
+
+/// The plugin's path as recorded: absolute, so that it means the same from
+/// any working directory.
+fn absolute(path: &Path) -> Option<PathBuf> {
+    std::path::absolute(path).ok()
+}
+
+fn read_meta(path: &Path) -> Option<Meta> {
+    let bytes = fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn write_meta(path: &Path, meta: &Meta) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut file = tempfile::Builder::new().prefix(".meta-").tempfile_in(dir)?;
+    serde_json::to_writer(&mut file, meta)?;
+    file.write_all(b"\n")?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// The engine's compatibility hash, as a short stable string: entries made

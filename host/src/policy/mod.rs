@@ -3,7 +3,8 @@
 //!
 //! One room per concern: [`bindings`] (the contract), [`engine`] (the
 //! process's engine and linker), [`sandbox`] (what an instance may touch),
-//! [`limits`], [`cache`] (compiled code), [`plugin`] (loading and export
+//! [`limits`], [`cache`] (compiled code) and [`progress`] (word of slow
+//! compiles), [`plugin`] (loading and export
 //! discovery), [`view`] and [`change`] (the container as plugins see it and
 //! the changes they return), [`grants`], and [`chain`] (running it all).
 
@@ -18,6 +19,7 @@ pub mod file;
 pub mod grants;
 pub mod limits;
 pub mod plugin;
+pub mod progress;
 pub mod sandbox;
 pub mod view;
 
@@ -141,7 +143,16 @@ impl PluginHost {
     /// misses compile in parallel. The first failure, in the given order,
     /// is returned.
     pub fn load_all(&self, plugins: &[Source]) -> Result<Vec<Plugin>, PluginError> {
+        self.load_each(plugins).into_iter().collect()
+    }
+
+    /// Loads plugins as [`PluginHost::load_all`] does, with the outcome of
+    /// each: what `plugin compile` reports. A compiled plugin is stored in
+    /// the cache only once it is known to be a plugin, so a refused
+    /// component leaves nothing behind.
+    pub fn load_each(&self, plugins: &[Source]) -> Vec<Result<Plugin, PluginError>> {
         let fetch = |source: &Source| -> Result<_, Problem> {
+            let started = std::time::Instant::now();
             let file = plugin::read(&source.path, &self.limits)?;
             if let Some(expected) = &source.sha256
                 && *expected != file.sha256
@@ -151,16 +162,19 @@ impl PluginHost {
                     actual: file.sha256,
                 });
             }
-            let (component, origin) = match self.cache.lookup(self.engine, &file.sha256) {
-                Some(component) => (component, cache::Source::Cache),
-                None => (
-                    self.cache
-                        .compile(self.engine, &file.sha256, &file.bytes)
-                        .map_err(|e| Problem::Invalid(format!("{e:#}")))?,
-                    cache::Source::Compiled,
-                ),
-            };
-            Ok((file, component, origin))
+            if let Some(component) = self.cache.lookup(self.engine, &file.sha256, &source.path) {
+                return Ok((file, component, None, started.elapsed()));
+            }
+            let job = progress::start(&source.name, file.bytes.len() as u64);
+            let compiled = Cache::compile(self.engine, &file.bytes)
+                .map_err(|e| Problem::Invalid(format!("{e:#}")))?;
+            job.succeeded();
+            Ok((
+                file,
+                compiled.component.clone(),
+                Some(compiled),
+                started.elapsed(),
+            ))
         };
         let fetched: Vec<Result<_, Problem>> = match plugins {
             [one] => vec![fetch(one)],
@@ -179,28 +193,45 @@ impl PluginHost {
                     .collect()
             }),
         };
-        let mut loaded = Vec::with_capacity(plugins.len());
-        for (source, fetched) in plugins.iter().zip(fetched) {
-            let error = |problem| PluginError {
-                plugin: source.name.clone(),
-                path: source.path.clone(),
-                stage: Stage::Load,
-                problem,
-            };
-            let (file, component, origin) = fetched.map_err(error)?;
-            let plugin = plugin::prepare(
-                self.engine,
-                &self.linker,
-                source.name.as_str().into(),
-                &source.path,
-                &file,
-                component,
-                origin,
-            )
-            .map_err(error)?;
-            loaded.push(plugin);
-        }
-        Ok(loaded)
+        plugins
+            .iter()
+            .zip(fetched)
+            .map(|(source, fetched)| {
+                let error = |problem| PluginError {
+                    plugin: source.name.clone(),
+                    path: source.path.clone(),
+                    stage: Stage::Load,
+                    problem,
+                };
+                let (file, component, compiled, fetched_in) = fetched.map_err(error)?;
+                let started = std::time::Instant::now();
+                let origin = match compiled {
+                    Some(_) => cache::Source::Compiled,
+                    None => cache::Source::Cache,
+                };
+                let mut plugin = plugin::prepare(
+                    self.engine,
+                    &self.linker,
+                    source.name.as_str().into(),
+                    &source.path,
+                    &file,
+                    component,
+                    origin,
+                )
+                .map_err(error)?;
+                if let Some(compiled) = &compiled {
+                    self.cache.store(
+                        &file.sha256,
+                        compiled,
+                        &source.path,
+                        file.bytes.len() as u64,
+                    );
+                }
+                // The time of its own work, not of waiting for the others.
+                plugin.set_load_time(fetched_in + started.elapsed());
+                Ok(plugin)
+            })
+            .collect()
     }
 
     /// Instantiates a plugin and calls its `describe`.

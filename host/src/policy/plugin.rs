@@ -82,6 +82,7 @@ pub struct Plugin {
     size: u64,
     sha256: String,
     source: Source,
+    load_time: std::time::Duration,
     exports: Vec<String>,
     imports: Vec<String>,
     hooks: Vec<Hook>,
@@ -129,6 +130,16 @@ impl Plugin {
     /// Whether it came from the cache.
     pub fn source(&self) -> Source {
         self.source
+    }
+
+    /// How long loading it took: reading, hashing, mapping its cache
+    /// entry or compiling it, and checking it against the contract.
+    pub fn load_time(&self) -> std::time::Duration {
+        self.load_time
+    }
+
+    pub(super) fn set_load_time(&mut self, elapsed: std::time::Duration) {
+        self.load_time = elapsed;
     }
 
     /// Every name the component exports.
@@ -275,6 +286,7 @@ pub(super) fn prepare(
         size: file.bytes.len() as u64,
         sha256: file.sha256.clone(),
         source,
+        load_time: std::time::Duration::ZERO,
         exports,
         imports,
         hooks,
@@ -359,7 +371,7 @@ mod tests {
         let err = check_contract(&["greet".to_string()]).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "does not export specgate:policy/plugin@0.1.0: it exports greet"
+            "does not export specgate:policy/plugin@0.1.1: it exports greet"
         );
         let err = check_contract(&["specgate:policy/plugin@0.2.0".to_string()]).unwrap_err();
         assert!(

@@ -187,6 +187,16 @@ impl host::Host for PluginState {
         }
         Ok(())
     }
+
+    fn log_enabled(&mut self, level: Level) -> wasmtime::Result<bool> {
+        Ok(match level {
+            Level::Trace => tracing::enabled!(target: "specgate::plugin", tracing::Level::TRACE),
+            Level::Debug => tracing::enabled!(target: "specgate::plugin", tracing::Level::DEBUG),
+            Level::Info => tracing::enabled!(target: "specgate::plugin", tracing::Level::INFO),
+            Level::Warn => tracing::enabled!(target: "specgate::plugin", tracing::Level::WARN),
+            Level::Error => tracing::enabled!(target: "specgate::plugin", tracing::Level::ERROR),
+        })
+    }
 }
 
 /// A fresh store for one plugin instance, with its limiter installed.

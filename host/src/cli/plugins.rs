@@ -1,0 +1,348 @@
+//! `specgate plugin compile`, `plugin cache list|prune` and `plugin new`:
+//! getting plugins ready before the first run, and new ones started.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use sha2::{Digest, Sha256};
+
+use super::{Cli, cache_dir, limits, plugin_host, write_stdout};
+use crate::policy::cache::{CacheEntry, Source as Origin};
+use crate::policy::progress::human_size;
+use crate::policy::{Cache, Policy, Source, audit, plugin::default_name};
+use crate::scaffold;
+
+/// `specgate plugin compile`.
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// Plugin component files.
+    #[arg(value_name = "FILE", required_unless_present = "policies")]
+    files: Vec<PathBuf>,
+
+    /// Compile every plugin a policy file names (repeatable), checked
+    /// against its pins.
+    #[arg(long = "policy", value_name = "FILE")]
+    policies: Vec<PathBuf>,
+}
+
+/// `specgate plugin cache ...`.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List the cached plugins: digest, size, the file each was last
+    /// loaded from, and when.
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove cached plugins no policy needs, or not used for a while.
+    ///
+    /// With both --policy and --older-than, only entries matching both are
+    /// removed: unreferenced and unused for that long.
+    Prune(PruneArgs),
+}
+
+/// `specgate plugin cache prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Keep the plugins this policy file names (repeatable); remove the
+    /// rest.
+    #[arg(long = "policy", value_name = "FILE")]
+    policies: Vec<PathBuf>,
+
+    /// Remove entries not used for longer than this, e.g. `30d`, `12h`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+    older_than: Option<Duration>,
+}
+
+/// `specgate plugin new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The plugin's name: its crate and its name in a chain (lowercase
+    /// letters, digits and dashes, starting with a letter).
+    name: String,
+
+    /// The hooks to export, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "HOOK,...",
+        default_value = "validate"
+    )]
+    hooks: Vec<scaffold::HookName>,
+
+    /// Where to write the crate [default: ./NAME]. Must not exist or be
+    /// empty.
+    #[arg(long, value_name = "PATH")]
+    dir: Option<PathBuf>,
+}
+
+/// Compiles plugins into the cache, all at once; one line each on stdout.
+/// Every plugin is tried, and every failure said.
+pub fn compile(cli: &Cli, args: &CompileArgs) -> Result<u8> {
+    if cache_dir(cli).is_none() {
+        bail!("plugin compile fills the plugin cache, which --no-cache turns off");
+    }
+    let limits = limits(None);
+    let mut sources = Vec::new();
+    for path in &args.policies {
+        let policy = Policy::load(path, &limits)?;
+        sources.extend(policy.plugins.into_iter().map(|e| Source {
+            name: e.name,
+            path: e.path,
+            sha256: e.sha256,
+        }));
+    }
+    sources.extend(args.files.iter().map(|f| Source::new(&default_name(f), f)));
+    let host = plugin_host(cli, limits)?;
+    let width = sources.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    let mut failures = Vec::new();
+    for outcome in host.load_each(&sources) {
+        match outcome {
+            Ok(plugin) => {
+                let how = match plugin.source() {
+                    Origin::Compiled => "compiled",
+                    Origin::Cache => "already cached",
+                };
+                out.push_str(&format!(
+                    "{:<width$}  {}  {how:<14}  {}\n",
+                    plugin.name(),
+                    &plugin.sha256()[..12],
+                    elapsed(plugin.load_time())
+                ));
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    write_stdout(out.as_bytes())?;
+    // Each failure on a line of its own, in the given order; the last is
+    // the command's error.
+    match failures.pop() {
+        None => Ok(0),
+        Some(last) => {
+            for earlier in failures {
+                eprintln!("specgate: {earlier}");
+            }
+            Err(last.into())
+        }
+    }
+}
+
+/// `0.3 ms`, `412 ms`, `6.6 s`.
+fn elapsed(time: Duration) -> String {
+    let ms = time.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.1} s", ms / 1000.0)
+    }
+}
+
+/// The cache the options select, which must be on.
+fn open_cache(cli: &Cli) -> Result<Cache> {
+    if cache_dir(cli).is_none() {
+        bail!("the plugin cache is off (--no-cache)");
+    }
+    Ok(plugin_host(cli, limits(None))?.cache().clone())
+}
+
+/// Lists the cache's entries, least recently used first.
+pub fn cache_list(cli: &Cli, json: bool) -> Result<u8> {
+    let cache = open_cache(cli)?;
+    let entries = cache.entries()?;
+    let out = if json {
+        let list: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "sha256": e.sha256,
+                    "size": e.size,
+                    "source": e.source,
+                    "last_used": audit::rfc3339(e.last_used),
+                    "this_engine": e.this_engine,
+                    "path": e.path,
+                })
+            })
+            .collect();
+        format!("{}\n", serde_json::to_string_pretty(&list)?)
+    } else {
+        let mut out = format!(
+            "{:<12}  {:>9}  {:<20}  {}\n",
+            "DIGEST", "SIZE", "LAST USED", "SOURCE"
+        );
+        for e in &entries {
+            let mut source = e
+                .source
+                .as_ref()
+                .map_or_else(|| "-".to_string(), |p| p.display().to_string());
+            if !e.this_engine {
+                source.push_str(" (another wasmtime)");
+            }
+            out.push_str(&format!(
+                "{:<12}  {:>9}  {:<20}  {source}\n",
+                &e.sha256[..12],
+                human_size(e.size),
+                &audit::rfc3339(e.last_used)[..19].replace('T', " "),
+            ));
+        }
+        out
+    };
+    write_stdout(out.as_bytes())?;
+    Ok(0)
+}
+
+/// Removes the entries the options select, and files no entry needs
+/// (sidecars of removed entries, temporary files of writers that died);
+/// says what went and how much was freed.
+pub fn cache_prune(cli: &Cli, args: &PruneArgs) -> Result<u8> {
+    if args.policies.is_empty() && args.older_than.is_none() {
+        bail!(
+            "plugin cache prune: say what to remove: --policy FILE (keep what it names) and/or --older-than DURATION"
+        );
+    }
+    let keep = if args.policies.is_empty() {
+        None
+    } else {
+        Some(referenced(&args.policies)?)
+    };
+    let cache = open_cache(cli)?;
+    let now = SystemTime::now();
+    let doomed: Vec<CacheEntry> = cache
+        .entries()?
+        .into_iter()
+        .filter(|e| keep.as_ref().is_none_or(|keep| !keep.contains(&e.sha256)))
+        .filter(|e| {
+            args.older_than
+                .is_none_or(|age| now.duration_since(e.last_used).unwrap_or_default() > age)
+        })
+        .collect();
+    let mut out = String::new();
+    let mut freed = 0;
+    for entry in &doomed {
+        cache.remove(entry)?;
+        freed += entry.size;
+        let source = entry
+            .source
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |p| p.display().to_string());
+        out.push_str(&format!(
+            "removed {}  {}  {source}\n",
+            &entry.sha256[..12],
+            human_size(entry.size)
+        ));
+    }
+    let (leftovers, leftover_bytes) = cache.sweep()?;
+    if leftovers > 0 {
+        let files = if leftovers == 1 { "file" } else { "files" };
+        out.push_str(&format!(
+            "removed {leftovers} leftover {files}  {}\n",
+            human_size(leftover_bytes)
+        ));
+    }
+    let entries = if doomed.len() == 1 {
+        "entry"
+    } else {
+        "entries"
+    };
+    out.push_str(&format!(
+        "freed {} in {} {entries}\n",
+        human_size(freed + leftover_bytes),
+        doomed.len(),
+    ));
+    write_stdout(out.as_bytes())?;
+    Ok(0)
+}
+
+/// The sha256 of every plugin the policy files name: the pin when there
+/// is one, else the file's. An unreadable plugin is an error, since
+/// pruning without knowing what it needs could remove it.
+fn referenced(policies: &[PathBuf]) -> Result<HashSet<String>> {
+    let limits = limits(None);
+    let mut keep = HashSet::new();
+    for path in policies {
+        let policy = Policy::load(path, &limits)?;
+        for entry in policy.plugins {
+            let sha256 = match entry.sha256 {
+                Some(pin) => pin,
+                None => hex::encode(Sha256::digest(std::fs::read(&entry.path).with_context(
+                    || {
+                        format!(
+                            "policy {}: plugin {} ({})",
+                            path.display(),
+                            entry.name,
+                            entry.path.display()
+                        )
+                    },
+                )?)),
+            };
+            keep.insert(sha256);
+        }
+    }
+    Ok(keep)
+}
+
+/// Parses an age for `--older-than`: a number and a unit, `s`, `m`, `h`,
+/// `d` or `w` (`30d`, `12h`).
+fn parse_age(value: &str) -> Result<Duration, String> {
+    let bad = || format!("`{value}` is not a duration (e.g. 30d, 12h, 90m)");
+    let value = value.trim();
+    let split = value.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = value.split_at(split);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let unit_secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 60 * 60,
+        "d" => 24 * 60 * 60,
+        "w" => 7 * 24 * 60 * 60,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(unit_secs)
+        .map(Duration::from_secs)
+        .ok_or_else(bad)
+}
+
+/// Writes a new plugin crate and says how to build it.
+pub fn new(args: &NewArgs) -> Result<u8> {
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| Path::new(&args.name).to_path_buf());
+    scaffold::write(&args.name, &args.hooks, &dir)?;
+    let out = format!(
+        "created plugin {} in {}\nbuild it: cd {} && cargo build --release --target wasm32-wasip2\n",
+        args.name,
+        dir.display(),
+        dir.display()
+    );
+    write_stdout(out.as_bytes())?;
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_take_the_units_of_a_cache() {
+        assert_eq!(parse_age("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_age("0s"), Ok(Duration::ZERO));
+        assert!(parse_age("30").is_err());
+        assert!(parse_age("d").is_err());
+        assert!(parse_age("3y").is_err());
+    }
+
+    #[test]
+    fn elapsed_times_keep_their_precision() {
+        assert_eq!(elapsed(Duration::from_micros(300)), "0.3 ms");
+        assert_eq!(elapsed(Duration::from_millis(412)), "412 ms");
+        assert_eq!(elapsed(Duration::from_millis(6_600)), "6.6 s");
+    }
+}
