@@ -8,6 +8,7 @@ mod example_plugins;
 mod hostile;
 mod inspect;
 mod options;
+mod polyglot;
 mod policy;
 mod refused_at_load;
 mod rootfs_safety;
