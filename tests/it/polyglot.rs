@@ -37,7 +37,8 @@ fn run_in_busybox(
 ) -> (Outcome, tempfile::TempDir) {
     let rootfs = specgate_tests::busybox_rootfs();
     let mut cmd = specgate();
-    cmd.args(["run", "--name", name, "--rootfs"]).arg(rootfs.path());
+    cmd.args(["run", "--name", name, "--rootfs"])
+        .arg(rootfs.path());
     for path in plugins {
         cmd.arg("--plugin").arg(path);
     }
