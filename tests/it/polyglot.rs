@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use specgate::policy::{Entry, Grants, Limits, Mode, OnError, PluginHost};
+
 use crate::util::*;
 
 /// The Python validator, compiled into the shared cache once for all the
@@ -256,4 +258,47 @@ fn python_and_javascript_plugins_share_a_chain_with_rust_ones() {
         &["sh", "-c", "grep -c ' /work tmpfs ' /proc/mounts"],
     );
     assert_eq!(out.success(), "1\n");
+}
+
+/// Runs one plugin in-process under `limits`; the error message on failure.
+fn run_under(path: &PathBuf, name: &str, limits: Limits) -> Result<(), String> {
+    let host = PluginHost::new(Some(shared_cache()), limits.clone()).expect("plugin host");
+    let loaded = host.load(name, path).map_err(|e| e.to_string())?;
+    let entry = Entry {
+        plugin: &loaded,
+        settings: vec![],
+        grants: Grants::default(),
+        limits,
+        on_error: OnError::Deny,
+    };
+    let mut spec = specgate::spec::default_spec("test", &["/bin/sh".into()]);
+    host.run_chain(&[entry], &mut spec, "test", Mode::Enforce)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn the_default_limits_fit_both_and_tighter_ones_stop_them() {
+    assert_eq!(
+        run_under(deny_commands(), "deny-commands", Limits::default()),
+        Ok(())
+    );
+    assert_eq!(run_under(tmpfs(), "tmpfs", Limits::default()), Ok(()));
+    // componentize-py's component holds 14 core instances.
+    let few_instances = Limits {
+        instances: 13,
+        ..Limits::default()
+    };
+    let err = run_under(deny_commands(), "deny-commands", few_instances).unwrap_err();
+    assert!(err.contains("instance count too high"), "{err}");
+    // jco's function table has 7 688 elements.
+    let small_tables = Limits {
+        table_elements: 4096,
+        ..Limits::default()
+    };
+    let err = run_under(tmpfs(), "tmpfs", small_tables).unwrap_err();
+    assert!(
+        err.ends_with("exceeded the limit on instances, tables or table elements"),
+        "{err}"
+    );
 }
