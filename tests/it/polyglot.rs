@@ -3,7 +3,7 @@
 //! default limits, read their settings, log through the host, and act on
 //! real runs. `.ci/setup` builds them; without it these tests fail.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use specgate::policy::{Entry, Grants, Limits, Mode, OnError, PluginHost};
@@ -261,7 +261,7 @@ fn python_and_javascript_plugins_share_a_chain_with_rust_ones() {
 }
 
 /// Runs one plugin in-process under `limits`; the error message on failure.
-fn run_under(path: &PathBuf, name: &str, limits: Limits) -> Result<(), String> {
+fn run_under(path: &Path, name: &str, limits: Limits) -> Result<(), String> {
     let host = PluginHost::new(Some(shared_cache()), limits.clone()).expect("plugin host");
     let loaded = host.load(name, path).map_err(|e| e.to_string())?;
     let entry = Entry {
