@@ -55,7 +55,8 @@ fn main() {
 }
 
 /// Watches every plugin crate's manifest and sources, but not `target/`,
-/// which the build itself changes.
+/// which the build itself changes, nor the JavaScript example's
+/// `node_modules/` and Python's `__pycache__/`.
 fn watch_sources(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -63,7 +64,11 @@ fn watch_sources(dir: &Path) {
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();
-        if name == "target" || name.to_string_lossy().starts_with('.') {
+        if ["target", "node_modules", "__pycache__"]
+            .iter()
+            .any(|n| name == *n)
+            || name.to_string_lossy().starts_with('.')
+        {
             continue;
         }
         if path.is_dir() {

@@ -1,6 +1,7 @@
 //! Plugin load and call times, in-process, medians over many rounds:
 //! cold load (compile), cached load, and instantiate + configure + every
-//! hook, for one plugin and for the five examples.
+//! hook, for one Rust plugin, the Python and the JavaScript example (built
+//! by `.ci/setup`), side by side, and for the five Rust examples.
 //!
 //! Run: `cargo bench -p specgate --bench plugins`.
 
@@ -112,6 +113,8 @@ fn bench(label: &str, names: &[&str]) {
 }
 
 fn main() {
-    bench("1 plugin", &EXAMPLES[..1]);
-    bench("5 plugins", &EXAMPLES);
+    bench("rust", &EXAMPLES[..1]);
+    bench("python", &["deny-commands"]);
+    bench("javascript", &["tmpfs"]);
+    bench("5 rust", &EXAMPLES);
 }

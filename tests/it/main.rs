@@ -12,6 +12,7 @@ mod network;
 mod options;
 mod plugin_tools;
 mod policy;
+mod polyglot;
 mod refused_at_load;
 mod rootfs_safety;
 mod rootless;

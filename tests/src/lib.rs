@@ -9,18 +9,34 @@ pub fn plugins_dir() -> &'static Path {
     Path::new(env!("SPECGATE_TEST_PLUGINS"))
 }
 
-/// A compiled plugin by crate name (`drop-capabilities`, `hostile`, ...).
+/// The directory `.ci/setup` builds the Python and JavaScript example
+/// plugins into.
+pub fn components_dir() -> PathBuf {
+    repo_root().join("plugins/target/components")
+}
+
+/// A compiled plugin by crate name (`drop-capabilities`, `hostile`, ...),
+/// or by the name of a component `.ci/setup` builds (`deny-commands` from
+/// Python, `tmpfs` from JavaScript).
 ///
 /// # Panics
-/// When the plugin was not built: the build script builds them all.
+/// When the plugin was not built: the build script builds the Rust ones,
+/// `.ci/setup` the others.
 pub fn plugin(name: &str) -> PathBuf {
-    let path = plugins_dir().join(format!("{}.wasm", name.replace('-', "_")));
+    let file = format!("{}.wasm", name.replace('-', "_"));
+    let rust = plugins_dir().join(&file);
+    if rust.is_file() {
+        return rust;
+    }
+    let component = components_dir().join(&file);
     assert!(
-        path.is_file(),
-        "plugin {name} was not built at {}",
-        path.display()
+        component.is_file(),
+        "plugin {name} was not built at {} nor {}: run .ci/setup, which builds the \
+         Python and JavaScript example plugins",
+        rust.display(),
+        component.display()
     );
-    path
+    component
 }
 
 /// The repository's root.

@@ -16,13 +16,26 @@ pub struct Limits {
     pub plugin_file_size: u64,
     /// Bytes of log messages, stdout and stderr, each, per run.
     pub output: usize,
-    /// Core instances, tables and memories per plugin: components made by
-    /// componentize-py or jco need dozens of each.
+    /// Core instances, tables and memories per plugin (each counted on
+    /// its own against this number). Components made by componentize-py
+    /// or jco hold several core instances beside the language runtime.
     pub instances: usize,
-    /// Elements of one table.
+    /// Elements of one table. An interpreter's function table is large.
     pub table_elements: usize,
 }
 
+/// The defaults, chosen from the example plugins, measured for one load,
+/// `configure` and hook call (instances / largest table / linear memory):
+///
+/// | plugin                      | instances | table elements | memory   |
+/// |-----------------------------|-----------|----------------|----------|
+/// | Rust (`drop-capabilities`)  | 3         | 46             | 1.1 MiB  |
+/// | JavaScript (jco, `tmpfs`)   | 4         | 7 688          | 9.1 MiB  |
+/// | Python (componentize-py)    | 14        | 5 672          | 12.3 MiB |
+///
+/// Each default is four times the largest figure or more, so that
+/// bigger plugins in those languages fit, while a plugin that tries to
+/// exhaust the host is stopped well before it matters.
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -31,8 +44,8 @@ impl Default for Limits {
             changes_per_hook: 4096,
             plugin_file_size: 64 << 20,
             output: 1 << 20,
-            instances: 1000,
-            table_elements: 1 << 20,
+            instances: 64,
+            table_elements: 1 << 16,
         }
     }
 }
