@@ -93,7 +93,10 @@ impl TestNetns {
     fn new(name: &str) -> Self {
         let name = format!("specgate-test-{name}");
         // Left over by an interrupted earlier run.
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &name])
+            .stderr(std::process::Stdio::null())
+            .status();
         let status = Command::new("ip")
             .args(["netns", "add", &name])
             .status()
