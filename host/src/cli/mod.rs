@@ -81,14 +81,18 @@ pub enum Command {
     /// Wait for the run's specgate to end, then remove what it left.
     #[command(hide = true)]
     Guard {
-        /// The OCI runtime of the run.
+        /// The OCI runtime of the run; none for `--isolation chroot`.
         #[arg(long, value_name = "PATH")]
-        runtime: PathBuf,
+        runtime: Option<PathBuf>,
         /// The container id.
         id: String,
         /// The bundle.
         bundle: PathBuf,
     },
+    /// The container's init under `--isolation chroot`: set up from the
+    /// spec on descriptor 4, then exec the command.
+    #[command(name = "chroot-init", hide = true)]
+    ChrootInit,
     /// Be an OCI runtime in front of the real one, with runc's command line.
     ///
     /// `create` and `run` pass the bundle's config.json through the policy
@@ -250,10 +254,14 @@ pub fn run(cli: Cli) -> Result<u8> {
             id,
             bundle,
         } => {
-            let runtime = Runtime::resolve(&runtime.display().to_string(), Vec::new())?;
-            runtime::gc::guard(&runtime, id, bundle);
+            let runtime = match runtime {
+                Some(path) => Some(Runtime::resolve(&path.display().to_string(), Vec::new())?),
+                None => None,
+            };
+            runtime::gc::guard(runtime.as_ref(), id, bundle);
             Ok(0)
         }
+        Command::ChrootInit => Ok(runtime::chroot::init()),
         Command::Gc { runtime } => {
             let runtime = Runtime::resolve(runtime, Vec::new())?;
             for id in runtime::gc::collect(&runtime::state_dir(), &runtime) {
@@ -438,7 +446,7 @@ impl LoadedChain {
         run_id: &str,
         command: Vec<String>,
         rootfs: String,
-        runtime: &Runtime,
+        runtime: String,
     ) -> audit::Record {
         audit::Record {
             time: audit::now(),
@@ -454,7 +462,7 @@ impl LoadedChain {
             would_deny: Vec::new(),
             denial: None,
             config_sha256: None,
-            runtime: runtime.program().display().to_string(),
+            runtime,
             exit_status: None,
         }
     }
@@ -536,10 +544,16 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     if args.command.is_empty() {
         bail!("command must be specified (after `--`)");
     }
-    let runtime = Runtime::resolve(&args.runtime, args.runtime_flags.clone())?;
     let chain = LoadedChain::load(cli, &args.chain)?;
     let prepared = Prepared::new(&args.container, &args.command)?;
-    if prepared.options.isolation != spec::isolation::Isolation::Oci {
+    // No OCI runtime at all under chroot isolation.
+    let chroot = prepared.options.isolation == spec::isolation::Isolation::Chroot;
+    let runtime = if chroot {
+        None
+    } else {
+        Some(Runtime::resolve(&args.runtime, args.runtime_flags.clone())?)
+    };
+    if prepared.options.isolation == spec::isolation::Isolation::Rootless {
         bail!(
             "--isolation {}: not available yet; use --isolation oci (as root)",
             format!("{:?}", prepared.options.isolation).to_lowercase()
@@ -559,14 +573,17 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
             .rootfs
             .as_ref()
             .map_or_else(|| "host".to_string(), |r| r.display().to_string()),
-        &runtime,
+        runtime.as_ref().map_or_else(
+            || "chroot".to_string(),
+            |r| r.program().display().to_string(),
+        ),
     );
     // stdin is relayed with -i only, as podman does: a run in the
     // background of a shell must not steal the terminal's input.
     let stdio = runtime::StdioConfig {
         stdin: args.container.interactive,
     };
-    let outcome = run_container(&chain, &runtime, prepared, stdio, &mut record);
+    let outcome = run_container(&chain, runtime.as_ref(), prepared, stdio, &mut record);
     record.exit_status = Some(match &outcome {
         Ok(status) => *status,
         Err(e) => exit_code(e),
@@ -581,7 +598,7 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
 
 fn run_container(
     chain: &LoadedChain,
-    runtime: &Runtime,
+    runtime: Option<&Runtime>,
     prepared: Prepared,
     stdio: runtime::StdioConfig,
     record: &mut audit::Record,
@@ -620,7 +637,10 @@ fn run_container(
         bundle.write_file(&file.name, &file.contents, 0o644)?;
     }
     bundle.write_config(&json)?;
-    Ok(runtime::run(runtime, &id, &bundle, &spec, stdio)?)
+    Ok(match runtime {
+        Some(runtime) => runtime::run(runtime, &id, &bundle, &spec, stdio)?,
+        None => runtime::chroot::run(&bundle, &spec, stdio)?,
+    })
 }
 
 fn trace(cli: &Cli, args: &TraceArgs) -> Result<u8> {
