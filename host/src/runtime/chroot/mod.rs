@@ -143,6 +143,18 @@ pub enum InitError {
         /// Why.
         errno: nix::Error,
     },
+    /// The container's user could not be taken on.
+    #[error("process.user uid {uid} gid {gid}: {call}: {errno}{}", if *errno == nix::Error::EINVAL { " (is it mapped in the user namespace?)" } else { "" })]
+    User {
+        /// The uid.
+        uid: u32,
+        /// The gid.
+        gid: u32,
+        /// The call that failed.
+        call: &'static str,
+        /// Why.
+        errno: nix::Error,
+    },
     /// A capability set could not be applied.
     #[error("process.capabilities {what}: {message}")]
     Capabilities {

@@ -298,6 +298,7 @@ impl RootFs {
         // whether read-only must reach the submounts of a host tree
         // bound in place of a filesystem the kernel would not mount.
         let mut host_tree = false;
+        let mut cgroup_v1 = false;
         let remount = if let Some(tree) = &tree {
             crate::sys::attach_tree(tree.as_fd(), target.as_fd(), dest)?;
             options.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC)
@@ -322,6 +323,7 @@ impl RootFs {
                 Err(nix::Error::EPERM | nix::Error::EBUSY) if matches!(typ, "cgroup" | "cgroup2") => {
                     rbind(Path::new("/sys/fs/cgroup")).map_err(sys("mount --rbind", dest))?;
                     host_tree = true;
+                    cgroup_v1 = !host_cgroup2();
                     options.flags & !MsFlags::MS_REC
                 }
                 Err(nix::Error::EPERM) if typ == "sysfs" => {
@@ -348,6 +350,16 @@ impl RootFs {
                 .map_err(sys("mount -o remount,bind", dest))?;
             if host_tree && remount.contains(MsFlags::MS_RDONLY) {
                 crate::sys::make_recursively_read_only(&at)?;
+                if cgroup_v1 {
+                    // As runc: the hierarchies read-only, the tmpfs
+                    // holding them as asked otherwise.
+                    let flags = MsFlags::MS_BIND
+                        | MsFlags::MS_REMOUNT
+                        | (remount & !MsFlags::MS_RDONLY)
+                        | locked_flags(&at);
+                    mount(None::<&str>, &at, None::<&str>, flags, None::<&str>)
+                        .map_err(sys("mount -o remount,bind", dest))?;
+                }
             }
         }
         for change in &options.propagation {

@@ -201,12 +201,11 @@ fn hostname(spec: &Spec) -> Result<(), InitError> {
 /// with keep-caps so the permitted set survives for [`caps::apply`].
 fn switch_user(user: &oci_spec::runtime::User) -> Result<(), InitError> {
     let fail = |call: &'static str| {
-        move |errno| {
-            InitError::Sys(crate::sys::SysError {
-                call,
-                path: PathBuf::from(format!("uid {} gid {}", user.uid(), user.gid())),
-                errno,
-            })
+        move |errno| InitError::User {
+            uid: user.uid(),
+            gid: user.gid(),
+            call,
+            errno,
         }
     };
     nix::sys::prctl::set_keepcaps(true).map_err(fail("prctl(PR_SET_KEEPCAPS)"))?;
