@@ -19,7 +19,13 @@ const PROBE: &str = "id; hostname; \
 /// Runs `specgate run --isolation ISOLATION OPTIONS -- ARGS` in `rootfs`.
 fn run_isolated(isolation: &str, rootfs: &Path, options: &[&str], args: &[&str]) -> Outcome {
     run(specgate()
-        .args(["run", "--no-default-policy", "--isolation", isolation, "--rootfs"])
+        .args([
+            "run",
+            "--no-default-policy",
+            "--isolation",
+            isolation,
+            "--rootfs",
+        ])
         .arg(rootfs)
         .args(options)
         .arg("--")
@@ -70,7 +76,11 @@ fn assert_same_container(options: &[&str]) {
     let (chroot_head, chroot_mounts) = probe_report(chroot.success());
     assert_eq!(chroot_head, oci_head, "with {options:?}");
     assert_eq!(chroot_mounts, oci_mounts, "with {options:?}");
-    assert!(chroot_mounts.iter().any(|m| m.starts_with("/sys/fs/cgroup ")));
+    assert!(
+        chroot_mounts
+            .iter()
+            .any(|m| m.starts_with("/sys/fs/cgroup "))
+    );
 }
 
 #[test]
@@ -139,12 +149,7 @@ fn stdin_stdout_and_stderr_are_relayed() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"hello\n")
-        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO\n");

@@ -428,9 +428,10 @@ pub fn cloexec_from(first: std::os::fd::RawFd) -> Result<(), SysError> {
     if rc == 0 {
         Ok(())
     } else {
-        Err(err("close_range(CLOSE_RANGE_CLOEXEC)", Path::new("/proc/self/fd"))(
-            nix::Error::last(),
-        ))
+        Err(err(
+            "close_range(CLOSE_RANGE_CLOEXEC)",
+            Path::new("/proc/self/fd"),
+        )(nix::Error::last()))
     }
 }
 

@@ -33,7 +33,10 @@ pub fn sets(caps: Option<&LinuxCapabilities>) -> Sets {
             .flatten()
             .filter_map(|c| {
                 let name = crate::spec::caps::name(*c);
-                let cap = name.parse::<Capability>().ok().filter(|c| known.contains(c));
+                let cap = name
+                    .parse::<Capability>()
+                    .ok()
+                    .filter(|c| known.contains(c));
                 if cap.is_none() {
                     tracing::debug!("capability {name} unknown to this kernel, skipped");
                 }
@@ -72,7 +75,11 @@ pub fn apply_bounding(sets: &Sets) -> Result<(), InitError> {
 pub fn apply(sets: &Sets) -> Result<(), InitError> {
     // Effective first, from the permitted set keep-caps preserved: it
     // brings back CAP_SETPCAP, which setting inheritable may need.
-    let effective = sets.effective.intersection(&sets.permitted).copied().collect();
+    let effective = sets
+        .effective
+        .intersection(&sets.permitted)
+        .copied()
+        .collect();
     caps::set(None, CapSet::Effective, &effective).map_err(cap_error("effective"))?;
     caps::set(None, CapSet::Inheritable, &sets.inheritable).map_err(cap_error("inheritable"))?;
     caps::set(None, CapSet::Permitted, &sets.permitted).map_err(cap_error("permitted"))?;

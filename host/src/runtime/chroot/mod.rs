@@ -37,7 +37,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
 use super::stdio::{self, Event, Hold, StdioConfig};
-use super::{Bundle, Forwarder, FORWARDED, RunError, spawn_relay};
+use super::{Bundle, FORWARDED, Forwarder, RunError, spawn_relay};
 use crate::sys::chroot::{PROLOGUE_TAG, Prologue, Step};
 use crate::sys::{self, StdFd};
 
@@ -223,9 +223,7 @@ pub fn init() -> u8 {
         // Not started by specgate run: nothing to report to.
         return 125;
     };
-    let error = match read_config().and_then(|spec| process::setup_and_exec(&spec)) {
-        Err(error) => error,
-    };
+    let Err(error) = read_config().and_then(|spec| process::setup_and_exec(&spec));
     let status = error.status();
     let mut report = vec![status];
     report.extend_from_slice(error.to_string().as_bytes());
@@ -318,10 +316,13 @@ fn start(
     let bundle_dir = open("bundle", bundle.dir().to_path_buf())?;
     let exe = open("specgate's executable", PathBuf::from("/proc/self/exe"))?;
     let mut sources = Vec::new();
-    for m in spec.mounts().iter().flatten().filter(|m| mounts::is_bind(m)) {
-        let path = bundle
-            .dir()
-            .join(m.source().clone().unwrap_or_default());
+    for m in spec
+        .mounts()
+        .iter()
+        .flatten()
+        .filter(|m| mounts::is_bind(m))
+    {
+        let path = bundle.dir().join(m.source().clone().unwrap_or_default());
         let recursive = m.options().iter().flatten().any(|o| o == "rbind");
         sources.push(sys::clone_tree(&path, recursive)?);
     }
@@ -343,7 +344,11 @@ fn start(
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys_err("pipe2"))?;
     let paths: Vec<PathBuf> = plan.join.iter().map(|(_, _, p)| p.clone()).collect();
     let prologue = Prologue {
-        join: plan.join.into_iter().map(|(fd, flag, _)| (fd, flag)).collect(),
+        join: plan
+            .join
+            .into_iter()
+            .map(|(fd, flag, _)| (fd, flag))
+            .collect(),
         new_user: plan.new_user,
         unshare: plan.unshare,
         fork_again: plan.fork_again,
@@ -440,7 +445,9 @@ fn read_report_from(errors: &mut std::fs::File, paths: &[PathBuf]) -> Option<Chr
         let step = match Step::from_byte(rest[0]) {
             Some(Step::Setns) => format!(
                 "setns {}",
-                paths.get(index).map_or_else(String::new, |p| p.display().to_string())
+                paths
+                    .get(index)
+                    .map_or_else(String::new, |p| p.display().to_string())
             ),
             Some(Step::UnshareUser) => "unshare the user namespace".into(),
             Some(Step::AwaitMappings) => "wait for the id mappings".into(),
@@ -494,10 +501,12 @@ mod tests {
         std::fs::File::from(write).write_all(&report).unwrap();
         let error = read_report(std::fs::File::from(read)).unwrap();
         assert_eq!(error.status(), 127);
-        assert!(read_report({
-            let (read, _) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
-            std::fs::File::from(read)
-        })
-        .is_none());
+        assert!(
+            read_report({
+                let (read, _) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+                std::fs::File::from(read)
+            })
+            .is_none()
+        );
     }
 }

@@ -93,7 +93,7 @@ pub fn parse_options(options: &[String]) -> Options {
 
 fn propagation(option: &str) -> MsFlags {
     let (recursive, name) = match option.strip_prefix('r') {
-        Some(rest) if rest != "" && option != "rw" => (MsFlags::MS_REC, rest),
+        Some(rest) if !rest.is_empty() => (MsFlags::MS_REC, rest),
         _ => (MsFlags::empty(), option),
     };
     recursive
@@ -106,11 +106,13 @@ fn propagation(option: &str) -> MsFlags {
 }
 
 fn sys<'a>(call: &'static str, path: &'a Path) -> impl FnOnce(nix::Error) -> InitError + 'a {
-    move |errno| InitError::Sys(crate::sys::SysError {
-        call,
-        path: path.to_path_buf(),
-        errno,
-    })
+    move |errno| {
+        InitError::Sys(crate::sys::SysError {
+            call,
+            path: path.to_path_buf(),
+            errno,
+        })
+    }
 }
 
 /// The path of `dest` (absolute, in the container) below the rootfs.
@@ -147,8 +149,7 @@ fn locked_flags(path: &Path) -> MsFlags {
 /// before the container's namespaces, as runc does.
 pub fn is_bind(m: &Mount) -> bool {
     m.typ().as_deref() == Some("bind")
-        || m
-            .options()
+        || m.options()
             .iter()
             .flatten()
             .any(|o| o == "bind" || o == "rbind")
@@ -200,13 +201,12 @@ impl RootFs {
             None::<&str>,
         )
         .map_err(sys("mount --rbind", &path))?;
-        let dir = Dir::open_ambient_dir(&path, ambient_authority()).map_err(|source| {
-            InitError::Io {
+        let dir =
+            Dir::open_ambient_dir(&path, ambient_authority()).map_err(|source| InitError::Io {
                 what: "rootfs",
                 path: path.clone(),
                 source,
-            }
-        })?;
+            })?;
         Ok(RootFs {
             path,
             dir,
@@ -255,13 +255,12 @@ impl RootFs {
         for m in spec.mounts().iter().flatten() {
             let tree = if is_bind(m) {
                 next_source += 1;
-                let tree = crate::sys::inherited_fd(next_source - 1).ok_or_else(|| {
-                    InitError::Io {
+                let tree =
+                    crate::sys::inherited_fd(next_source - 1).ok_or_else(|| InitError::Io {
                         what: "bind mount source",
                         path: m.destination().clone(),
                         source: std::io::Error::from_raw_os_error(libc::EBADF),
-                    }
-                })?;
+                    })?;
                 Some(std::fs::File::from(tree))
             } else {
                 None
@@ -320,7 +319,9 @@ impl RootFs {
                 // without a cgroup namespace) or sysfs (one without a
                 // network namespace), the host's, bound read-only, as
                 // runc and buildah's chroot isolation do.
-                Err(nix::Error::EPERM | nix::Error::EBUSY) if matches!(typ, "cgroup" | "cgroup2") => {
+                Err(nix::Error::EPERM | nix::Error::EBUSY)
+                    if matches!(typ, "cgroup" | "cgroup2") =>
+                {
                     rbind(Path::new("/sys/fs/cgroup")).map_err(sys("mount --rbind", dest))?;
                     host_tree = true;
                     cgroup_v1 = !host_cgroup2();
@@ -374,9 +375,10 @@ impl RootFs {
     /// the spec mounts a fresh /dev. Made with mknod as root; in a user
     /// namespace, where mknod is refused, bound from the host's.
     pub fn devices(&self, spec: &Spec) -> Result<(), InitError> {
-        let fresh_dev = spec.mounts().iter().flatten().any(|m| {
-            m.destination() == Path::new("/dev") && m.typ().as_deref() == Some("tmpfs")
-        });
+        let fresh_dev =
+            spec.mounts().iter().flatten().any(|m| {
+                m.destination() == Path::new("/dev") && m.typ().as_deref() == Some("tmpfs")
+            });
         if !fresh_dev {
             return Ok(());
         }
@@ -617,7 +619,14 @@ mod tests {
     #[test]
     fn options_split_into_flags_propagation_and_data() {
         let options = parse_options(&strings(&[
-            "rbind", "ro", "nosuid", "nodev", "rprivate", "mode=755", "size=65536k", "Z",
+            "rbind",
+            "ro",
+            "nosuid",
+            "nodev",
+            "rprivate",
+            "mode=755",
+            "size=65536k",
+            "Z",
         ]));
         assert_eq!(
             options.flags,

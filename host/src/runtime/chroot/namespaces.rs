@@ -54,10 +54,7 @@ pub fn plan(spec: &Spec) -> Result<Plan, ChrootError> {
     let mut fork_again = false;
     for ns in &namespaces {
         let flag = flag(ns.typ());
-        if matches!(
-            ns.typ(),
-            LinuxNamespaceType::Pid | LinuxNamespaceType::Time
-        ) {
+        if matches!(ns.typ(), LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
             fork_again = true;
         }
         match ns.path() {

@@ -100,9 +100,7 @@ pub fn setup_and_exec(spec: &Spec) -> Result<std::convert::Infallible, InitError
 
     let path = lookup(program, crate::spec::env::lookup(&env, "PATH"))?;
     let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| InitError::Nul)?;
-    let errno = match nix::unistd::execve(&c_path, &argv, &envp) {
-        Err(errno) => errno,
-    };
+    let Err(errno) = nix::unistd::execve(&c_path, &argv, &envp);
     Err(InitError::Exec {
         program: program.clone(),
         errno,
@@ -154,7 +152,8 @@ fn sysctls(spec: &Spec) -> Result<(), InitError> {
         .and_then(|l| l.sysctl().clone())
         .unwrap_or_default();
     for (key, value) in sysctl {
-        if key.contains("..") || key.contains('/') && key.contains('.') {
+        // Dotted names only: a key must not climb out of /proc/sys.
+        if key.contains('/') || key.split('.').any(str::is_empty) {
             return Err(InitError::Sysctl(key));
         }
         let path = Path::new("/proc/sys").join(key.replace('.', "/"));
@@ -273,7 +272,13 @@ mod tests {
 
     #[test]
     fn every_limit_has_a_resource() {
-        assert_eq!(resource(PosixRlimitType::RlimitNofile), Resource::RLIMIT_NOFILE);
-        assert_eq!(resource(PosixRlimitType::RlimitRttime), Resource::RLIMIT_RTTIME);
+        assert_eq!(
+            resource(PosixRlimitType::RlimitNofile),
+            Resource::RLIMIT_NOFILE
+        );
+        assert_eq!(
+            resource(PosixRlimitType::RlimitRttime),
+            Resource::RLIMIT_RTTIME
+        );
     }
 }

@@ -17,8 +17,7 @@ use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
 use oci_spec::runtime::{
-    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
-    LinuxSeccompOperator,
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag, LinuxSeccompOperator,
 };
 
 /// Errors building the filter.
@@ -37,7 +36,9 @@ pub enum SeccompError {
     },
 }
 
-fn library(what: impl Into<String>) -> impl FnOnce(libseccomp::error::SeccompError) -> SeccompError {
+fn library(
+    what: impl Into<String>,
+) -> impl FnOnce(libseccomp::error::SeccompError) -> SeccompError {
     let what = what.into();
     move |source| SeccompError::Library { what, source }
 }
@@ -122,7 +123,10 @@ pub fn build(profile: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError> 
     for arch in profile.architectures().iter().flatten() {
         let name = name_of(arch);
         let arch: ScmpArch = name.parse().map_err(library(name.clone()))?;
-        if !filter.is_arch_present(arch).map_err(library(name.clone()))? {
+        if !filter
+            .is_arch_present(arch)
+            .map_err(library(name.clone()))?
+        {
             filter.add_arch(arch).map_err(library(name))?;
         }
     }
@@ -134,7 +138,10 @@ pub fn build(profile: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError> 
             LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
                 filter.set_ctl_ssb(true).map_err(library("flags"))?;
             }
-            other => tracing::debug!("seccomp flag {} left to the kernel's default", name_of(other)),
+            other => tracing::debug!(
+                "seccomp flag {} left to the kernel's default",
+                name_of(other)
+            ),
         }
     }
     for (index, rule) in profile.syscalls().iter().flatten().enumerate() {
@@ -167,15 +174,64 @@ pub fn load(filter: &ScmpFilterContext) -> Result<(), SeccompError> {
 mod tests {
     use super::*;
 
+    /// The filter as libseccomp's pseudo-code.
+    fn pfc(filter: &ScmpFilterContext) -> String {
+        let file = tempfile::tempfile().unwrap();
+        filter.export_pfc(&file).unwrap();
+        let mut file = file;
+        std::io::Seek::rewind(&mut file).unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut file, &mut text).unwrap();
+        text
+    }
+
     #[test]
-    fn the_built_in_profile_compiles() {
-        let mut spec = crate::spec::default_spec("id", &["sh".into()]);
-        crate::spec::seccomp::apply_default(&mut spec).unwrap();
-        let profile = spec.linux().as_ref().unwrap().seccomp().clone().unwrap();
+    fn the_built_in_profile_compiles_for_every_architecture_it_names() {
+        let spec = crate::spec::default_spec("id", &["sh".into()]);
+        let caps = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .clone()
+            .unwrap();
+        let bounding = crate::spec::caps::get(&caps, crate::spec::caps::CapSet::Bounding);
+        let profile = crate::spec::seccomp::default_profile(&bounding).unwrap();
         let filter = build(&profile).unwrap();
-        let bpf = filter.export_bpf_mem().unwrap();
-        assert!(!bpf.is_empty());
-        assert!(filter.is_arch_present(ScmpArch::X86).unwrap_or(true));
+        let text = pfc(&filter);
+        // Unknown syscalls fail with ENOSYS (38), denied known ones with
+        // EPERM (1).
+        assert!(text.contains("ERRNO(38)"), "{text}");
+        for arch in profile.architectures().iter().flatten() {
+            let arch: ScmpArch = name_of(arch).parse().unwrap();
+            assert!(filter.is_arch_present(arch).unwrap());
+        }
+    }
+
+    #[test]
+    fn errno_values_and_argument_conditions_reach_the_filter() {
+        let profile: LinuxSeccomp = serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{
+                "names": ["personality"],
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": 99,
+                "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]
+            }, {
+                "names": ["clone"],
+                "action": "SCMP_ACT_ERRNO",
+                "args": [{"index": 0, "value": 2114060288, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]
+            }, {
+                "names": ["no_such_syscall"],
+                "action": "SCMP_ACT_ERRNO"
+            }]
+        }))
+        .unwrap();
+        let text = pfc(&build(&profile).unwrap());
+        assert!(text.contains("ERRNO(99)"), "{text}");
+        assert!(text.contains("ERRNO(1)"), "{text}");
+        assert!(text.contains("personality"), "{text}");
+        assert!(text.contains("& 0x7e020000"), "{text}");
     }
 
     #[test]
