@@ -254,3 +254,45 @@ fn a_setup_failure_is_125_and_named() {
          (is it mapped in the user namespace?)"
     );
 }
+
+#[test]
+fn a_killed_specgates_container_goes_with_it() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-chroot-sigkill";
+    let mut child = specgate()
+        .args(["run", "--isolation", "chroot", "--name", name, "--rootfs"])
+        .arg(rootfs.path())
+        .args(["--", "sh", "-c", "echo $$; exec sleep 100"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // The container's init, pid 1 in its namespace: found on the host by
+    // its parent, specgate.
+    assert_eq!(line, "1\n");
+    let children = format!("/proc/{}/task/{}/children", child.id(), child.id());
+    let init: i32 = std::fs::read_to_string(&children)
+        .unwrap()
+        .split_whitespace()
+        .map(|pid| pid.parse().unwrap())
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.starts_with("sleep\0"))
+        })
+        .expect("the container's init among specgate's children");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let bundle = Path::new("/run/specgate").join(name);
+    let started = std::time::Instant::now();
+    while (bundle.exists() || Path::new(&format!("/proc/{init}/cmdline")).exists())
+        && started.elapsed().as_secs() < 10
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!bundle.exists(), "{} was left behind", bundle.display());
+    let cmdline = std::fs::read_to_string(format!("/proc/{init}/cmdline")).unwrap_or_default();
+    assert!(!cmdline.starts_with("sleep\0"), "the container's init {init} outlived specgate");
+}
