@@ -223,13 +223,69 @@ fn the_hosts_root_is_the_default_rootfs_read_only() {
 }
 
 #[test]
-fn a_terminal_is_refused_with_chroot() {
+fn a_terminal_without_one_on_stdin() {
     let rootfs = specgate_tests::busybox_rootfs();
-    let out = run_isolated("chroot", rootfs.path(), &["-t"], &["true"]);
-    assert_eq!(
-        out.failure(125),
-        "specgate: --isolation chroot: -t (a terminal) is not supported; use --isolation oci"
-    );
+    let args = [
+        "sh",
+        "-c",
+        "test -t 0 && test -t 1 && test -t 2 && tty && test -c /dev/console; exit 3",
+    ];
+    for isolation in ["oci", "chroot"] {
+        let out = run(specgate()
+            .args(["run", "-t", "--isolation", isolation, "--rootfs"])
+            .arg(rootfs.path())
+            .arg("--")
+            .args(args)
+            .stdin(Stdio::null()));
+        assert_eq!(out.code, Some(3), "{isolation}: {out:#?}");
+        // In the container's own devpts; lines end with CR LF.
+        assert_eq!(out.stdout, "/dev/pts/0\r\n", "{isolation}");
+        assert_eq!(out.stderr, "", "{isolation}");
+    }
+}
+
+#[test]
+fn a_terminal_follows_ours_and_takes_our_keys() {
+    use crate::stdio::{read_until, set_size, wait_within};
+    use std::time::Duration;
+    let rootfs = specgate_tests::busybox_rootfs();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let size = |rows, cols| libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    set_size(&pty.master, &size(30, 100));
+    let mut child = specgate()
+        .args(["run", "-t", "-i", "--isolation", "chroot", "--rootfs"])
+        .arg(rootfs.path())
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "stty size; read word; echo got $word; stty size",
+        ])
+        .stdin(pty.slave.try_clone().unwrap())
+        .stdout(pty.slave.try_clone().unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    let mut seen = Vec::new();
+    read_until(&mut master, &mut seen, "30 100\r\n");
+    set_size(&master, &size(40, 120));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGWINCH,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    master.write_all(b"hello\r").unwrap();
+    read_until(&mut master, &mut seen, "40 120\r\n");
+    assert!(wait_within(&mut child, Duration::from_secs(20)).success());
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.contains("hello\r\ngot hello\r\n"), "{text:?}");
 }
 
 #[test]
@@ -294,5 +350,8 @@ fn a_killed_specgates_container_goes_with_it() {
     }
     assert!(!bundle.exists(), "{} was left behind", bundle.display());
     let cmdline = std::fs::read_to_string(format!("/proc/{init}/cmdline")).unwrap_or_default();
-    assert!(!cmdline.starts_with("sleep\0"), "the container's init {init} outlived specgate");
+    assert!(
+        !cmdline.starts_with("sleep\0"),
+        "the container's init {init} outlived specgate"
+    );
 }

@@ -87,8 +87,12 @@ pub struct Prologue {
     pub sources: Vec<OwnedFd>,
 }
 
+/// The socket to specgate in `chroot-init` (which sends the terminal's
+/// master on it).
+pub const SYNC_FD: RawFd = 6;
+
 /// The first descriptor of [`Prologue::sources`] in `chroot-init`.
-pub const FIRST_SOURCE_FD: RawFd = 6;
+pub const FIRST_SOURCE_FD: RawFd = 7;
 
 /// The lowest descriptor the child copies its descriptors to before
 /// moving them into place, above any of those targets.
@@ -111,6 +115,7 @@ pub fn fork_container(prologue: &Prologue) -> Result<libc::pid_t, SysError> {
         prologue.errors.as_raw_fd(),
         prologue.config.as_raw_fd(),
         prologue.exe.as_raw_fd(),
+        prologue.sync.as_raw_fd(),
     ];
     sources.extend(prologue.sources.iter().map(|fd| fd.as_raw_fd()));
     // Filled by the child: allocated here, before the fork.

@@ -495,3 +495,37 @@ pub fn attach_tree(
         Err(err("move_mount", path)(nix::Error::last()))
     }
 }
+
+nix::ioctl_write_int_bad!(tiocsctty, libc::TIOCSCTTY);
+
+/// Makes the terminal `fd` is open on the controlling terminal of this
+/// process, which must lead a session without one (TIOCSCTTY).
+pub fn set_controlling_terminal(fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal the
+    // terminal from another session), no pointer; a descriptor that is
+    // not a terminal only makes the call fail.
+    unsafe { tiocsctty(fd.as_raw_fd(), 0) }?;
+    Ok(())
+}
+
+/// Sends `fd` over a connected unix socket (SCM_RIGHTS) with `name` as
+/// the message, as an OCI runtime sends a terminal's master.
+pub fn send_fd(
+    socket: std::os::fd::BorrowedFd<'_>,
+    fd: std::os::fd::BorrowedFd<'_>,
+    name: &str,
+) -> nix::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    use std::os::fd::AsRawFd;
+    let fds = [fd.as_raw_fd()];
+    let iov = [std::io::IoSlice::new(name.as_bytes())];
+    sendmsg::<()>(
+        socket.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )?;
+    Ok(())
+}

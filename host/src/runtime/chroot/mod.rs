@@ -26,16 +26,18 @@ pub mod mounts;
 pub mod namespaces;
 pub mod process;
 pub mod seccomp;
+pub mod terminal;
 
 use std::ffi::CString;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
+use super::console;
 use super::stdio::{self, Event, Hold, StdioConfig};
 use super::{Bundle, FORWARDED, Forwarder, RunError, spawn_relay};
 use crate::sys::chroot::{PROLOGUE_TAG, Prologue, Step};
@@ -97,9 +99,6 @@ pub enum ChrootError {
         /// What failed.
         message: String,
     },
-    /// A terminal was asked for.
-    #[error("--isolation chroot: -t (a terminal) is not supported; use --isolation oci")]
-    Terminal,
 }
 
 impl ChrootError {
@@ -251,8 +250,13 @@ struct Started {
 /// PID namespace (or, sharing the host's, with its init).
 pub fn run(bundle: &Bundle, spec: &Spec, config: StdioConfig) -> Result<u8, RunError> {
     if super::has_terminal(spec) {
-        return Err(ChrootError::Terminal.into());
+        run_with_terminal(bundle, spec, config)
+    } else {
+        run_with_pipes(bundle, spec, config)
     }
+}
+
+fn run_with_pipes(bundle: &Bundle, spec: &Spec, config: StdioConfig) -> Result<u8, RunError> {
     let forwarder = Forwarder::start(sys::catch_signals(&FORWARDED)?, None);
     let pipes = stdio::Pipes::new(config, stdio::container_root(spec))?;
     let exited = Arc::new(Event::new()?);
@@ -284,7 +288,7 @@ pub fn run(bundle: &Bundle, spec: &Spec, config: StdioConfig) -> Result<u8, RunE
         pipes.container_stdout,
         pipes.container_stderr,
     ];
-    let status = start(bundle, spec, stdio, &forwarder).and_then(|(started, errors)| {
+    let status = start(bundle, spec, stdio, &forwarder).and_then(|(started, errors, _)| {
         let setup = read_report(errors);
         let status = wait(started.init, &forwarder);
         match setup {
@@ -298,14 +302,73 @@ pub fn run(bundle: &Bundle, spec: &Spec, config: StdioConfig) -> Result<u8, RunE
     status
 }
 
+/// A run with a terminal: the container's init makes it in the
+/// container's devpts and sends its master back on the socket it shares
+/// with specgate, which relays it as for runc's console socket.
+fn run_with_terminal(bundle: &Bundle, spec: &Spec, config: StdioConfig) -> Result<u8, RunError> {
+    let resizer = Arc::new(console::Resizer::default());
+    let mut signals = FORWARDED.to_vec();
+    signals.push(nix::sys::signal::Signal::SIGWINCH);
+    let forwarder = Forwarder::start(sys::catch_signals(&signals)?, Some(resizer.clone()));
+    let null = || {
+        std::fs::File::open("/dev/null")
+            .map(OwnedFd::from)
+            .map_err(stdio::StdioError::DevNull)
+    };
+    let (started, errors, sync) = start(bundle, spec, [null()?, null()?, null()?], &forwarder)?;
+    let master = sys::receive_fd(sync.as_fd()).ok().flatten();
+    drop(sync);
+    // End of file on the error pipe: the command was exec'd.
+    if let Some(error) = read_report(errors) {
+        let _ = wait(started.init, &forwarder);
+        return Err(error.into());
+    }
+    let Some((master, _)) = master else {
+        let _ = wait(started.init, &forwarder);
+        return Err(ChrootError::Setup {
+            status: 125,
+            message: "the container's init sent no terminal".into(),
+        }
+        .into());
+    };
+    let master = Arc::new(master);
+    resizer.attach(&master);
+    console::copy_size(master.as_fd());
+    // Raw mode only when keys go to the container: else Ctrl-C must stay
+    // specgate's SIGINT, forwarded.
+    let raw = config.stdin.then(console::RawMode::enter).flatten();
+    let exited = Arc::new(Event::new()?);
+    let stop_input = Arc::new(Event::new()?);
+    if config.stdin {
+        let (master, stop) = (master.clone(), stop_input.clone());
+        spawn_relay("stdin", move || stdio::relay_input(master, &stop))?;
+    }
+    let output = {
+        let (stop, exited) = (stop_input.clone(), exited.clone());
+        spawn_relay("terminal", move || {
+            let held =
+                stdio::relay_output(master, StdFd::Out.fd(), Hold::Nothing, &exited, "terminal");
+            stop.fire();
+            held
+        })?
+    };
+    let status = wait(started.init, &forwarder);
+    exited.fire();
+    let _ = output.join();
+    stop_input.fire();
+    drop(raw);
+    status
+}
+
 /// Forks the container's init and sees it through its namespaces;
-/// returns it and the read end of its error pipe.
+/// returns it, the read end of its error pipe, and the socket it may
+/// send its terminal on.
 fn start(
     bundle: &Bundle,
     spec: &Spec,
     stdio: [OwnedFd; 3],
     forwarder: &Forwarder,
-) -> Result<(Started, std::fs::File), RunError> {
+) -> Result<(Started, std::fs::File, OwnedFd), RunError> {
     let plan = namespaces::plan(spec)?;
     let open = |what: &'static str, path: PathBuf| {
         std::fs::File::open(&path)
@@ -421,7 +484,7 @@ fn start(
     } else {
         child
     };
-    Ok((Started { init }, errors))
+    Ok((Started { init }, errors, OwnedFd::from(sync)))
 }
 
 /// The report on the error pipe, once it reaches end of file: none when

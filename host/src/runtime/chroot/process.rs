@@ -6,6 +6,7 @@
 //! environment, and the command looked up as runc looks it up.
 
 use std::ffi::{CString, OsStr};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use nix::sys::resource::{Resource, setrlimit};
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::{LinuxNamespaceType, PosixRlimitType, Spec};
 
-use super::{InitError, caps, mounts, seccomp};
+use super::{InitError, caps, mounts, seccomp, terminal};
 use crate::spec::namespaces::has;
 
 /// Sets the container up as `spec` says, then execs its command; returns
@@ -27,6 +28,11 @@ pub fn setup_and_exec(spec: &Spec) -> Result<std::convert::Infallible, InitError
     rootfs.mount_all(spec)?;
     rootfs.devices(spec)?;
     rootfs.enter()?;
+    if process.terminal() == Some(true) {
+        let socket = crate::sys::inherited_fd(crate::sys::chroot::SYNC_FD)
+            .ok_or_else(|| InitError::Config("no socket to send the terminal on".into()))?;
+        terminal::attach(spec, socket.as_fd())?;
+    }
     mounts::read_only_paths(spec)?;
     mounts::mask(spec)?;
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
