@@ -118,6 +118,7 @@ pub fn fork_container(prologue: &Prologue) -> Result<libc::pid_t, SysError> {
         prologue.sync.as_raw_fd(),
     ];
     sources.extend(prologue.sources.iter().map(|fd| fd.as_raw_fd()));
+    let specgate = std::process::id() as libc::pid_t;
     // Filled by the child: allocated here, before the fork.
     let mut high: Vec<RawFd> = vec![0; sources.len()];
     let join: Vec<(RawFd, libc::c_int)> = prologue
@@ -139,7 +140,7 @@ pub fn fork_container(prologue: &Prologue) -> Result<libc::pid_t, SysError> {
             errno: nix::Error::last(),
         }),
         // SAFETY: as above; `child` never returns.
-        0 => unsafe { child(prologue, &join, &sources, &mut high, &argv, &envp) },
+        0 => unsafe { child(prologue, specgate, &join, &sources, &mut high, &argv, &envp) },
         pid => Ok(pid),
     }
 }
@@ -169,6 +170,7 @@ unsafe fn fail(errors: RawFd, step: Step, index: u8) -> ! {
 /// Must run in the child of fork(2), and only there.
 unsafe fn child(
     p: &Prologue,
+    specgate: libc::pid_t,
     join: &[(RawFd, libc::c_int)],
     sources: &[RawFd],
     high: &mut [RawFd],
@@ -234,6 +236,12 @@ unsafe fn child(
         }
         // The container's init dies with specgate, however specgate ends.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        // specgate died before the signal was armed? (In a new PID
+        // namespace the parent, outside it, reads as 0: no telling.)
+        let parent = libc::getppid();
+        if parent != 0 && parent != specgate {
+            libc::_exit(125);
+        }
         // Copied high first, so that moving one into place never
         // overwrites another still to be moved.
         let high_base = HIGH_FD.max(FIRST_SOURCE_FD + sources.len() as RawFd);
