@@ -10,9 +10,11 @@ use std::process::Stdio;
 use crate::util::*;
 
 /// What the probe prints: identity, capabilities, no_new_privs, seccomp
-/// mode, hostname, limits, then each mount's destination and options.
+/// mode and what the filter (with the capabilities) refuses, hostname,
+/// limits, then each mount's destination and options.
 const PROBE: &str = "id; hostname; \
     grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status; \
+    unshare -U true 2>&1; echo unshare $?; mount -t tmpfs t /tmp 2>&1; echo mount $?; \
     ulimit -n; grep -E '^Max (open files|processes|core)' /proc/self/limits; \
     echo mounts; awk '{print $2, $4}' /proc/self/mounts";
 
