@@ -357,3 +357,52 @@ fn a_killed_specgates_container_goes_with_it() {
         "the container's init {init} outlived specgate"
     );
 }
+
+#[test]
+fn a_namespace_given_by_path_is_joined() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    // A network namespace held by a process of its own (util-linux's
+    // unshare, which every Debian has).
+    let mut holder = std::process::Command::new("unshare")
+        .args(["--net", "sleep", "60"])
+        .spawn()
+        .expect("util-linux unshare");
+    let path = format!("/proc/{}/ns/net", holder.id());
+    let started = std::time::Instant::now();
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let wanted = loop {
+        let link = std::fs::read_link(&path).unwrap();
+        if link != host || started.elapsed().as_secs() > 10 {
+            break link;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let network = format!("ns:{path}");
+    for extra in [
+        &[][..],
+        &[
+            "--userns",
+            "private",
+            "--uidmap",
+            "0:100000:65536",
+            "--gidmap",
+            "0:100000:65536",
+        ],
+    ] {
+        let mut options = vec!["--network", network.as_str()];
+        options.extend_from_slice(extra);
+        let out = run_isolated(
+            "chroot",
+            rootfs.path(),
+            &options,
+            &["readlink", "/proc/self/ns/net"],
+        );
+        assert_eq!(
+            out.success().trim(),
+            wanted.to_string_lossy(),
+            "{options:?}"
+        );
+    }
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}
