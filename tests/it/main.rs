@@ -4,6 +4,7 @@
 mod util;
 
 mod cache;
+mod chroot;
 mod contract;
 mod example_plugins;
 mod hostile;

@@ -25,7 +25,7 @@ fn run_in(rootfs: &Path, flags: &[&str], args: &[&str]) -> Command {
 }
 
 /// Waits for `child`, failing the test past `limit`.
-fn wait_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+pub(crate) fn wait_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -302,7 +302,7 @@ fn a_terminal_follows_ours_and_ours_is_restored() {
     assert_eq!(after.output_flags, before.output_flags);
 }
 
-fn set_size(fd: &impl AsFd, size: &libc::winsize) {
+pub(crate) fn set_size(fd: &impl AsFd, size: &libc::winsize) {
     use std::os::fd::AsRawFd;
     nix::ioctl_write_ptr_bad!(tiocswinsz, libc::TIOCSWINSZ, libc::winsize);
     // SAFETY: TIOCSWINSZ reads one winsize through a live reference.
@@ -310,7 +310,7 @@ fn set_size(fd: &impl AsFd, size: &libc::winsize) {
 }
 
 /// Reads `master` into `seen` until it holds `wanted`.
-fn read_until(master: &mut std::fs::File, seen: &mut Vec<u8>, wanted: &str) {
+pub(crate) fn read_until(master: &mut std::fs::File, seen: &mut Vec<u8>, wanted: &str) {
     let started = Instant::now();
     let mut buffer = [0u8; 4096];
     while !String::from_utf8_lossy(seen).contains(wanted) {

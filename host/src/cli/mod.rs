@@ -25,7 +25,7 @@ use crate::policy::{
     Source, plugin::default_name,
 };
 use crate::runtime::{self, Bundle, Runtime};
-use crate::spec::{self, rootfs::Rootfs};
+use crate::spec::{self, isolation::Isolation, rootfs::Rootfs};
 pub use oci::RUNTIME_NAME;
 use options::ContainerArgs;
 
@@ -83,9 +83,9 @@ pub enum Command {
     /// Wait for the run's specgate to end, then remove what it left.
     #[command(hide = true)]
     Guard {
-        /// The OCI runtime of the run.
+        /// The OCI runtime of the run; none for `--isolation chroot`.
         #[arg(long, value_name = "PATH")]
-        runtime: PathBuf,
+        runtime: Option<PathBuf>,
         /// The runtime's global flags of the run.
         #[arg(long = "runtime-flag", value_name = "FLAG", allow_hyphen_values = true)]
         runtime_flags: Vec<String>,
@@ -94,6 +94,10 @@ pub enum Command {
         /// The bundle.
         bundle: PathBuf,
     },
+    /// The container's init under `--isolation chroot`: set up from the
+    /// spec on descriptor 4, then exec the command.
+    #[command(name = "chroot-init", hide = true)]
+    ChrootInit,
     /// Be an OCI runtime in front of the real one, with runc's command line.
     ///
     /// `create` and `run` pass the bundle's config.json through the policy
@@ -264,10 +268,17 @@ pub fn run(cli: Cli) -> Result<u8> {
             id,
             bundle,
         } => {
-            let runtime = Runtime::resolve(&runtime.display().to_string(), runtime_flags.clone())?;
-            runtime::gc::guard(&runtime, id, bundle);
+            let runtime = match runtime {
+                Some(path) => Some(Runtime::resolve(
+                    &path.display().to_string(),
+                    runtime_flags.clone(),
+                )?),
+                None => None,
+            };
+            runtime::gc::guard(runtime.as_ref(), id, bundle);
             Ok(0)
         }
+        Command::ChrootInit => Ok(runtime::chroot::init()),
         Command::Gc { runtime } => {
             let runtime = Runtime::resolve(runtime, runtime::caller_flags()?)?;
             for id in runtime::gc::collect(&runtime::state_dir()?, &runtime) {
@@ -460,7 +471,7 @@ impl LoadedChain {
         run_id: &str,
         command: Vec<String>,
         rootfs: String,
-        runtime: &Runtime,
+        runtime: String,
     ) -> audit::Record {
         audit::Record {
             time: audit::now(),
@@ -476,7 +487,7 @@ impl LoadedChain {
             would_deny: Vec::new(),
             denial: None,
             config_sha256: None,
-            runtime: runtime.program().display().to_string(),
+            runtime,
             exit_status: None,
         }
     }
@@ -558,25 +569,28 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     if args.command.is_empty() {
         bail!("command must be specified (after `--`)");
     }
-    let mut runtime = Runtime::resolve(&args.runtime, args.runtime_flags.clone())?
-        .with_flags(runtime::caller_flags()?);
-    let chain = LoadedChain::load(cli, &args.chain)?;
-    let rootless = args
+    let isolation = args
         .container
         .isolation
-        .unwrap_or_else(spec::isolation::Isolation::default_for_caller)
-        == spec::isolation::Isolation::Rootless;
-    if rootless {
+        .unwrap_or_else(Isolation::default_for_caller);
+    // No OCI runtime at all under chroot isolation.
+    let runtime = match isolation {
+        Isolation::Chroot => None,
+        Isolation::Oci | Isolation::Rootless => {
+            let runtime = Runtime::resolve(&args.runtime, args.runtime_flags.clone())?
+                .with_flags(runtime::caller_flags()?);
+            Some(if isolation == Isolation::Rootless {
+                runtime.rootless()
+            } else {
+                runtime
+            })
+        }
+    };
+    let chain = LoadedChain::load(cli, &args.chain)?;
+    if isolation == Isolation::Rootless {
         spec::isolation::check_user_namespaces()?;
-        runtime = runtime.rootless();
     }
     let prepared = Prepared::new(&args.container, &args.command)?;
-    if !rootless && prepared.options.isolation != spec::isolation::Isolation::Oci {
-        bail!(
-            "--isolation {}: not available yet; use --isolation oci (as root)",
-            format!("{:?}", prepared.options.isolation).to_lowercase()
-        );
-    }
     let mut record = chain.record(
         &prepared.id,
         args.command.clone(),
@@ -585,7 +599,10 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
             .rootfs
             .as_ref()
             .map_or_else(|| "host".to_string(), |r| r.display().to_string()),
-        &runtime,
+        runtime.as_ref().map_or_else(
+            || "chroot".to_string(),
+            |r| r.program().display().to_string(),
+        ),
     );
     // stdin is relayed with -i only, as podman does: a run in the
     // background of a shell must not steal the terminal's input.
@@ -594,7 +611,7 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     };
     let outcome = run_container(
         &chain,
-        &runtime,
+        runtime.as_ref(),
         prepared,
         &args.container,
         stdio,
@@ -614,7 +631,7 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
 
 fn run_container(
     chain: &LoadedChain,
-    runtime: &Runtime,
+    runtime: Option<&Runtime>,
     prepared: Prepared,
     args: &ContainerArgs,
     stdio: runtime::StdioConfig,
@@ -638,6 +655,11 @@ fn run_container(
     record.add_chain(&chain.plugins, &report);
     spec::prepare(&spec, &rootfs)?;
     let networks = cni_networks(&options.namespaces.network, args, &spec)?;
+    if runtime.is_none() && !networks.is_empty() {
+        bail!(
+            "--network: CNI networks are configured between an OCI runtime's create and start; --isolation chroot has no runtime"
+        );
+    }
     let json = spec::to_json(&spec)?;
     record.config_sha256 = Some(hex::encode(Sha256::digest(json.as_bytes())));
 
@@ -648,7 +670,7 @@ fn run_container(
     _guardian = runtime::gc::Guardian::start(runtime, &id, bundle.dir())
         .context("cannot start the run's guardian")?;
     if options.rootfs.is_none() {
-        if options.isolation == spec::isolation::Isolation::Rootless {
+        if options.isolation == Isolation::Rootless {
             // The runtime binds the host's root there itself, in the
             // container's user namespace (spec::isolation::bind_host_root).
             bundle.empty_dir("rootfs")?;
@@ -661,9 +683,10 @@ fn run_container(
         bundle.write_file(&file.name, &file.contents, 0o644)?;
     }
     bundle.write_config(&json)?;
-    Ok(runtime::run(
-        runtime, &id, &bundle, &spec, stdio, &networks,
-    )?)
+    Ok(match runtime {
+        Some(runtime) => runtime::run(runtime, &id, &bundle, &spec, stdio, &networks)?,
+        None => runtime::chroot::run(&bundle, &spec, stdio)?,
+    })
 }
 
 /// The CNI networks the run joins, loaded before anything is made, so

@@ -278,7 +278,7 @@ fn prepare(cli: &Cli, inv: &Invocation) -> Result<Runtime> {
             .and_then(|p| p.args().clone())
             .unwrap_or_default(),
         rootfs.display().to_string(),
-        &runtime,
+        runtime.program().display().to_string(),
     );
     let outcome = gate(&chain, &config, id, &mut record);
     // The runtime's own status is never seen: specgate becomes the

@@ -68,7 +68,13 @@ pub struct Guardian {
 
 impl Guardian {
     /// Starts the guardian of run `id` with `bundle`.
-    pub fn start(runtime: &Runtime, id: &str, bundle: &Path) -> Result<Self, crate::sys::SysError> {
+    /// A run without a runtime (`--isolation chroot`) has no runtime
+    /// state: the bundle is all there is to remove.
+    pub fn start(
+        runtime: Option<&Runtime>,
+        id: &str,
+        bundle: &Path,
+    ) -> Result<Self, crate::sys::SysError> {
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|errno| {
             crate::sys::SysError {
                 call: "pipe2",
@@ -80,16 +86,16 @@ impl Guardian {
             CString::new(s.as_bytes()).unwrap_or_else(|_| CString::from(c"-"))
         };
         let program = CString::from(c"/proc/self/exe");
-        // The runtime's flags too: its state directory (`--root`) above
-        // all, or the guardian's delete would look in the wrong place.
-        let mut argv = vec![
-            program.clone(),
-            CString::from(c"guard"),
-            CString::from(c"--runtime"),
-            arg(runtime.program().as_os_str()),
-        ];
-        for flag in runtime.flags() {
-            argv.push(arg(std::ffi::OsStr::new(&format!("--runtime-flag={flag}"))));
+        let mut argv = vec![program.clone(), CString::from(c"guard")];
+        if let Some(runtime) = runtime {
+            argv.push(CString::from(c"--runtime"));
+            argv.push(arg(runtime.program().as_os_str()));
+            // The runtime's flags too: its state directory (`--root`)
+            // above all, or the guardian's delete would look in the wrong
+            // place.
+            for flag in runtime.flags() {
+                argv.push(arg(std::ffi::OsStr::new(&format!("--runtime-flag={flag}"))));
+            }
         }
         argv.push(arg(std::ffi::OsStr::new(id)));
         argv.push(arg(bundle.as_os_str()));
@@ -109,11 +115,11 @@ impl Drop for Guardian {
 
 /// The guardian's side: waits for end of file on stdin, then removes the
 /// run if its owner is gone.
-pub fn guard(runtime: &Runtime, id: &str, bundle: &Path) {
+pub fn guard(runtime: Option<&Runtime>, id: &str, bundle: &Path) {
     let mut byte = [0u8; 1];
     while matches!(std::io::stdin().read(&mut byte), Ok(n) if n > 0) {}
     if bundle.is_dir() && !owner_alive(bundle) {
-        if let Err(e) = runtime.delete(id, bundle) {
+        if let Some(Err(e)) = runtime.map(|r| r.delete(id, bundle)) {
             tracing::debug!("guard: {e}");
         }
         drop(Bundle::adopt(bundle.to_path_buf()));

@@ -2,6 +2,7 @@
 //! driver, signals, exit status and cleanup.
 
 pub mod bundle;
+pub mod chroot;
 pub mod config;
 pub mod console;
 pub mod gc;
@@ -45,6 +46,9 @@ pub enum RunError {
     /// The runtime failed.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// A run without a runtime (`--isolation chroot`) failed.
+    #[error(transparent)]
+    Chroot(#[from] chroot::ChrootError),
     /// The bundle could not be made.
     #[error(transparent)]
     Bundle(#[from] bundle::BundleError),
@@ -92,6 +96,7 @@ impl RunError {
     pub fn status(&self) -> u8 {
         match self {
             RunError::Runtime(RuntimeError::Command { status, .. }) => *status,
+            RunError::Chroot(error) => error.status(),
             _ => 125,
         }
     }

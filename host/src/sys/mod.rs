@@ -1,6 +1,8 @@
 //! The kernel-facing calls specgate makes itself, behind one seam: every
-//! `unsafe` block of the crate is in this file, including the two that
+//! `unsafe` block of the crate is in this module, including the two that
 //! map machine code wasmtime compiled.
+
+pub mod chroot;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -428,4 +430,136 @@ impl Drop for MappedFile {
             tracing::debug!("munmap: {e}");
         }
     }
+}
+
+/// Takes ownership of a descriptor this process inherited at a number
+/// agreed with its parent (as `chroot-init` does its error pipe and
+/// spec); none when that number is not open.
+pub fn inherited_fd(fd: std::os::fd::RawFd) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: the descriptor is open (F_GETFD succeeded) and, by the
+    // agreement with the parent that exec'd us, nothing else in this
+    // process owns it: it is taken once, at start.
+    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Marks every descriptor from `first` up close-on-exec, so that the
+/// container's command inherits only its standard streams.
+pub fn cloexec_from(first: std::os::fd::RawFd) -> Result<(), SysError> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC closes nothing; it only
+    // sets a flag on descriptors, which no Rust object can observe.
+    let rc = unsafe {
+        libc::close_range(
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(err(
+            "close_range(CLOSE_RANGE_CLOEXEC)",
+            Path::new("/proc/self/fd"),
+        )(nix::Error::last()))
+    }
+}
+
+/// Sets the domain name of the UTS namespace (nix has no wrapper).
+pub fn set_domainname(name: &str) -> nix::Result<()> {
+    // SAFETY: the pointer and length describe the live bytes of `name`,
+    // which the kernel only reads.
+    let rc = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    nix::Error::result(rc).map(drop)
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+
+/// A detached copy of the mount tree at `path` (open_tree with
+/// OPEN_TREE_CLONE; with its submounts when `recursive`), to attach later
+/// with [`attach_tree`], from another mount namespace: a bind mount's
+/// source, taken while its path can still be reached.
+pub fn clone_tree(path: &Path, recursive: bool) -> Result<std::os::fd::OwnedFd, SysError> {
+    use std::os::fd::FromRawFd;
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| err("open_tree", path)(nix::Error::EINVAL))?;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: `c_path` is a valid NUL-terminated string that outlives the
+    // call; the kernel only reads it.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c_path.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(err("open_tree", path)(nix::Error::last()));
+    }
+    // SAFETY: open_tree returned a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as std::os::fd::RawFd) })
+}
+
+/// Attaches the detached tree `tree` (from [`clone_tree`]) on the file
+/// or directory `target` is open on (move_mount).
+pub fn attach_tree(
+    tree: std::os::fd::BorrowedFd<'_>,
+    target: std::os::fd::BorrowedFd<'_>,
+    path: &Path,
+) -> Result<(), SysError> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: both descriptors are borrowed, hence open, for the call;
+    // the empty path is a static NUL-terminated string.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(err("move_mount", path)(nix::Error::last()))
+    }
+}
+
+nix::ioctl_write_int_bad!(tiocsctty, libc::TIOCSCTTY);
+
+/// Makes the terminal `fd` is open on the controlling terminal of this
+/// process, which must lead a session without one (TIOCSCTTY).
+pub fn set_controlling_terminal(fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal the
+    // terminal from another session), no pointer; a descriptor that is
+    // not a terminal only makes the call fail.
+    unsafe { tiocsctty(fd.as_raw_fd(), 0) }?;
+    Ok(())
+}
+
+/// Sends `fd` over a connected unix socket (SCM_RIGHTS) with `name` as
+/// the message, as an OCI runtime sends a terminal's master.
+pub fn send_fd(
+    socket: std::os::fd::BorrowedFd<'_>,
+    fd: std::os::fd::BorrowedFd<'_>,
+    name: &str,
+) -> nix::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    use std::os::fd::AsRawFd;
+    let fds = [fd.as_raw_fd()];
+    let iov = [std::io::IoSlice::new(name.as_bytes())];
+    sendmsg::<()>(
+        socket.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )?;
+    Ok(())
 }

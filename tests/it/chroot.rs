@@ -1,0 +1,408 @@
+//! `--isolation chroot`: the same spec run by specgate itself, without an
+//! OCI runtime. A probe in a busybox rootfs must see the same container
+//! as under runc (`--isolation oci`) from the same options.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::Stdio;
+
+use crate::util::*;
+
+/// What the probe prints: identity, capabilities, no_new_privs, seccomp
+/// mode and what the filter (with the capabilities) refuses, hostname,
+/// limits, then each mount's destination and options.
+const PROBE: &str = "id; hostname; \
+    grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status; \
+    unshare -U true 2>&1; echo unshare $?; mount -t tmpfs t /tmp 2>&1; echo mount $?; \
+    ulimit -n; grep -E '^Max (open files|processes|core)' /proc/self/limits; \
+    echo mounts; awk '{print $2, $4}' /proc/self/mounts";
+
+/// Runs `specgate run --isolation ISOLATION OPTIONS -- ARGS` in `rootfs`.
+fn run_isolated(isolation: &str, rootfs: &Path, options: &[&str], args: &[&str]) -> Outcome {
+    run(specgate()
+        .args([
+            "run",
+            "--no-default-policy",
+            "--isolation",
+            isolation,
+            "--rootfs",
+        ])
+        .arg(rootfs)
+        .args(options)
+        .arg("--")
+        .args(args))
+}
+
+/// The probe's report, its mounts as a set of destinations with the
+/// options that matter (ro/rw, nosuid, nodev, noexec). Below
+/// /sys/fs/cgroup, what a cgroup v1 host shows differs by design: runc
+/// builds a tree of its own, chroot isolation binds the host's.
+fn probe_report(stdout: &str) -> (Vec<String>, BTreeSet<String>) {
+    let (head, mounts) = stdout.split_once("mounts\n").expect("probe output");
+    let mounts = mounts
+        .lines()
+        .filter_map(|line| {
+            let (dest, options) = line.split_once(' ')?;
+            if dest.starts_with("/sys/fs/cgroup/") {
+                return None;
+            }
+            let kept: Vec<&str> = options
+                .split(',')
+                .filter(|o| matches!(*o, "ro" | "rw" | "nosuid" | "nodev" | "noexec"))
+                .collect();
+            Some(format!("{dest} {}", kept.join(",")))
+        })
+        .collect();
+    (head.lines().map(str::to_string).collect(), mounts)
+}
+
+/// A busybox rootfs with the mount points a run needs already there: a
+/// root mapped in a user namespace may not create them in a rootfs the
+/// host's root owns (under runc as under chroot).
+fn rootfs_for_a_user_namespace() -> tempfile::TempDir {
+    let rootfs = specgate_tests::busybox_rootfs();
+    for file in ["etc/hosts", "etc/resolv.conf"] {
+        std::fs::write(rootfs.path().join(file), "").unwrap();
+    }
+    std::fs::create_dir(rootfs.path().join("data")).unwrap();
+    rootfs
+}
+
+fn assert_same_container(options: &[&str]) {
+    let rootfs = rootfs_for_a_user_namespace();
+    let args = ["sh", "-c", PROBE];
+    let oci = run_isolated("oci", rootfs.path(), options, &args);
+    let chroot = run_isolated("chroot", rootfs.path(), options, &args);
+    let (oci_head, oci_mounts) = probe_report(oci.success());
+    let (chroot_head, chroot_mounts) = probe_report(chroot.success());
+    assert_eq!(chroot_head, oci_head, "with {options:?}");
+    assert_eq!(chroot_mounts, oci_mounts, "with {options:?}");
+    assert!(
+        chroot_mounts
+            .iter()
+            .any(|m| m.starts_with("/sys/fs/cgroup "))
+    );
+}
+
+#[test]
+fn chroot_and_runc_give_the_same_container_by_default() {
+    assert_same_container(&["--hostname", "probe"]);
+}
+
+#[test]
+fn chroot_and_runc_give_the_same_restricted_container() {
+    let rootfs_volume = tempfile::tempdir().unwrap();
+    std::fs::write(rootfs_volume.path().join("f"), "data\n").unwrap();
+    let volume = format!("{}:/data:ro", rootfs_volume.path().display());
+    assert_same_container(&[
+        "--hostname",
+        "probe",
+        "--user",
+        "nobody",
+        "--cap-drop",
+        "all",
+        "--cap-add",
+        "CAP_NET_BIND_SERVICE",
+        "--security-opt",
+        "no-new-privileges",
+        "--ulimit",
+        "nofile=100:200",
+        "--read-only",
+        "-v",
+        &volume,
+        "--userns",
+        "private",
+        "--uidmap",
+        "0:100000:65536",
+        "--gidmap",
+        "0:100000:65536",
+    ]);
+}
+
+#[test]
+fn exit_statuses_match_runcs() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let cases: [(&[&str], &[&str], i32); 5] = [
+        (&[], &["true"], 0),
+        (&[], &["sh", "-c", "exit 42"], 42),
+        (&[], &["nonexistent-command"], 127),
+        (&[], &["/etc"], 126),
+        // Not the PID namespace's init, which SIGKILL from inside spares.
+        (&["--pid", "host"], &["sh", "-c", "kill -9 $$"], 137),
+    ];
+    for (options, args, code) in cases {
+        for isolation in ["oci", "chroot"] {
+            let out = run_isolated(isolation, rootfs.path(), options, args);
+            assert_eq!(out.code, Some(code), "{isolation} {args:?}: {out:#?}");
+        }
+    }
+}
+
+#[test]
+fn stdin_stdout_and_stderr_are_relayed() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let mut child = specgate()
+        .args(["run", "-i", "--isolation", "chroot", "--rootfs"])
+        .arg(rootfs.path())
+        .args(["--", "sh", "-c", "tr a-z A-Z; echo err >&2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+}
+
+#[test]
+fn sigterm_to_specgate_reaches_the_container() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let mut child = specgate()
+        .args(["run", "--isolation", "chroot", "--rootfs"])
+        .arg(rootfs.path())
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "got TERM\n");
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+}
+
+#[test]
+fn nothing_is_left_behind() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-chroot-leftovers";
+    for args in [&["true"][..], &["sh", "-c", "exit 7"]] {
+        let out = run(specgate()
+            .args(["run", "--isolation", "chroot", "--name", name, "--rootfs"])
+            .arg(rootfs.path())
+            .arg("--")
+            .args(args));
+        assert!(matches!(out.code, Some(0 | 7)), "{out:#?}");
+        let bundle = Path::new("/run/specgate").join(name);
+        assert!(!bundle.exists(), "{} was left behind", bundle.display());
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let root = rootfs.path().to_string_lossy();
+        assert!(
+            !mountinfo.contains(root.as_ref()),
+            "mounts of {root} left in the host's mount table:\n{mountinfo}"
+        );
+    }
+}
+
+#[test]
+fn the_hosts_root_is_the_default_rootfs_read_only() {
+    let out = run(specgate().args([
+        "run",
+        "--isolation",
+        "chroot",
+        "--",
+        "sh",
+        "-c",
+        "test -x /bin/sh && ! touch /specgate-probe 2>/dev/null && echo read-only",
+    ]));
+    assert_eq!(out.success(), "read-only\n");
+}
+
+#[test]
+fn a_terminal_without_one_on_stdin() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let args = [
+        "sh",
+        "-c",
+        "test -t 0 && test -t 1 && test -t 2 && tty && test -c /dev/console; exit 3",
+    ];
+    for isolation in ["oci", "chroot"] {
+        let out = run(specgate()
+            .args(["run", "-t", "--isolation", isolation, "--rootfs"])
+            .arg(rootfs.path())
+            .arg("--")
+            .args(args)
+            .stdin(Stdio::null()));
+        assert_eq!(out.code, Some(3), "{isolation}: {out:#?}");
+        // In the container's own devpts; lines end with CR LF.
+        assert_eq!(out.stdout, "/dev/pts/0\r\n", "{isolation}");
+        assert_eq!(out.stderr, "", "{isolation}");
+    }
+}
+
+#[test]
+fn a_terminal_follows_ours_and_takes_our_keys() {
+    use crate::stdio::{read_until, set_size, wait_within};
+    use std::time::Duration;
+    let rootfs = specgate_tests::busybox_rootfs();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let size = |rows, cols| libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    set_size(&pty.master, &size(30, 100));
+    let mut child = specgate()
+        .args(["run", "-t", "-i", "--isolation", "chroot", "--rootfs"])
+        .arg(rootfs.path())
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "stty size; read word; echo got $word; stty size",
+        ])
+        .stdin(pty.slave.try_clone().unwrap())
+        .stdout(pty.slave.try_clone().unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    let mut seen = Vec::new();
+    read_until(&mut master, &mut seen, "30 100\r\n");
+    set_size(&master, &size(40, 120));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGWINCH,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    master.write_all(b"hello\r").unwrap();
+    read_until(&mut master, &mut seen, "40 120\r\n");
+    assert!(wait_within(&mut child, Duration::from_secs(20)).success());
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.contains("hello\r\ngot hello\r\n"), "{text:?}");
+}
+
+#[test]
+fn a_setup_failure_is_125_and_named() {
+    // A user the user namespace does not map: refused in the container,
+    // before the command runs.
+    let rootfs = rootfs_for_a_user_namespace();
+    let options = [
+        "--userns",
+        "private",
+        "--uidmap",
+        "0:100000:1000",
+        "--gidmap",
+        "0:100000:1000",
+        "--user",
+        "5000",
+    ];
+    let out = run_isolated("chroot", rootfs.path(), &options, &["true"]);
+    assert_eq!(
+        out.failure(125),
+        "specgate: process.user uid 5000 gid 0: setresuid: EINVAL: Invalid argument \
+         (is it mapped in the user namespace?)"
+    );
+}
+
+#[test]
+fn a_killed_specgates_container_goes_with_it() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-chroot-sigkill";
+    let mut child = specgate()
+        .args(["run", "--isolation", "chroot", "--name", name, "--rootfs"])
+        .arg(rootfs.path())
+        .args(["--", "sh", "-c", "echo $$; exec sleep 100"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // The container's init, pid 1 in its namespace: found on the host by
+    // its parent, specgate.
+    assert_eq!(line, "1\n");
+    let children = format!("/proc/{}/task/{}/children", child.id(), child.id());
+    let init: i32 = std::fs::read_to_string(&children)
+        .unwrap()
+        .split_whitespace()
+        .map(|pid| pid.parse().unwrap())
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.starts_with("sleep\0"))
+        })
+        .expect("the container's init among specgate's children");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let bundle = Path::new("/run/specgate").join(name);
+    let started = std::time::Instant::now();
+    while (bundle.exists() || Path::new(&format!("/proc/{init}/cmdline")).exists())
+        && started.elapsed().as_secs() < 10
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!bundle.exists(), "{} was left behind", bundle.display());
+    let cmdline = std::fs::read_to_string(format!("/proc/{init}/cmdline")).unwrap_or_default();
+    assert!(
+        !cmdline.starts_with("sleep\0"),
+        "the container's init {init} outlived specgate"
+    );
+}
+
+#[test]
+fn a_namespace_given_by_path_is_joined() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    // A network namespace held by a process of its own (util-linux's
+    // unshare, which every Debian has).
+    let mut holder = std::process::Command::new("unshare")
+        .args(["--net", "sleep", "60"])
+        .spawn()
+        .expect("util-linux unshare");
+    let path = format!("/proc/{}/ns/net", holder.id());
+    let started = std::time::Instant::now();
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let wanted = loop {
+        let link = std::fs::read_link(&path).unwrap();
+        if link != host || started.elapsed().as_secs() > 10 {
+            break link;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let network = format!("ns:{path}");
+    for extra in [
+        &[][..],
+        &[
+            "--userns",
+            "private",
+            "--uidmap",
+            "0:100000:65536",
+            "--gidmap",
+            "0:100000:65536",
+        ],
+    ] {
+        let mut options = vec!["--network", network.as_str()];
+        options.extend_from_slice(extra);
+        let out = run_isolated(
+            "chroot",
+            rootfs.path(),
+            &options,
+            &["readlink", "/proc/self/ns/net"],
+        );
+        assert_eq!(
+            out.success().trim(),
+            wanted.to_string_lossy(),
+            "{options:?}"
+        );
+    }
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}
