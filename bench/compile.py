@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`specgate plugin compile` of every example plugin, cold cache: one
+"""`specgate plugin compile` of example plugins, cold cache: one
 invocation per plugin, one after the other (sequential), against one
 invocation with all of them (compiled in parallel, one thread each).
 
@@ -8,7 +8,9 @@ goes first, so that machine noise hits both alike; prints per-round times,
 medians and the ratio.
 
 Usage (after `bash .ci/setup` and `cargo build --release`):
-    python3 bench/compile.py [ROUNDS]
+    python3 bench/compile.py [ROUNDS] [--all]
+The five Rust examples by default; with --all, the Python and JavaScript
+examples too (each takes seconds to compile).
 SPECGATE=path/to/specgate picks another build.
 """
 
@@ -22,6 +24,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPECGATE = os.environ.get("SPECGATE", os.path.join(ROOT, "target/release/specgate"))
 PLUGINS = os.path.join(ROOT, "plugins/target/wasm32-wasip2/release")
+COMPONENTS = os.path.join(ROOT, "plugins/target/components")
 EXAMPLES = [
     "deny_privileged",
     "drop_capabilities",
@@ -50,8 +53,11 @@ def fresh_cache(parent, tag):
 
 
 def main():
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    args = [a for a in sys.argv[1:] if a != "--all"]
+    rounds = int(args[0]) if args else 5
     files = [os.path.join(PLUGINS, f"{name}.wasm") for name in EXAMPLES]
+    if "--all" in sys.argv[1:]:
+        files += [os.path.join(COMPONENTS, name) for name in ["deny_commands.wasm", "tmpfs.wasm"]]
     for f in files:
         if not os.path.isfile(f):
             raise SystemExit(f"{f} missing: run `bash .ci/setup` first")
