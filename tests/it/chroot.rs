@@ -3,7 +3,7 @@
 //! as under runc (`--isolation oci`) from the same options.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::Stdio;
 
@@ -161,31 +161,11 @@ fn stdin_stdout_and_stderr_are_relayed() {
 #[test]
 fn sigterm_to_specgate_reaches_the_container() {
     let rootfs = specgate_tests::busybox_rootfs();
-    let mut child = specgate()
-        .args(["run", "--isolation", "chroot", "--rootfs"])
-        .arg(rootfs.path())
-        .args([
-            "--",
-            "sh",
-            "-c",
-            "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line, "ready\n");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    assert_eq!(rest, "got TERM\n");
-    assert_eq!(child.wait().unwrap().code(), Some(3));
+    assert_sigterm_reaches_the_container(
+        specgate()
+            .args(["run", "--isolation", "chroot", "--rootfs"])
+            .arg(rootfs.path()),
+    );
 }
 
 #[test]

@@ -447,33 +447,10 @@ fn a_networked_run_relays_every_byte_both_ways() {
 
 #[test]
 fn a_networked_run_forwards_signals_and_reports_the_containers_signal() {
-    use std::io::{BufRead, BufReader, Read};
     let config = ConfigDir::new();
     let rootfs = specgate_tests::busybox_rootfs();
     let name = "specgate-test-cni-signals";
-    let mut child = loopback_run(&config, rootfs.path(), name)
-        .args([
-            "--",
-            "sh",
-            "-c",
-            "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line, "ready\n");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    assert_eq!(rest, "got TERM\n");
-    assert_eq!(child.wait().unwrap().code(), Some(3));
+    assert_sigterm_reaches_the_container(&mut loopback_run(&config, rootfs.path(), name));
     assert_nothing_left(name);
 
     // Outside a PID namespace of its own the command is not an init,

@@ -72,34 +72,13 @@ fn the_containers_exit_code_is_specgates() {
 
 #[test]
 fn sigterm_to_specgate_reaches_the_container() {
-    use std::io::{BufRead, BufReader, Read};
     let rootfs = specgate_tests::busybox_rootfs();
     let name = "specgate-test-sigterm";
-    let mut child = specgate()
-        .args(["run", "--name", name, "--rootfs"])
-        .arg(rootfs.path())
-        .args([
-            "--",
-            "sh",
-            "-c",
-            "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line, "ready\n");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    assert_eq!(rest, "got TERM\n");
-    assert_eq!(child.wait().unwrap().code(), Some(3));
+    assert_sigterm_reaches_the_container(
+        specgate()
+            .args(["run", "--name", name, "--rootfs"])
+            .arg(rootfs.path()),
+    );
     assert_no_bundle(name);
 }
 

@@ -140,3 +140,34 @@ pub fn namespace_types(config: &serde_json::Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Runs `cmd`, a `specgate run` without its command, with a shell that
+/// says it is ready and waits, trapping SIGTERM; then asserts that a
+/// SIGTERM sent to specgate reaches the shell, and that specgate exits
+/// with the shell's status.
+pub fn assert_sigterm_reaches_the_container(cmd: &mut Command) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = cmd
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot start the specgate binary");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "got TERM\n");
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+}

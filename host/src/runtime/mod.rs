@@ -480,6 +480,18 @@ fn run_with_terminal(
         runtime.start(id, bundle.dir())?;
     }
 
+    let status = relay_terminal(master, config, || wait_init(init, &forwarder))??;
+    drop(container);
+    Ok(status)
+}
+
+/// Relays the container's terminal, keys too with `-i`, until `wait`
+/// says the container ended, and returns what `wait` returned.
+fn relay_terminal<T>(
+    master: Arc<OwnedFd>,
+    config: StdioConfig,
+    wait: impl FnOnce() -> T,
+) -> Result<T, RunError> {
     // Raw mode only when keys go to the container: else Ctrl-C must stay
     // specgate's SIGINT, forwarded.
     let raw = config.stdin.then(console::RawMode::enter).flatten();
@@ -501,12 +513,11 @@ fn run_with_terminal(
             held
         })?
     };
-    let status = wait_init(init, &forwarder)?;
+    let status = wait();
     exited.fire();
     let _ = output.join();
     stop_input.fire();
     drop(raw);
-    drop(container);
     Ok(status)
 }
 

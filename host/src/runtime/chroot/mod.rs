@@ -334,30 +334,7 @@ fn run_with_terminal(bundle: &Bundle, spec: &Spec, config: StdioConfig) -> Resul
     let master = Arc::new(master);
     resizer.attach(&master);
     console::copy_size(master.as_fd());
-    // Raw mode only when keys go to the container: else Ctrl-C must stay
-    // specgate's SIGINT, forwarded.
-    let raw = config.stdin.then(console::RawMode::enter).flatten();
-    let exited = Arc::new(Event::new()?);
-    let stop_input = Arc::new(Event::new()?);
-    if config.stdin {
-        let (master, stop) = (master.clone(), stop_input.clone());
-        spawn_relay("stdin", move || stdio::relay_input(master, &stop))?;
-    }
-    let output = {
-        let (stop, exited) = (stop_input.clone(), exited.clone());
-        spawn_relay("terminal", move || {
-            let held =
-                stdio::relay_output(master, StdFd::Out.fd(), Hold::Nothing, &exited, "terminal");
-            stop.fire();
-            held
-        })?
-    };
-    let status = wait(started.init, &forwarder);
-    exited.fire();
-    let _ = output.join();
-    stop_input.fire();
-    drop(raw);
-    status
+    super::relay_terminal(master, config, || wait(started.init, &forwarder))?
 }
 
 /// Forks the container's init and sees it through its namespaces;
