@@ -312,15 +312,27 @@ fn a_killed_specgates_container_goes_with_it() {
     // its parent, specgate.
     assert_eq!(line, "1\n");
     let children = format!("/proc/{}/task/{}/children", child.id(), child.id());
-    let init: i32 = std::fs::read_to_string(&children)
-        .unwrap()
-        .split_whitespace()
-        .map(|pid| pid.parse().unwrap())
-        .find(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|cmdline| cmdline.starts_with("sleep\0"))
-        })
-        .expect("the container's init among specgate's children");
+    // The shell has said its pid, but may not have exec'd sleep yet.
+    let sleeping_init = || {
+        std::fs::read_to_string(&children)
+            .unwrap()
+            .split_whitespace()
+            .map(|pid| pid.parse::<i32>().unwrap())
+            .find(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|cmdline| cmdline.starts_with("sleep\0"))
+            })
+    };
+    let waiting = std::time::Instant::now();
+    let init = loop {
+        match sleeping_init() {
+            Some(pid) => break pid,
+            None if waiting.elapsed().as_secs() < 10 => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            None => panic!("the container's init is not among specgate's children"),
+        }
+    };
     child.kill().unwrap();
     child.wait().unwrap();
     let bundle = Path::new("/run/specgate").join(name);
