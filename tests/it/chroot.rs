@@ -165,6 +165,7 @@ fn sigterm_to_specgate_reaches_the_container() {
         specgate()
             .args(["run", "--isolation", "chroot", "--rootfs"])
             .arg(rootfs.path()),
+        "\n",
     );
 }
 
@@ -228,45 +229,15 @@ fn a_terminal_without_one_on_stdin() {
 
 #[test]
 fn a_terminal_follows_ours_and_takes_our_keys() {
-    use crate::stdio::{read_until, set_size, wait_within};
-    use std::time::Duration;
     let rootfs = specgate_tests::busybox_rootfs();
     let pty = nix::pty::openpty(None, None).unwrap();
-    let size = |rows, cols| libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    set_size(&pty.master, &size(30, 100));
-    let mut child = specgate()
-        .args(["run", "-t", "-i", "--isolation", "chroot", "--rootfs"])
-        .arg(rootfs.path())
-        .args([
-            "--",
-            "sh",
-            "-c",
-            "stty size; read word; echo got $word; stty size",
-        ])
-        .stdin(pty.slave.try_clone().unwrap())
-        .stdout(pty.slave.try_clone().unwrap())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut master = std::fs::File::from(pty.master);
-    let mut seen = Vec::new();
-    read_until(&mut master, &mut seen, "30 100\r\n");
-    set_size(&master, &size(40, 120));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGWINCH,
-    )
-    .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    master.write_all(b"hello\r").unwrap();
-    read_until(&mut master, &mut seen, "40 120\r\n");
-    assert!(wait_within(&mut child, Duration::from_secs(20)).success());
-    let text = String::from_utf8_lossy(&seen);
+    let (status, text) = crate::stdio::resize_and_type(
+        specgate()
+            .args(["run", "-t", "-i", "--isolation", "chroot", "--rootfs"])
+            .arg(rootfs.path()),
+        &pty,
+    );
+    assert!(status.success());
     assert!(text.contains("hello\r\ngot hello\r\n"), "{text:?}");
 }
 

@@ -450,7 +450,7 @@ fn a_networked_run_forwards_signals_and_reports_the_containers_signal() {
     let config = ConfigDir::new();
     let rootfs = specgate_tests::busybox_rootfs();
     let name = "specgate-test-cni-signals";
-    assert_sigterm_reaches_the_container(&mut loopback_run(&config, rootfs.path(), name));
+    assert_sigterm_reaches_the_container(&mut loopback_run(&config, rootfs.path(), name), "\n");
     assert_nothing_left(name);
 
     // Outside a PID namespace of its own the command is not an init,

@@ -78,6 +78,7 @@ fn sigterm_to_specgate_reaches_the_container() {
         specgate()
             .args(["run", "--name", name, "--rootfs"])
             .arg(rootfs.path()),
+        "\n",
     );
     assert_no_bundle(name);
 }

@@ -24,21 +24,6 @@ fn run_in(rootfs: &Path, flags: &[&str], args: &[&str]) -> Command {
     cmd
 }
 
-/// Waits for `child`, failing the test past `limit`.
-pub(crate) fn wait_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("specgate still runs after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Bytes that look random: xorshift, seeded.
 fn noise(len: usize) -> Vec<u8> {
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -216,34 +201,12 @@ fn a_terminal_without_one_on_stdin() {
 #[test]
 fn sigterm_to_specgate_reaches_a_container_with_a_terminal() {
     let rootfs = specgate_tests::busybox_rootfs();
-    let mut child = run_in(
-        rootfs.path(),
-        &["-t"],
-        &[
-            "sh",
-            "-c",
-            "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.05; done",
-        ],
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line, "ready\r\n");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    assert_eq!(rest, "got TERM\r\n");
-    assert_eq!(
-        wait_within(&mut child, Duration::from_secs(20)).code(),
-        Some(3)
+    assert_sigterm_reaches_the_container(
+        specgate()
+            .args(["run", "-t", "--rootfs"])
+            .arg(rootfs.path())
+            .stdin(Stdio::null()),
+        "\r\n",
     );
 }
 
@@ -252,6 +215,35 @@ fn a_terminal_follows_ours_and_ours_is_restored() {
     use nix::sys::termios::{LocalFlags, tcgetattr};
     let rootfs = specgate_tests::busybox_rootfs();
     let pty = nix::pty::openpty(None, None).unwrap();
+    let before = tcgetattr(&pty.slave).unwrap();
+    assert!(before.local_flags.contains(LocalFlags::ICANON));
+    let (status, text) = resize_and_type(
+        specgate()
+            .args(["run", "-t", "-i", "--rootfs"])
+            .arg(rootfs.path()),
+        &pty,
+    );
+    assert!(status.success());
+    assert!(text.contains("hello\r\ngot hello\r\n"), "{text:?}");
+    let after = tcgetattr(&pty.slave).unwrap();
+    assert!(
+        after
+            .local_flags
+            .contains(LocalFlags::ICANON | LocalFlags::ECHO)
+    );
+    assert_eq!(after.input_flags, before.input_flags);
+    assert_eq!(after.output_flags, before.output_flags);
+}
+
+/// Runs `cmd`, a `specgate run -t -i` without its command, on the
+/// terminal `pty`: a shell says its terminal's size, which must be ours
+/// (30x100), reads a word we type after resizing ours to 40x120 (and
+/// sending SIGWINCH to specgate), and says the size again. Returns
+/// specgate's status and all the terminal showed.
+pub(crate) fn resize_and_type(
+    cmd: &mut Command,
+    pty: &nix::pty::OpenptyResult,
+) -> (std::process::ExitStatus, String) {
     let size = |rows, cols| libc::winsize {
         ws_row: rows,
         ws_col: cols,
@@ -259,23 +251,19 @@ fn a_terminal_follows_ours_and_ours_is_restored() {
         ws_ypixel: 0,
     };
     set_size(&pty.master, &size(30, 100));
-    let before = tcgetattr(&pty.slave).unwrap();
-    assert!(before.local_flags.contains(LocalFlags::ICANON));
-    let mut child = run_in(
-        rootfs.path(),
-        &["-t", "-i"],
-        &[
+    let mut child = cmd
+        .args([
+            "--",
             "sh",
             "-c",
             "stty size; read word; echo got $word; stty size",
-        ],
-    )
-    .stdin(pty.slave.try_clone().unwrap())
-    .stdout(pty.slave.try_clone().unwrap())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut master = std::fs::File::from(pty.master);
+        ])
+        .stdin(pty.slave.try_clone().unwrap())
+        .stdout(pty.slave.try_clone().unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master.try_clone().unwrap());
     let mut seen = Vec::new();
     read_until(&mut master, &mut seen, "30 100\r\n");
     set_size(&master, &size(40, 120));
@@ -289,17 +277,7 @@ fn a_terminal_follows_ours_and_ours_is_restored() {
     master.write_all(b"hello\r").unwrap();
     read_until(&mut master, &mut seen, "40 120\r\n");
     let status = wait_within(&mut child, Duration::from_secs(20));
-    assert!(status.success());
-    let text = String::from_utf8_lossy(&seen);
-    assert!(text.contains("hello\r\ngot hello\r\n"), "{text:?}");
-    let after = tcgetattr(&pty.slave).unwrap();
-    assert!(
-        after
-            .local_flags
-            .contains(LocalFlags::ICANON | LocalFlags::ECHO)
-    );
-    assert_eq!(after.input_flags, before.input_flags);
-    assert_eq!(after.output_flags, before.output_flags);
+    (status, String::from_utf8_lossy(&seen).into_owned())
 }
 
 pub(crate) fn set_size(fd: &impl AsFd, size: &libc::winsize) {

@@ -144,8 +144,9 @@ pub fn namespace_types(config: &serde_json::Value) -> Vec<String> {
 /// Runs `cmd`, a `specgate run` without its command, with a shell that
 /// says it is ready and waits, trapping SIGTERM; then asserts that a
 /// SIGTERM sent to specgate reaches the shell, and that specgate exits
-/// with the shell's status.
-pub fn assert_sigterm_reaches_the_container(cmd: &mut Command) {
+/// with the shell's status. `newline` ends the shell's lines as they
+/// come out (`\r\n` through a terminal).
+pub fn assert_sigterm_reaches_the_container(cmd: &mut Command, newline: &str) {
     use std::io::{BufRead, BufReader, Read};
     let mut child = cmd
         .args([
@@ -160,7 +161,7 @@ pub fn assert_sigterm_reaches_the_container(cmd: &mut Command) {
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    assert_eq!(line, "ready\n");
+    assert_eq!(line, format!("ready{newline}"));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -168,6 +169,26 @@ pub fn assert_sigterm_reaches_the_container(cmd: &mut Command) {
     .unwrap();
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
-    assert_eq!(rest, "got TERM\n");
-    assert_eq!(child.wait().unwrap().code(), Some(3));
+    assert_eq!(rest, format!("got TERM{newline}"));
+    assert_eq!(
+        wait_within(&mut child, std::time::Duration::from_secs(20)).code(),
+        Some(3)
+    );
+}
+/// Waits for `child`, failing the test past `limit`.
+pub fn wait_within(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("specgate still runs after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }

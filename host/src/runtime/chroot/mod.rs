@@ -195,6 +195,20 @@ pub enum InitError {
     },
 }
 
+/// Maps a failed system call on `path` to the init's error.
+fn sys<'a>(
+    call: &'static str,
+    path: &'a std::path::Path,
+) -> impl FnOnce(nix::Error) -> InitError + 'a {
+    move |errno| {
+        InitError::Sys(crate::sys::SysError {
+            call,
+            path: path.to_path_buf(),
+            errno,
+        })
+    }
+}
+
 impl InitError {
     /// The exit status this error gives, as podman's: 127 for a command
     /// that does not exist, 126 for one that cannot be executed, else 125.

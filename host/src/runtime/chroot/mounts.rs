@@ -16,7 +16,7 @@ use cap_std::fs::Dir;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
 
-use super::InitError;
+use super::{InitError, sys};
 
 /// A mount's options, split into flags, propagation and data.
 #[derive(Debug, PartialEq)]
@@ -103,16 +103,6 @@ fn propagation(option: &str) -> MsFlags {
             "unbindable" => MsFlags::MS_UNBINDABLE,
             _ => MsFlags::MS_PRIVATE,
         }
-}
-
-fn sys<'a>(call: &'static str, path: &'a Path) -> impl FnOnce(nix::Error) -> InitError + 'a {
-    move |errno| {
-        InitError::Sys(crate::sys::SysError {
-            call,
-            path: path.to_path_buf(),
-            errno,
-        })
-    }
 }
 
 /// The path of `dest` (absolute, in the container) below the rootfs.

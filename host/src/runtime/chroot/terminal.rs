@@ -11,17 +11,7 @@ use nix::mount::{MsFlags, mount};
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use oci_spec::runtime::Spec;
 
-use super::InitError;
-
-fn sys<'a>(call: &'static str, path: &'a Path) -> impl FnOnce(nix::Error) -> InitError + 'a {
-    move |errno| {
-        InitError::Sys(crate::sys::SysError {
-            call,
-            path: path.to_path_buf(),
-            errno,
-        })
-    }
-}
+use super::{InitError, sys};
 
 /// Makes the container's terminal, sends its master on `socket`, and
 /// makes it this process's controlling terminal and standard streams.
