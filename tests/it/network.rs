@@ -181,15 +181,7 @@ fn a_loopback_network_is_added_and_gets_buildahs_sysctl() {
     let name = "specgate-test-cni-loopback";
     let out = run(specgate()
         .env("SPECGATE_LOG", "specgate=debug")
-        .args([
-            "run",
-            "--name",
-            name,
-            "--network",
-            "lo-test",
-            "--cni-config-dir",
-        ])
-        .arg(config.path())
+        .args(cni_run_args(name, "lo-test", &config))
         .arg("--rootfs")
         .arg(rootfs.path())
         .args([
@@ -218,19 +210,11 @@ fn a_bridge_network_gives_an_address_and_del_removes_the_host_side() {
     let script = "ip -o -4 addr show if0; ip -o link show if0 >/dev/null && echo if0 up; exit 7";
     for terminal in [false, true] {
         let mut cmd = netns.specgate();
-        cmd.args([
-            "run",
-            "--name",
-            name,
-            "--network",
-            "br-test",
-            "--cni-config-dir",
-        ])
-        .arg(config.path())
-        .arg("--rootfs")
-        .arg(rootfs.path())
-        .arg(format!("--tty={terminal}"))
-        .args(["--", "sh", "-c", script]);
+        cmd.args(cni_run_args(name, "br-test", &config))
+            .arg("--rootfs")
+            .arg(rootfs.path())
+            .arg(format!("--tty={terminal}"))
+            .args(["--", "sh", "-c", script]);
         let out = run(&mut cmd);
         assert_eq!(out.code, Some(7), "{out:#?}");
         assert!(
@@ -257,15 +241,7 @@ fn a_named_network_that_does_not_exist_is_refused() {
     );
     let name = "specgate-test-cni-unknown";
     let out = run(specgate()
-        .args([
-            "run",
-            "--name",
-            name,
-            "--network",
-            "lo-test,nope",
-            "--cni-config-dir",
-        ])
-        .arg(config.path())
+        .args(cni_run_args(name, "lo-test,nope", &config))
         .args(["--", "true"]));
     assert_eq!(
         out.failure(125),
@@ -290,15 +266,7 @@ fn a_malformed_configuration_is_refused_naming_the_file() {
     );
     let name = "specgate-test-cni-malformed";
     let out = run(specgate()
-        .args([
-            "run",
-            "--name",
-            name,
-            "--network",
-            "private",
-            "--cni-config-dir",
-        ])
-        .arg(config.path())
+        .args(cni_run_args(name, "private", &config))
         .args(["--", "true"]));
     let line = out.failure(125);
     let file = config.path().join("20-bad.conflist");
@@ -322,15 +290,7 @@ fn a_missing_plugin_is_named_and_nothing_is_left() {
     let rootfs = specgate_tests::busybox_rootfs();
     let name = "specgate-test-cni-missing-plugin";
     let out = run(specgate()
-        .args([
-            "run",
-            "--name",
-            name,
-            "--network",
-            "ghost",
-            "--cni-config-dir",
-        ])
-        .arg(config.path())
+        .args(cni_run_args(name, "ghost", &config))
         .args(["--cni-plugin-path", PLUGIN_DIR, "--rootfs"])
         .arg(rootfs.path())
         .args(["--", "echo", "never"]));
@@ -363,15 +323,7 @@ fn a_failing_add_in_the_second_network_undoes_the_first() {
     let name = "specgate-test-cni-undo";
     let out = run(netns
         .specgate()
-        .args([
-            "run",
-            "--name",
-            name,
-            "--network",
-            "first,second",
-            "--cni-config-dir",
-        ])
-        .arg(config.path())
+        .args(cni_run_args(name, "first,second", &config))
         .arg("--rootfs")
         .arg(rootfs.path())
         .args(["--", "echo", "never"]));
@@ -398,23 +350,26 @@ fn a_failing_add_in_the_second_network_undoes_the_first() {
 
 /// `specgate run` with the loopback network in `config`: the run goes
 /// through create, ADD, start.
+/// `run --name NAME --network NETWORKS --cni-config-dir CONFIG`.
+fn cni_run_args(name: &str, networks: &str, config: &ConfigDir) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = ["run", "--name", name, "--network", networks]
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    args.push("--cni-config-dir".into());
+    args.push(config.path().into());
+    args
+}
+
 fn loopback_run(config: &ConfigDir, rootfs: &Path, name: &str) -> Command {
     config.write(
         "10-lo.conf",
         r#"{"cniVersion":"1.0.0","name":"lo-test","type":"loopback"}"#,
     );
     let mut cmd = specgate();
-    cmd.args([
-        "run",
-        "--name",
-        name,
-        "--network",
-        "lo-test",
-        "--cni-config-dir",
-    ])
-    .arg(config.path())
-    .arg("--rootfs")
-    .arg(rootfs);
+    cmd.args(cni_run_args(name, "lo-test", config))
+        .arg("--rootfs")
+        .arg(rootfs);
     cmd
 }
 
