@@ -126,7 +126,11 @@ fn compile_takes_the_plugins_of_a_policy_file() {
     let text = out.success();
     assert!(text.starts_with("drop-capabilities  "), "{text}");
     assert!(text.contains("\nreadonly-mounts    "), "{text}");
-    assert_eq!(files(cache.path()).len(), 4, "two entries, two sidecars");
+    assert_eq!(
+        files(cache.path()).len(),
+        6,
+        "two entries, two sidecars, two remembered digests"
+    );
 }
 
 #[test]
@@ -177,7 +181,11 @@ fn bad_input_names_the_file_and_leaves_nothing_in_the_cache() {
     assert!(errors[0].contains("future_version.wasm"), "{out:#?}");
     assert!(errors[1].contains("no_hooks.wasm"), "{out:#?}");
     assert!(out.stdout.starts_with("deny-privileged  "), "{out:#?}");
-    assert_eq!(files(cache.path()).len(), 2);
+    assert_eq!(
+        files(cache.path()).len(),
+        3,
+        "an entry, its sidecar and its plugin's digest"
+    );
 }
 
 #[test]
@@ -292,8 +300,15 @@ fn prune_keeps_what_the_policies_name() {
         .args(["plugin", "cache", "prune", "--policy"])
         .arg(&policy));
     let text = out.success();
-    let removed: Vec<&str> = text.lines().filter(|l| l.starts_with("removed ")).collect();
+    let removed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("removed ") && !l.contains("leftover"))
+        .collect();
     assert_eq!(removed.len(), 2, "{text}");
+    assert!(
+        text.contains("removed 2 leftover files"),
+        "the pruned plugins' digests: {text}"
+    );
     for name in [EXAMPLES[0], EXAMPLES[2]] {
         let sha = sha256_of(&plugin(name));
         assert!(text.contains(&format!("removed {}", &sha[..12])), "{text}");
@@ -303,7 +318,11 @@ fn prune_keeps_what_the_policies_name() {
     let left = list_json(cache.path());
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["sha256"], sha256_of(&plugin(EXAMPLES[1])));
-    assert_eq!(files(cache.path()).len(), 2);
+    assert_eq!(
+        files(cache.path()).len(),
+        3,
+        "the kept entry, its sidecar and its plugin's digest"
+    );
 }
 
 #[test]

@@ -248,14 +248,23 @@ pub struct RunArgs {
 
 /// Sets up logging on stderr.
 pub fn init_tracing(filter: Option<&str>) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or("warn"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+        .with_target(false);
+    // A plain level needs no `EnvFilter`, whose directive parser is a
+    // noticeable part of a short run's startup.
+    let level = filter
+        .unwrap_or("warn")
+        .parse::<tracing_subscriber::filter::LevelFilter>();
+    match level {
+        Ok(level) => builder.with_max_level(level).init(),
+        Err(_) => {
+            let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or_default())
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+            builder.with_env_filter(filter).init();
+        }
+    }
 }
 
 /// Runs a parsed command line; returns the exit status.
@@ -383,6 +392,17 @@ impl LoadedChain {
     /// The policy file's plugins, then those of `--plugin`, with the
     /// settings of `--plugin-setting` over the file's.
     fn load(cli: &Cli, args: &ChainArgs) -> Result<Self> {
+        Ok(Self::load_beside(cli, args, || ())?.0)
+    }
+
+    /// Loads the chain as [`LoadedChain::load`] does, with `beside` run on
+    /// another thread meanwhile when there are plugins to load (else
+    /// here, first): work that needs no plugin need not wait for them.
+    fn load_beside<R: Send>(
+        cli: &Cli,
+        args: &ChainArgs,
+        beside: impl FnOnce() -> R + Send,
+    ) -> Result<(Self, R)> {
         let limits = limits(Some(args));
         let policy_path = match &args.policy {
             Some(path) => Some(path.clone()),
@@ -447,14 +467,22 @@ impl LoadedChain {
                 sha256: e.sha256.clone(),
             })
             .collect();
-        let (host, plugins) = if sources.is_empty() {
-            (None, Vec::new())
+        let (host, plugins, beside) = if sources.is_empty() {
+            (None, Vec::new(), beside())
         } else {
-            let host = plugin_host(cli, limits)?;
-            let plugins = host.load_all(&sources)?;
-            (Some(host), plugins)
+            std::thread::scope(|scope| {
+                let beside = scope.spawn(beside);
+                let loaded = plugin_host(cli, limits).and_then(|host| {
+                    let plugins = host.load_all(&sources)?;
+                    Ok((host, plugins))
+                });
+                let beside = beside
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                loaded.map(|(host, plugins)| (Some(host), plugins, beside))
+            })?
         };
-        Ok(LoadedChain {
+        let chain = LoadedChain {
             host,
             plugins,
             entries,
@@ -462,7 +490,8 @@ impl LoadedChain {
             audit_log: args.audit_log.clone().or(policy.audit_log),
             policy: digest,
             runtime: policy.runtime,
-        })
+        };
+        Ok((chain, beside))
     }
 
     /// The audit record of a run through this chain, before the chain runs.
@@ -653,6 +682,8 @@ fn run_container(
         .run(&mut spec, &id)
         .inspect_err(|e| record.denial = Some(e.to_string()))?;
     record.add_chain(&chain.plugins, &report);
+    // The plugins' instances are not needed while the container runs.
+    drop(report);
     spec::prepare(&spec, &rootfs)?;
     let networks = cni_networks(&options.namespaces.network, args, &spec)?;
     if runtime.is_none() && !networks.is_empty() {

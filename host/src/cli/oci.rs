@@ -260,11 +260,14 @@ fn prepare(cli: &Cli, inv: &Invocation) -> Result<Runtime> {
         plugin_timeout: None,
         plugin_memory: None,
     };
-    let chain = LoadedChain::load(cli, &chain_args)?;
-    let runtime = resolve_runtime(chain.runtime.clone())?;
     let bundle = std::path::absolute(inv.bundle.as_deref().unwrap_or(Path::new(".")))
         .context("cannot resolve the bundle's path")?;
-    let config = BundleConfig::read(&bundle)?;
+    // The engine's config is read while the plugins load: neither needs
+    // the other, and each is a good part of the wrapper's time.
+    let (chain, config) =
+        LoadedChain::load_beside(cli, &chain_args, || BundleConfig::read(&bundle))?;
+    let runtime = resolve_runtime(chain.runtime.clone())?;
+    let config = config?;
 
     let spec = config.spec();
     let rootfs = spec
@@ -306,6 +309,9 @@ fn gate(
         .run(&mut spec, id)
         .inspect_err(|e| record.denial = Some(e.to_string()))?;
     record.add_chain(&chain.plugins, &report);
+    // The process becomes the runtime next: freeing the plugins'
+    // instances would only delay it.
+    std::mem::forget(report);
     record.config_sha256 = Some(config.write_back(&spec)?);
     Ok(())
 }

@@ -31,6 +31,8 @@ use std::time::{Duration, SystemTime};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use super::digests;
+
 const MAGIC: &[u8; 16] = b"specgate-cwasm\0\x02";
 const DIGEST_LEN: usize = 16;
 
@@ -130,6 +132,19 @@ impl Cache {
     pub fn entry_path(&self, sha256: &str) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
         Some(dir.join(format!("{sha256}-{}.cwasm", self.compat)))
+    }
+
+    /// The sha256 remembered for a plugin file that has not changed since
+    /// it was last hashed (see [`digests`](super::digests)).
+    pub fn remembered_digest(&self, meta: &fs::Metadata) -> Option<String> {
+        digests::recall(self.dir.as_ref()?, meta)
+    }
+
+    /// Remembers a plugin file's sha256, with its identity and times.
+    pub fn remember_digest(&self, meta: &fs::Metadata, sha256: &str) {
+        if let Some(dir) = &self.dir {
+            digests::record(dir, meta, sha256);
+        }
     }
 
     /// The sidecar of an entry: where its plugin was last seen.
@@ -264,9 +279,9 @@ impl Cache {
         Ok(entries)
     }
 
-    /// Removes what no entry needs: sidecars whose entry is gone, and
-    /// temporary files of writers that died. Returns the files removed
-    /// and their bytes.
+    /// Removes what no entry needs: sidecars whose entry is gone, digests
+    /// of plugins no entry was compiled from, and temporary files of
+    /// writers that died. Returns the files removed and their bytes.
     pub fn sweep(&self) -> Result<(usize, u64), CacheError> {
         let Some(dir) = &self.dir else {
             return Ok((0, 0));
@@ -275,22 +290,38 @@ impl Cache {
             path: dir.clone(),
             source,
         };
+        let items = fs::read_dir(dir)
+            .map_err(io)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(io)?;
+        let compiled: std::collections::HashSet<String> = items
+            .iter()
+            .filter_map(|item| {
+                let name = item.file_name();
+                let (sha256, _) = parse_entry_name(name.to_str()?)?;
+                Some(sha256.to_string())
+            })
+            .collect();
         let now = SystemTime::now();
         let (mut count, mut bytes) = (0, 0);
-        for item in fs::read_dir(dir).map_err(io)? {
-            let item = item.map_err(io)?;
+        for item in items {
             let path = item.path();
             let Ok(meta) = fs::symlink_metadata(&path) else {
                 continue;
             };
             let name = item.file_name();
             let name = name.to_string_lossy();
-            let leftover = if name.starts_with(".entry-") || name.starts_with(".meta-") {
+            let leftover = if [".entry-", ".meta-", ".digest-"]
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+            {
                 meta.modified()
                     .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > LEFTOVER_AGE)
             } else if let Some(stem) = name.strip_suffix(".json") {
                 parse_entry_name(&format!("{stem}.cwasm")).is_some()
                     && !path.with_extension("cwasm").exists()
+            } else if name.ends_with(digests::SUFFIX) {
+                digests::recorded_digest(&path).is_none_or(|sha256| !compiled.contains(&sha256))
             } else {
                 false
             };

@@ -74,6 +74,10 @@ pub struct Report {
     /// enforcing would have stopped the run for.
     pub would_deny: Vec<PluginError>,
     mode: Mode,
+    /// The plugins' instances, freed with the report: a process that is
+    /// about to exec or exit can forget the report instead, and skip
+    /// unmapping their memories and stacks.
+    instances: Vec<Store<PluginState>>,
 }
 
 /// A plugin's live instance for one run.
@@ -384,6 +388,7 @@ pub(super) async fn run(
             started.elapsed(),
         ));
     }
+    report.instances = running.into_iter().map(|r| r.store).collect();
     Ok(report)
 }
 

@@ -38,9 +38,20 @@ pub fn engine() -> wasmtime::Result<&'static Engine> {
 
 /// The linker every plugin is instantiated with: the `host` interface, and
 /// WASI p2 backed by a context that grants nothing (see `sandbox.rs`).
-pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    Policy::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
-    Ok(linker)
+/// Built once per process, on first use: loading builds it while plugin
+/// files are read and mapped on other threads.
+pub fn linker() -> wasmtime::Result<&'static Linker<PluginState>> {
+    static LINKER: OnceLock<Result<Linker<PluginState>, String>> = OnceLock::new();
+    LINKER
+        .get_or_init(|| {
+            let build = || -> wasmtime::Result<Linker<PluginState>> {
+                let mut linker = Linker::new(engine()?);
+                wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+                Policy::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+                Ok(linker)
+            };
+            build().map_err(|e| format!("{e:#}"))
+        })
+        .as_ref()
+        .map_err(|e| wasmtime::format_err!("cannot link the plugin host's imports: {e}"))
 }

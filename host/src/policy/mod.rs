@@ -13,6 +13,7 @@ pub mod bindings;
 pub mod cache;
 pub mod chain;
 pub mod change;
+pub mod digests;
 pub mod engine;
 pub mod error;
 pub mod file;
@@ -77,11 +78,10 @@ impl Source {
     }
 }
 
-/// Loads plugins and runs chains. One per process: it holds the engine,
-/// the linker and the compiled-code cache.
+/// Loads plugins and runs chains. One per process: it holds the engine
+/// and the compiled-code cache.
 pub struct PluginHost {
     engine: &'static Engine,
-    linker: Linker<PluginState>,
     cache: Cache,
     limits: Limits,
     runtime: tokio::runtime::Runtime,
@@ -101,7 +101,6 @@ impl PluginHost {
     /// default limits for plugins loaded through it.
     pub fn new(cache_dir: Option<&Path>, limits: Limits) -> Result<Self, HostError> {
         let engine = engine::engine().map_err(|e| HostError::Engine(format!("{e:#}")))?;
-        let linker = engine::linker(engine).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let cache = match cache_dir {
             Some(dir) => Cache::open(engine, dir)?,
             None => Cache::disabled(),
@@ -113,7 +112,6 @@ impl PluginHost {
             .build()?;
         Ok(PluginHost {
             engine,
-            linker,
             cache,
             limits,
             runtime,
@@ -136,12 +134,9 @@ impl PluginHost {
         Ok(loaded.remove(0))
     }
 
-    /// Loads plugins, each on a thread of its own when there are several:
-    /// reading and hashing the file, then mapping its cache entry or
-    /// compiling it. In a fresh process even a cached load costs more
-    /// than a thread (the entry's pages, its code made executable), and
-    /// misses compile in parallel. The first failure, in the given order,
-    /// is returned.
+    /// Loads plugins: reading and hashing each file, then mapping its
+    /// cache entry or compiling it, on this thread and one more per spare
+    /// core. The first failure, in the given order, is returned.
     pub fn load_all(&self, plugins: &[Source]) -> Result<Vec<Plugin>, PluginError> {
         self.load_each(plugins).into_iter().collect()
     }
@@ -151,22 +146,37 @@ impl PluginHost {
     /// the cache only once it is known to be a plugin, so a refused
     /// component leaves nothing behind.
     pub fn load_each(&self, plugins: &[Source]) -> Vec<Result<Plugin, PluginError>> {
+        let pinned = |source: &Source, file: &plugin::PluginFile| match &source.sha256 {
+            Some(expected) if *expected != file.sha256 => Err(Problem::PinMismatch {
+                expected: expected.clone(),
+                actual: file.sha256.clone(),
+            }),
+            _ => Ok(()),
+        };
         let fetch = |source: &Source| -> Result<_, Problem> {
             let started = std::time::Instant::now();
-            let file = plugin::read(&source.path, &self.limits)?;
-            if let Some(expected) = &source.sha256
-                && *expected != file.sha256
-            {
-                return Err(Problem::PinMismatch {
-                    expected: expected.clone(),
-                    actual: file.sha256,
-                });
-            }
+            let opened = plugin::open(&source.path, &self.limits)?;
+            let file = match self.cache.remembered_digest(opened.metadata()) {
+                Some(sha256) => {
+                    tracing::debug!(path = %source.path.display(), "plugin file unchanged; digest remembered");
+                    opened.known(sha256)
+                }
+                None => opened.read(&self.limits)?,
+            };
+            pinned(source, &file)?;
             if let Some(component) = self.cache.lookup(self.engine, &file.sha256, &source.path) {
                 return Ok((file, component, None, started.elapsed()));
             }
-            let job = progress::start(&source.name, file.bytes.len() as u64);
-            let compiled = Cache::compile(self.engine, &file.bytes)
+            // Compiling takes the bytes themselves, read and hashed now
+            // whatever digest was remembered.
+            let file = match file.bytes {
+                Some(_) => file,
+                None => opened.read(&self.limits)?,
+            };
+            pinned(source, &file)?;
+            let bytes = file.bytes.as_deref().unwrap_or_default();
+            let job = progress::start(&source.name, file.size);
+            let compiled = Cache::compile(self.engine, bytes)
                 .map_err(|e| Problem::Invalid(format!("{e:#}")))?;
             job.succeeded();
             Ok((
@@ -176,23 +186,7 @@ impl PluginHost {
                 started.elapsed(),
             ))
         };
-        let fetched: Vec<Result<_, Problem>> = match plugins {
-            [one] => vec![fetch(one)],
-            _ => std::thread::scope(|scope| {
-                let handles: Vec<_> = plugins
-                    .iter()
-                    .map(|source| scope.spawn(move || fetch(source)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(Problem::Invalid("the plugin loader panicked".into()))
-                        })
-                    })
-                    .collect()
-            }),
-        };
+        let (fetched, linker) = fetch_all(plugins, fetch);
         plugins
             .iter()
             .zip(fetched)
@@ -203,7 +197,12 @@ impl PluginHost {
                     stage: Stage::Load,
                     problem,
                 };
-                let (file, component, compiled, fetched_in) = fetched.map_err(error)?;
+                let (file, component, compiled, fetched_in) = fetched
+                    .unwrap_or_else(|| Err(Problem::Invalid("the plugin loader panicked".into())))
+                    .map_err(error)?;
+                let linker = linker
+                    .as_ref()
+                    .map_err(|e| error(Problem::Link(format!("{e:#}"))))?;
                 let started = std::time::Instant::now();
                 let origin = match compiled {
                     Some(_) => cache::Source::Compiled,
@@ -211,7 +210,7 @@ impl PluginHost {
                 };
                 let mut plugin = plugin::prepare(
                     self.engine,
-                    &self.linker,
+                    linker,
                     source.name.as_str().into(),
                     &source.path,
                     &file,
@@ -219,13 +218,14 @@ impl PluginHost {
                     origin,
                 )
                 .map_err(error)?;
+                // Only a plugin's digest is remembered: a refused
+                // component leaves nothing behind.
+                if let Some(meta) = &file.hashed {
+                    self.cache.remember_digest(meta, &file.sha256);
+                }
                 if let Some(compiled) = &compiled {
-                    self.cache.store(
-                        &file.sha256,
-                        compiled,
-                        &source.path,
-                        file.bytes.len() as u64,
-                    );
+                    self.cache
+                        .store(&file.sha256, compiled, &source.path, file.size);
                 }
                 // The time of its own work, not of waiting for the others.
                 plugin.set_load_time(fetched_in + started.elapsed());
@@ -253,4 +253,49 @@ impl PluginHost {
     fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
     }
+}
+
+/// Runs `fetch` over every plugin, on this thread and on one more per
+/// spare core, and builds the linker on this thread meanwhile: in a fresh
+/// process even a cached load costs more than a thread (the entry's
+/// pages, its code made executable), and misses compile in parallel.
+/// Results keep the plugins' order; `None` is a fetch that panicked.
+fn fetch_all<R: Send + Sync>(
+    plugins: &[Source],
+    fetch: impl Fn(&Source) -> R + Sync,
+) -> (
+    Vec<Option<R>>,
+    wasmtime::Result<&'static Linker<PluginState>>,
+) {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let spare = std::thread::available_parallelism().map_or(0, |n| n.get() - 1);
+    let next = AtomicUsize::new(0);
+    let slots: Vec<OnceLock<R>> = plugins.iter().map(|_| OnceLock::new()).collect();
+    let work = || {
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(source) = plugins.get(index) else {
+                break;
+            };
+            let _ = slots[index].set(fetch(source));
+        }
+    };
+    let linker = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..spare.min(plugins.len()))
+            .map(|_| scope.spawn(work))
+            .collect();
+        let linker = engine::linker();
+        work();
+        for worker in workers {
+            // A panic leaves its plugin's slot empty, reported by the caller.
+            let _ = worker.join();
+        }
+        linker
+    });
+    (
+        slots.into_iter().map(OnceLock::into_inner).collect(),
+        linker,
+    )
 }

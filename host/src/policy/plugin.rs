@@ -187,15 +187,26 @@ pub fn default_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-/// The bytes of a plugin file and their digest, read within the size limit.
-pub(super) struct PluginFile {
-    pub bytes: Vec<u8>,
-    pub sha256: String,
+/// A plugin file, opened and checked to be a regular file within the size
+/// limit, not yet read.
+pub(super) struct OpenedFile {
+    file: std::fs::File,
+    meta: std::fs::Metadata,
 }
 
-/// Reads a plugin file, refusing anything that is not a regular file of
-/// acceptable size, or not a component.
-pub(super) fn read(path: &Path, limits: &Limits) -> Result<PluginFile, Problem> {
+/// A plugin file's size and digest, and its bytes when they were read.
+pub(super) struct PluginFile {
+    pub size: u64,
+    pub sha256: String,
+    pub bytes: Option<Vec<u8>>,
+    /// What the file was when hashed now; `None` when its digest was
+    /// remembered.
+    pub hashed: Option<std::fs::Metadata>,
+}
+
+/// Opens a plugin file, refusing anything that is not a regular file of
+/// acceptable size.
+pub(super) fn open(path: &Path, limits: &Limits) -> Result<OpenedFile, Problem> {
     let file = std::fs::File::open(path).map_err(Problem::Read)?;
     let meta = file.metadata().map_err(Problem::Read)?;
     if !meta.is_file() {
@@ -207,20 +218,48 @@ pub(super) fn read(path: &Path, limits: &Limits) -> Result<PluginFile, Problem> 
             limit: limits.plugin_file_size,
         });
     }
-    // Read no more than the limit, even if the file grows meanwhile.
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(limits.plugin_file_size + 1)
-        .read_to_end(&mut bytes)
-        .map_err(Problem::Read)?;
-    if bytes.len() as u64 > limits.plugin_file_size {
-        return Err(Problem::TooLarge {
-            size: bytes.len() as u64,
-            limit: limits.plugin_file_size,
-        });
+    Ok(OpenedFile { file, meta })
+}
+
+impl OpenedFile {
+    /// What the file was when opened: the key of a remembered digest.
+    pub fn metadata(&self) -> &std::fs::Metadata {
+        &self.meta
     }
-    check_header(&bytes)?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
-    Ok(PluginFile { bytes, sha256 })
+
+    /// The file as known by a remembered digest, without its bytes.
+    pub fn known(&self, sha256: String) -> PluginFile {
+        PluginFile {
+            size: self.meta.len(),
+            sha256,
+            bytes: None,
+            hashed: None,
+        }
+    }
+
+    /// Reads the file whole, within the size limit, refuses it if it is
+    /// not a component, and hashes it.
+    pub fn read(&self, limits: &Limits) -> Result<PluginFile, Problem> {
+        // Read no more than the limit, even if the file grows meanwhile.
+        let mut bytes = Vec::with_capacity(self.meta.len() as usize);
+        (&self.file)
+            .take(limits.plugin_file_size + 1)
+            .read_to_end(&mut bytes)
+            .map_err(Problem::Read)?;
+        if bytes.len() as u64 > limits.plugin_file_size {
+            return Err(Problem::TooLarge {
+                size: bytes.len() as u64,
+                limit: limits.plugin_file_size,
+            });
+        }
+        check_header(&bytes)?;
+        Ok(PluginFile {
+            size: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            bytes: Some(bytes),
+            hashed: Some(self.meta.clone()),
+        })
+    }
 }
 
 /// Tells a component from a core module or a stray file before handing it
@@ -283,7 +322,7 @@ pub(super) fn prepare(
     Ok(Plugin {
         name,
         path: path.to_path_buf(),
-        size: file.bytes.len() as u64,
+        size: file.size,
         sha256: file.sha256.clone(),
         source,
         load_time: std::time::Duration::ZERO,

@@ -13,6 +13,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
+use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -66,7 +67,7 @@ impl BundleConfig {
         let mut bytes = Vec::with_capacity(metadata.len() as usize);
         std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io)?;
         let raw: Value = serde_json::from_slice(&bytes).map_err(invalid)?;
-        let spec: Spec = serde_json::from_slice(&bytes).map_err(invalid)?;
+        let spec = Spec::deserialize(&raw).map_err(invalid)?;
         Ok(BundleConfig {
             raw,
             spec,

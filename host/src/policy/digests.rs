@@ -1,0 +1,128 @@
+//! Remembered digests: a plugin file's sha256, recorded with the file's
+//! identity and times, so that loading an unchanged plugin neither reads
+//! nor hashes it. Git's index does the same for a working tree.
+//!
+//! A record lives in the cache directory, named after the file's device
+//! and inode, and holds the size, mtime and ctime the file had when it was
+//! hashed. Writing to a file moves its ctime to the present, and replacing
+//! it by rename gives it another inode; no process can set a ctime back.
+//! A record is only written for a file unchanged for [`SETTLED`], so that
+//! a write in the same clock tick as the hashing cannot go unseen.
+//!
+//! A remembered digest only ever leads to a cache entry, which was
+//! compiled from bytes that had that digest: when there is none, the file
+//! is read and hashed afresh. A stale record could at worst make a run use
+//! the plugin's previous version, never code whose digest was not checked
+//! (pins included).
+
+use std::fs::{self, Metadata};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long a file must have been unchanged before its digest is recorded:
+/// more than the coarsest timestamp granularity of common filesystems.
+pub const SETTLED: Duration = Duration::from_secs(2);
+
+/// The suffix of record files in the cache directory.
+pub const SUFFIX: &str = ".digest";
+
+/// The digest recorded for the file described by `meta`, if the record
+/// still matches it.
+pub fn recall(dir: &Path, meta: &Metadata) -> Option<String> {
+    let text = fs::read_to_string(record_path(dir, meta)).ok()?;
+    let (stamp, sha256) = text.trim_end().rsplit_once(' ')?;
+    let valid = stamp == self::stamp(meta)
+        && sha256.len() == 64
+        && sha256.bytes().all(|b| b.is_ascii_hexdigit());
+    valid.then(|| sha256.to_string())
+}
+
+/// Records `sha256` for the file described by `meta`, if the file has
+/// settled. A failure only costs the next load a read.
+pub fn record(dir: &Path, meta: &Metadata, sha256: &str) {
+    let changed = UNIX_EPOCH + Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec() as u32);
+    let settled = SystemTime::now()
+        .duration_since(changed)
+        .is_ok_and(|age| age > SETTLED);
+    if !settled {
+        return;
+    }
+    let path = record_path(dir, meta);
+    let written = tempfile::Builder::new()
+        .prefix(".digest-")
+        .tempfile_in(dir)
+        .and_then(|mut file| {
+            writeln!(file, "{} {sha256}", stamp(meta))?;
+            file.persist(&path).map_err(|e| e.error)
+        });
+    if let Err(e) = written {
+        tracing::debug!(path = %path.display(), "plugin digest not recorded: {e}");
+    }
+}
+
+/// The digest a record file holds, whatever file it describes: what a
+/// sweep needs to tell records of pruned plugins.
+pub fn recorded_digest(record: &Path) -> Option<String> {
+    let text = fs::read_to_string(record).ok()?;
+    let (_, sha256) = text.trim_end().rsplit_once(' ')?;
+    Some(sha256.to_string())
+}
+
+fn record_path(dir: &Path, meta: &Metadata) -> PathBuf {
+    dir.join(format!("{:x}-{:x}{SUFFIX}", meta.dev(), meta.ino()))
+}
+
+/// What must not have changed: size, mtime and ctime, to the nanosecond.
+fn stamp(meta: &Metadata) -> String {
+    format!(
+        "{} {}.{:09} {}.{:09}",
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn settled_file(dir: &Path) -> PathBuf {
+        let path = dir.join("plugin.wasm");
+        fs::write(&path, b"\0asm").expect("write");
+        // ctime cannot be set back: wait until the file has settled.
+        std::thread::sleep(SETTLED + Duration::from_millis(100));
+        path
+    }
+
+    #[test]
+    fn a_settled_unchanged_file_is_recalled() {
+        let cache = tempfile::tempdir().expect("dir");
+        let plugin = settled_file(cache.path());
+        let meta = fs::metadata(&plugin).expect("stat");
+        assert_eq!(recall(cache.path(), &meta), None);
+        record(cache.path(), &meta, SHA);
+        let again = fs::metadata(&plugin).expect("stat");
+        assert_eq!(recall(cache.path(), &again).as_deref(), Some(SHA));
+
+        // Any write changes the ctime: the record no longer applies.
+        fs::write(&plugin, b"\0asm").expect("rewrite");
+        let rewritten = fs::metadata(&plugin).expect("stat");
+        assert_eq!(recall(cache.path(), &rewritten), None);
+    }
+
+    #[test]
+    fn a_fresh_file_is_not_recorded() {
+        let cache = tempfile::tempdir().expect("dir");
+        let plugin = cache.path().join("plugin.wasm");
+        fs::write(&plugin, b"\0asm").expect("write");
+        let meta = fs::metadata(&plugin).expect("stat");
+        record(cache.path(), &meta, SHA);
+        assert_eq!(recall(cache.path(), &meta), None);
+    }
+}
