@@ -31,12 +31,8 @@ pub const SUFFIX: &str = ".digest";
 /// The digest recorded for the file described by `meta`, if the record
 /// still matches it.
 pub fn recall(dir: &Path, meta: &Metadata) -> Option<String> {
-    let text = fs::read_to_string(record_path(dir, meta)).ok()?;
-    let (stamp, sha256) = text.trim_end().rsplit_once(' ')?;
-    let valid = stamp == self::stamp(meta)
-        && sha256.len() == 64
-        && sha256.bytes().all(|b| b.is_ascii_hexdigit());
-    valid.then(|| sha256.to_string())
+    let (recorded, sha256) = read(&record_path(dir, meta))?;
+    (recorded == stamp(meta)).then_some(sha256)
 }
 
 /// Records `sha256` for the file described by `meta`, if the file has
@@ -65,9 +61,15 @@ pub fn record(dir: &Path, meta: &Metadata, sha256: &str) {
 /// The digest a record file holds, whatever file it describes: what a
 /// sweep needs to tell records of pruned plugins.
 pub fn recorded_digest(record: &Path) -> Option<String> {
+    read(record).map(|(_, sha256)| sha256)
+}
+
+/// A record's stamp and digest; `None` for anything malformed.
+fn read(record: &Path) -> Option<(String, String)> {
     let text = fs::read_to_string(record).ok()?;
-    let (_, sha256) = text.trim_end().rsplit_once(' ')?;
-    Some(sha256.to_string())
+    let (stamp, sha256) = text.trim_end().rsplit_once(' ')?;
+    let hex = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());
+    hex.then(|| (stamp.to_string(), sha256.to_string()))
 }
 
 fn record_path(dir: &Path, meta: &Metadata) -> PathBuf {
