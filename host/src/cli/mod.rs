@@ -615,11 +615,14 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
             })
         }
     };
-    let chain = LoadedChain::load(cli, &args.chain)?;
     if isolation == Isolation::Rootless {
         spec::isolation::check_user_namespaces()?;
     }
-    let prepared = Prepared::new(&args.container, &args.command)?;
+    // The spec is built while the plugins load: neither needs the other.
+    let (chain, prepared) = LoadedChain::load_beside(cli, &args.chain, || {
+        Prepared::new(&args.container, &args.command)
+    })?;
+    let prepared = prepared?;
     let mut record = chain.record(
         &prepared.id,
         args.command.clone(),
