@@ -13,8 +13,12 @@ wrapper's cost is also measured alone: the same creates with `/bin/true`
 standing in for the runtime, against `/bin/true` run directly. Since the
 wrapper becomes the runtime, that difference is exactly what it adds.
 
+With a second specgate binary (another build, e.g. of an earlier commit),
+the wrapper-alone cases are also run through it, in the same rounds: the
+way to compare two builds on a machine whose speed drifts.
+
 Usage (as root, after `bash .ci/setup` and `cargo build --release`):
-    python3 bench/wrapper.py [ROUNDS]
+    python3 bench/wrapper.py [ROUNDS] [OTHER_SPECGATE]
 """
 
 import json
@@ -47,6 +51,11 @@ def main():
     state = os.path.join(work, "state")
     link = os.path.join(work, "specgate-runtime")
     os.symlink(SPECGATE, link)
+    other = sys.argv[2] if len(sys.argv) > 2 else None
+    if other:
+        other_link = os.path.join(work, "other", "specgate-runtime")
+        os.makedirs(os.path.dirname(other_link))
+        os.symlink(os.path.abspath(other), other_link)
     policy(os.path.join(work, "none.toml"), [])
     policy(os.path.join(work, "three.toml"), THREE)
 
@@ -93,6 +102,11 @@ def main():
             "specgate-runtime, 3 plugins": case(link, "three", true),
         }),
     ]
+    if other:
+        groups[1][2].update({
+            "other build, 0 plugins": case(other_link, "none", true),
+            "other build, 3 plugins": case(other_link, "three", true),
+        })
     for title, base_name, cases in groups:
         # Warm up: the plugin cache, the page cache.
         for name, run in cases.items():
