@@ -85,6 +85,16 @@ fn assert_same_container(options: &[&str]) {
     );
 }
 
+/// A user namespace of the container's own, mapped onto subordinate ids.
+const PRIVATE_USERNS: [&str; 6] = [
+    "--userns",
+    "private",
+    "--uidmap",
+    "0:100000:65536",
+    "--gidmap",
+    "0:100000:65536",
+];
+
 #[test]
 fn chroot_and_runc_give_the_same_container_by_default() {
     assert_same_container(&["--hostname", "probe"]);
@@ -95,29 +105,28 @@ fn chroot_and_runc_give_the_same_restricted_container() {
     let rootfs_volume = tempfile::tempdir().unwrap();
     std::fs::write(rootfs_volume.path().join("f"), "data\n").unwrap();
     let volume = format!("{}:/data:ro", rootfs_volume.path().display());
-    assert_same_container(&[
-        "--hostname",
-        "probe",
-        "--user",
-        "nobody",
-        "--cap-drop",
-        "all",
-        "--cap-add",
-        "CAP_NET_BIND_SERVICE",
-        "--security-opt",
-        "no-new-privileges",
-        "--ulimit",
-        "nofile=100:200",
-        "--read-only",
-        "-v",
-        &volume,
-        "--userns",
-        "private",
-        "--uidmap",
-        "0:100000:65536",
-        "--gidmap",
-        "0:100000:65536",
-    ]);
+    let restricted = [
+        &[
+            "--hostname",
+            "probe",
+            "--user",
+            "nobody",
+            "--cap-drop",
+            "all",
+            "--cap-add",
+            "CAP_NET_BIND_SERVICE",
+            "--security-opt",
+            "no-new-privileges",
+            "--ulimit",
+            "nofile=100:200",
+            "--read-only",
+            "-v",
+            &volume,
+        ][..],
+        &PRIVATE_USERNS,
+    ]
+    .concat();
+    assert_same_container(&restricted);
 }
 
 #[test]
@@ -341,17 +350,7 @@ fn a_namespace_given_by_path_is_joined() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     };
     let network = format!("ns:{path}");
-    for extra in [
-        &[][..],
-        &[
-            "--userns",
-            "private",
-            "--uidmap",
-            "0:100000:65536",
-            "--gidmap",
-            "0:100000:65536",
-        ],
-    ] {
+    for extra in [&[][..], &PRIVATE_USERNS] {
         let mut options = vec!["--network", network.as_str()];
         options.extend_from_slice(extra);
         let out = run_isolated(

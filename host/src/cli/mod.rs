@@ -390,15 +390,10 @@ struct LoadedChain {
 
 impl LoadedChain {
     /// The policy file's plugins, then those of `--plugin`, with the
-    /// settings of `--plugin-setting` over the file's.
-    fn load(cli: &Cli, args: &ChainArgs) -> Result<Self> {
-        Ok(Self::load_beside(cli, args, || ())?.0)
-    }
-
-    /// Loads the chain as [`LoadedChain::load`] does, with `beside` run on
+    /// settings of `--plugin-setting` over the file's; `beside` runs on
     /// another thread meanwhile when there are plugins to load (else
     /// here, first): work that needs no plugin need not wait for them.
-    fn load_beside<R: Send>(
+    fn load<R: Send>(
         cli: &Cli,
         args: &ChainArgs,
         beside: impl FnOnce() -> R + Send,
@@ -554,6 +549,18 @@ struct Prepared {
 }
 
 impl Prepared {
+    /// The chain and the spec it will run over, built while the plugins
+    /// load.
+    fn with_chain(
+        cli: &Cli,
+        chain: &ChainArgs,
+        args: &ContainerArgs,
+        command: &[String],
+    ) -> Result<(LoadedChain, Self)> {
+        let (chain, prepared) = LoadedChain::load(cli, chain, || Self::new(args, command))?;
+        Ok((chain, prepared?))
+    }
+
     /// Parses the container options and builds the spec; the rootfs is
     /// opened here, once.
     fn new(args: &ContainerArgs, command: &[String]) -> Result<Self> {
@@ -581,8 +588,8 @@ impl Prepared {
 }
 
 fn spec_command(cli: &Cli, args: &SpecArgs) -> Result<u8> {
-    let chain = LoadedChain::load(cli, &args.chain)?;
-    let Prepared { id, built, .. } = Prepared::new(&args.container, &args.command)?;
+    let (chain, Prepared { id, built, .. }) =
+        Prepared::with_chain(cli, &args.chain, &args.container, &args.command)?;
     let mut spec = built.spec;
     chain.run(&mut spec, &id)?;
     let json = spec::to_json(&spec)?;
@@ -618,11 +625,7 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     if isolation == Isolation::Rootless {
         spec::isolation::check_user_namespaces()?;
     }
-    // The spec is built while the plugins load: neither needs the other.
-    let (chain, prepared) = LoadedChain::load_beside(cli, &args.chain, || {
-        Prepared::new(&args.container, &args.command)
-    })?;
-    let prepared = prepared?;
+    let (chain, prepared) = Prepared::with_chain(cli, &args.chain, &args.container, &args.command)?;
     let mut record = chain.record(
         &prepared.id,
         args.command.clone(),
@@ -761,8 +764,8 @@ fn cni_networks(
 }
 
 fn trace(cli: &Cli, args: &TraceArgs) -> Result<u8> {
-    let chain = LoadedChain::load(cli, &args.chain)?;
-    let Prepared { id, built, .. } = Prepared::new(&args.container, &args.command)?;
+    let (chain, Prepared { id, built, .. }) =
+        Prepared::with_chain(cli, &args.chain, &args.container, &args.command)?;
     let mut spec = built.spec;
     let report = chain.run(&mut spec, &id)?;
     let out = if args.json {

@@ -264,8 +264,7 @@ fn prepare(cli: &Cli, inv: &Invocation) -> Result<Runtime> {
         .context("cannot resolve the bundle's path")?;
     // The engine's config is read while the plugins load: neither needs
     // the other, and each is a good part of the wrapper's time.
-    let (chain, config) =
-        LoadedChain::load_beside(cli, &chain_args, || BundleConfig::read(&bundle))?;
+    let (chain, config) = LoadedChain::load(cli, &chain_args, || BundleConfig::read(&bundle))?;
     let runtime = resolve_runtime(chain.runtime.clone())?;
     let config = config?;
 

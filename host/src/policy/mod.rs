@@ -134,9 +134,9 @@ impl PluginHost {
         Ok(loaded.remove(0))
     }
 
-    /// Loads plugins: reading and hashing each file, then mapping its
-    /// cache entry or compiling it, on this thread and one more per spare
-    /// core. The first failure, in the given order, is returned.
+    /// Loads plugins: reading and hashing each file (or recalling the
+    /// digest of an unchanged one), then mapping its cache entry or
+    /// compiling it, on this thread and one more per spare core. The first failure, in the given order, is returned.
     pub fn load_all(&self, plugins: &[Source]) -> Result<Vec<Plugin>, PluginError> {
         self.load_each(plugins).into_iter().collect()
     }
@@ -171,9 +171,12 @@ impl PluginHost {
             // whatever digest was remembered.
             let file = match file.bytes {
                 Some(_) => file,
-                None => opened.read(&self.limits)?,
+                None => {
+                    let file = opened.read(&self.limits)?;
+                    pinned(source, &file)?;
+                    file
+                }
             };
-            pinned(source, &file)?;
             let bytes = file.bytes.as_deref().unwrap_or_default();
             let job = progress::start(&source.name, file.size);
             let compiled = Cache::compile(self.engine, bytes)
@@ -220,8 +223,8 @@ impl PluginHost {
                 .map_err(error)?;
                 // Only a plugin's digest is remembered: a refused
                 // component leaves nothing behind.
-                if let Some(meta) = &file.hashed {
-                    self.cache.remember_digest(meta, &file.sha256);
+                if file.bytes.is_some() {
+                    self.cache.remember_digest(&file.meta, &file.sha256);
                 }
                 if let Some(compiled) = &compiled {
                     self.cache

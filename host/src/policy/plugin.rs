@@ -198,10 +198,10 @@ pub(super) struct OpenedFile {
 pub(super) struct PluginFile {
     pub size: u64,
     pub sha256: String,
+    /// `None` when the digest was remembered rather than computed now.
     pub bytes: Option<Vec<u8>>,
-    /// What the file was when hashed now; `None` when its digest was
-    /// remembered.
-    pub hashed: Option<std::fs::Metadata>,
+    /// What the file was when opened: the key its digest is remembered by.
+    pub meta: std::fs::Metadata,
 }
 
 /// Opens a plugin file, refusing anything that is not a regular file of
@@ -233,7 +233,7 @@ impl OpenedFile {
             size: self.meta.len(),
             sha256,
             bytes: None,
-            hashed: None,
+            meta: self.meta.clone(),
         }
     }
 
@@ -257,7 +257,7 @@ impl OpenedFile {
             size: bytes.len() as u64,
             sha256: hex::encode(Sha256::digest(&bytes)),
             bytes: Some(bytes),
-            hashed: Some(self.meta.clone()),
+            meta: self.meta.clone(),
         })
     }
 }

@@ -135,6 +135,18 @@ const BY_NUMBER: [&str; 41] = [
     "CHECKPOINT_RESTORE",
 ];
 
+/// The bounding set of the default spec, for tests.
+#[cfg(test)]
+pub(crate) fn default_bounding() -> HashSet<Capability> {
+    let spec = super::default_spec("id", &["true".into()]);
+    let caps = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().clone())
+        .unwrap_or_default();
+    get(&caps, CapSet::Bounding)
+}
+
 /// Every capability the running kernel knows (`ALL` in `--cap-add`), as
 /// podman counts them: up to /proc/sys/kernel/cap_last_cap.
 pub fn all() -> HashSet<Capability> {

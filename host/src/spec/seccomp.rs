@@ -576,18 +576,8 @@ impl Translation<'_> {
 mod tests {
     use super::*;
 
-    fn default_caps() -> HashSet<Capability> {
-        let spec = super::super::default_spec("id", &["true".into()]);
-        let caps = spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.capabilities().clone())
-            .unwrap_or_default();
-        caps::get(&caps, caps::CapSet::Bounding)
-    }
-
     fn with(extra: Capability) -> HashSet<Capability> {
-        let mut caps = default_caps();
+        let mut caps = caps::default_bounding();
         caps.insert(extra);
         caps
     }
@@ -653,7 +643,7 @@ mod tests {
     fn error(text: &str) -> String {
         match translate(
             text,
-            &default_caps(),
+            &caps::default_bounding(),
             &host(Arch::ScmpArchX86_64, (6, 1, 0)),
         ) {
             Ok(seccomp) => panic!("accepted: {seccomp:?}"),
@@ -663,7 +653,7 @@ mod tests {
 
     #[test]
     fn the_built_in_profile_denies_unknown_syscalls_with_enosys() {
-        let seccomp = default_profile(&default_caps()).unwrap();
+        let seccomp = default_profile(&caps::default_bounding()).unwrap();
         assert_eq!(seccomp.default_action(), LinuxSeccompAction::ScmpActErrno);
         assert_eq!(seccomp.default_errno_ret(), Some(38));
         let names: HashSet<&str> = seccomp
@@ -677,7 +667,7 @@ mod tests {
 
     #[test]
     fn the_built_in_profile_allows_what_every_program_needs() {
-        let seccomp = default_profile(&default_caps()).unwrap();
+        let seccomp = default_profile(&caps::default_bounding()).unwrap();
         for name in [
             "read",
             "write",
@@ -710,7 +700,7 @@ mod tests {
 
     #[test]
     fn mount_unshare_and_setns_need_cap_sys_admin() {
-        let plain = default_profile(&default_caps()).unwrap();
+        let plain = default_profile(&caps::default_bounding()).unwrap();
         let admin = default_profile(&with(Capability::SysAdmin)).unwrap();
         for name in ["mount", "umount2", "unshare", "setns", "pivot_root", "bpf"] {
             assert!(
@@ -740,7 +730,7 @@ mod tests {
             (Capability::Bpf, "bpf"),
             (Capability::Perfmon, "perf_event_open"),
         ] {
-            let plain = default_profile(&default_caps()).unwrap();
+            let plain = default_profile(&caps::default_bounding()).unwrap();
             let granted = default_profile(&with(cap)).unwrap();
             assert_eq!(errno(&plain, name), Some(1), "{name} without {cap}");
             assert!(allows(&granted, name), "{name} with {cap}");
@@ -751,7 +741,7 @@ mod tests {
 
     #[test]
     fn clone_may_not_make_namespaces_without_cap_sys_admin() {
-        let plain = default_profile(&default_caps()).unwrap();
+        let plain = default_profile(&caps::default_bounding()).unwrap();
         let clone = rules_for(&plain, "clone");
         assert_eq!(clone.len(), 1);
         let arg = clone[0].args().as_ref().unwrap()[0];
@@ -767,14 +757,14 @@ mod tests {
 
     #[test]
     fn keyrings_fail_as_if_the_kernel_had_none() {
-        let seccomp = default_profile(&default_caps()).unwrap();
+        let seccomp = default_profile(&caps::default_bounding()).unwrap();
         assert_eq!(errno(&seccomp, "keyctl"), Some(38));
         assert_eq!(errno(&seccomp, "add_key"), Some(38));
     }
 
     #[test]
     fn personality_is_allowed_for_the_usual_personalities_only() {
-        let seccomp = default_profile(&default_caps()).unwrap();
+        let seccomp = default_profile(&caps::default_bounding()).unwrap();
         let values: Vec<u64> = rules_for(&seccomp, "personality")
             .iter()
             .flat_map(|s| s.args().iter().flatten().map(|a| a.value()))
@@ -793,7 +783,7 @@ mod tests {
         ] {
             let seccomp = translate(
                 include_str!("seccomp.json"),
-                &default_caps(),
+                &caps::default_bounding(),
                 &host(arch, (6, 1, 0)),
             )
             .unwrap();
@@ -816,7 +806,7 @@ mod tests {
 
     #[test]
     fn the_seccomp_section_satisfies_the_oci_schema() {
-        for caps in [default_caps(), with(Capability::SysAdmin)] {
+        for caps in [caps::default_bounding(), with(Capability::SysAdmin)] {
             let mut spec = super::super::default_spec("id", &["true".into()]);
             let mut linux = spec.linux().clone().unwrap_or_default();
             linux.set_seccomp(Some(default_profile(&caps).unwrap()));
@@ -857,7 +847,7 @@ mod tests {
     #[test]
     fn includes_need_every_cap_and_excludes_any() {
         let x86 = host(Arch::ScmpArchX86_64, (6, 1, 0));
-        let plain = translate(GATED, &default_caps(), &x86).unwrap();
+        let plain = translate(GATED, &caps::default_bounding(), &x86).unwrap();
         assert!(!names(&plain).contains(&"admin"));
         assert!(names(&plain).contains(&"unprivileged"));
 
@@ -873,7 +863,7 @@ mod tests {
 
     #[test]
     fn arches_select_rules_and_the_arch_map_the_filters_architectures() {
-        let caps = default_caps();
+        let caps = caps::default_bounding();
         let x86 = translate(GATED, &caps, &host(Arch::ScmpArchX86_64, (6, 1, 0))).unwrap();
         assert!(names(&x86).contains(&"x86_only"));
         assert!(!names(&x86).contains(&"not_x86"));
@@ -897,7 +887,7 @@ mod tests {
 
     #[test]
     fn min_kernel_compares_versions_as_numbers() {
-        let caps = default_caps();
+        let caps = caps::default_bounding();
         let newer = translate(GATED, &caps, &host(Arch::ScmpArchX86_64, (5, 10, 0))).unwrap();
         assert!(names(&newer).contains(&"new"));
         assert!(!names(&newer).contains(&"old"));
@@ -935,7 +925,7 @@ mod tests {
             arch: Some(Arch::ScmpArchX86_64),
             kernel: Err("weird".into()),
         };
-        let e = translate(GATED, &default_caps(), &unknown)
+        let e = translate(GATED, &caps::default_bounding(), &unknown)
             .unwrap_err()
             .to_string();
         assert!(e.contains("syscalls[5].includes.minKernel"), "{e}");
@@ -959,7 +949,7 @@ mod tests {
         }"#;
         let seccomp = translate(
             text,
-            &default_caps(),
+            &caps::default_bounding(),
             &host(Arch::ScmpArchX86_64, (6, 1, 0)),
         )
         .unwrap();
@@ -997,7 +987,8 @@ mod tests {
                   "args": [{ "index": 0, "value": 8, "op": "SCMP_CMP_EQ" }] }
             ]
         }"#;
-        let seccomp = from_docker_json(text, Path::new("oci.json"), &default_caps()).unwrap();
+        let seccomp =
+            from_docker_json(text, Path::new("oci.json"), &caps::default_bounding()).unwrap();
         assert_eq!(
             seccomp.architectures().as_deref(),
             Some(&[Arch::ScmpArchX86_64, Arch::ScmpArchX32][..])
