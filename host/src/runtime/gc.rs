@@ -51,7 +51,7 @@ fn owner_alive(bundle: &Path) -> bool {
     }
 }
 
-/// The guardian of a run: a watcher process, forked when the run starts,
+/// The guardian of a run: a watcher process, started with the run,
 /// in its own process group, waiting for this process to end. If
 /// specgate ends without dropping its [`Guardian`] (SIGKILL, a crash that
 /// does not unwind), the watcher execs `specgate guard`, which deletes the
@@ -59,7 +59,7 @@ fn owner_alive(bundle: &Path) -> bool {
 /// moment later instead of lingering until `specgate gc`. A run that ends
 /// normally tells the watcher so, and no cleanup process ever starts.
 ///
-/// It is forked before specgate enters its own mount namespace, so it sees
+/// It is started before specgate enters its own mount namespace, so it sees
 /// no mounts in the bundle.
 #[derive(Debug)]
 pub struct Guardian {
@@ -99,7 +99,7 @@ impl Guardian {
         }
         argv.push(arg(std::ffi::OsStr::new(id)));
         argv.push(arg(bundle.as_os_str()));
-        crate::sys::fork_watcher(read, &program, &argv)?;
+        crate::sys::start_watcher(read, &program, &argv)?;
         Ok(Guardian {
             pipe: std::fs::File::from(write),
         })
@@ -107,7 +107,8 @@ impl Guardian {
 }
 
 impl Drop for Guardian {
-    /// The run cleaned up after itself: the watcher may go.
+    /// The run cleaned up after itself: the watcher stands down (and goes
+    /// once this process is gone).
     fn drop(&mut self) {
         let _ = self.pipe.write_all(b"x");
     }
