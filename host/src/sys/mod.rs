@@ -311,7 +311,8 @@ extern "C" fn watch_then_clean_up(arg: *mut libc::c_void) -> libc::c_int {
                 watch.environment,
             );
         }
-        libc::syscall(libc::SYS_exit_group, 0);
+        // Standing down is success; an execve that failed is not.
+        libc::syscall(libc::SYS_exit_group, if stood_down { 0 } else { 127 });
     }
     0
 }
