@@ -63,7 +63,9 @@ fn owner_alive(bundle: &Path) -> bool {
 /// no mounts in the bundle.
 #[derive(Debug)]
 pub struct Guardian {
-    pipe: std::fs::File,
+    /// Never closed: the watcher goes when this process is gone, and its
+    /// end of file is the sign (see `sys::start_watcher`).
+    pipe: std::mem::ManuallyDrop<std::fs::File>,
 }
 
 impl Guardian {
@@ -101,7 +103,7 @@ impl Guardian {
         argv.push(arg(bundle.as_os_str()));
         crate::sys::start_watcher(read, &program, &argv)?;
         Ok(Guardian {
-            pipe: std::fs::File::from(write),
+            pipe: std::mem::ManuallyDrop::new(std::fs::File::from(write)),
         })
     }
 }

@@ -166,7 +166,8 @@ pub fn catch_signals(
 /// The watcher is a process that shares the caller's memory (clone with
 /// `CLONE_VM`) instead of a copy of it: starting it copies no page
 /// tables, and after it the caller's writes take no copy-on-write faults.
-/// It waits for the caller to be gone even after the byte, so that the
+/// It waits for the caller to be gone even after the byte (the caller
+/// keeps its end of the pipe open for the rest of its life), so that the
 /// caller's exit only lets go of the memory, and tearing it down, which
 /// takes a millisecond or two for a process that ran plugins, happens in
 /// the watcher, after the caller's parent has seen it exit.
