@@ -404,19 +404,17 @@ impl LoadedChain {
             None if args.no_default_policy => None,
             None => Some(PathBuf::from(policy::file::DEFAULT_PATH)).filter(|p| p.exists()),
         };
-        let policy = match &policy_path {
-            Some(path) => Policy::load(path, &limits)?,
-            None => Policy::default(),
-        };
-        let digest = match &policy_path {
-            Some(path) => Some(audit::PolicyDigest {
-                path: path.display().to_string(),
-                sha256: hex::encode(Sha256::digest(
-                    std::fs::read(path)
-                        .with_context(|| format!("policy file {}", path.display()))?,
-                )),
-            }),
-            None => None,
+        let (policy, digest) = match &policy_path {
+            Some(path) => {
+                // Read once: the audit record's digest is of the text parsed.
+                let text = Policy::read(path)?;
+                let digest = audit::PolicyDigest {
+                    path: path.display().to_string(),
+                    sha256: hex::encode(Sha256::digest(text.as_bytes())),
+                };
+                (Policy::parse(path, &text, &limits)?, Some(digest))
+            }
+            None => (Policy::default(), None),
         };
         let mut entries = policy.plugins;
         for path in &args.plugins {

@@ -163,11 +163,15 @@ impl Policy {
     /// Reads and checks a policy file; plugins get `defaults` for the
     /// limits they do not set.
     pub fn load(path: &Path, defaults: &Limits) -> Result<Self, PolicyFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyFileError::Read {
+        Self::parse(path, &Self::read(path)?, defaults)
+    }
+
+    /// A policy file's text, for [`Policy::parse`].
+    pub fn read(path: &Path) -> Result<String, PolicyFileError> {
+        std::fs::read_to_string(path).map_err(|source| PolicyFileError::Read {
             path: path.to_path_buf(),
             source,
-        })?;
-        Self::parse(path, &text, defaults)
+        })
     }
 
     /// Parses a policy file's text.
@@ -266,10 +270,7 @@ impl Policy {
         struct RuntimeOnly {
             runtime: Option<String>,
         }
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyFileError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = Self::read(path)?;
         let raw: RuntimeOnly = toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))?;
         let base = path.parent().unwrap_or(Path::new("."));
         raw.runtime
