@@ -3,7 +3,8 @@
 
 Runs `/bin/true` in a busybox-static rootfs: raw `runc run` on an equivalent
 bundle, `specgate run` with no plugin and with three example plugins (cached),
-round-robin so that machine noise hits all alike; prints medians and ratios.
+round-robin so that machine noise hits all alike; prints medians, ratios,
+and the median of each round's own difference to runc.
 
 Beside them, when installed: `podman run --rootfs` (cgroupfs, the ulimits
 these machines need, no network, its own storage) and `buildah run` of a
@@ -191,11 +192,17 @@ def main():
     for i in range(rounds):
         for name, case in cases.items():
             samples[name].append(case(i))
-    base = statistics.median(samples["runc run"])
-    print(f"{rounds} rounds, median wall time, ratio to raw runc run")
+    raw = samples["runc run"]
+    base = statistics.median(raw)
+    # The median of each round's own difference to runc: the figure the
+    # machine's drift between rounds disturbs least.
+    print(f"{rounds} rounds, median wall time, ratio to raw runc run, "
+          "median of each round's difference to it")
     for name, values in samples.items():
         median = statistics.median(values)
-        print(f"  {name:<22} {median * 1000:8.2f} ms  {median / base:5.2f}x")
+        paired = statistics.median(v - r for v, r in zip(values, raw))
+        print(f"  {name:<22} {median * 1000:8.2f} ms  {median / base:5.2f}x  "
+              f"{paired * 1000:+8.2f} ms")
     three = statistics.median(samples["specgate, 3 plugins"])
     for name in others:
         print(f"  {name} / specgate with 3 plugins: "
