@@ -228,9 +228,10 @@ pub fn start_watcher(
     if stack == libc::MAP_FAILED {
         return Err(err("mmap", here)(nix::Error::last()));
     }
-    // The watcher starts with every signal blocked and never unblocks one
-    // before it execs: a handler of this process must never run on its
-    // stack, with this thread's thread-local state.
+    // The watcher starts with every signal blocked, and unblocks them only
+    // to exec the cleanup, once this process is gone: a handler of this
+    // process must never run on its stack, with this thread's
+    // thread-local state.
     let all = nix::sys::signal::SigSet::all();
     let mut before = nix::sys::signal::SigSet::empty();
     nix::sys::signal::pthread_sigmask(
@@ -277,8 +278,10 @@ struct Watch {
 /// execs, the thread-local state of the thread that started it, so it
 /// makes raw system calls only, through `syscall(2)`: no libc wrapper
 /// that might take a lock, allocate, or note a cancellation point in
-/// that thread's state. With every signal blocked, none of them fails
-/// (a read cannot be interrupted), so none writes `errno` either.
+/// that thread's state. With every signal blocked none of them fails (a
+/// read cannot be interrupted), so none writes that thread's `errno`;
+/// the exec of the cleanup, which may, comes only once this process is
+/// gone.
 extern "C" fn watch_then_clean_up(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the leaked `Watch` of `start_watcher`.
     let watch = unsafe { &*arg.cast::<Watch>() };
