@@ -16,8 +16,13 @@ through specgate's relay and through raw `runc run` with inherited stdio
 (throughput ratio); and the exit latency, the wall time of `run -- sleep 0.2`
 less 0.2 s beside that of `run -- /bin/true`.
 
+With a second specgate binary (another build, e.g. of an earlier commit),
+its runs with 0 and 3 plugins join the same rounds, and the median of each
+round's difference between the two builds is printed: the way to compare
+two builds on a machine whose speed drifts.
+
 Usage (as root, after `bash .ci/setup` and `cargo build --release`):
-    python3 bench/run.py [ROUNDS]
+    python3 bench/run.py [ROUNDS] [OTHER_SPECGATE]
 SPECGATE=path/to/specgate picks another build.
 """
 
@@ -173,17 +178,18 @@ def main():
     plugin_args = []
     for name in THREE:
         plugin_args += ["--plugin", os.path.join(PLUGINS, name + ".wasm")]
-    # Warm the plugin cache.
-    subprocess.run([SPECGATE, "spec", *plugin_args], check=True,
-                   stdout=subprocess.DEVNULL, env=env)
-
-    cases = {
-        "runc run": lambda i: timed(["runc", "run", "--bundle", bundle, f"bench-raw-{i}"]),
-        "specgate, 0 plugins": lambda i: timed(
-            [SPECGATE, "run", "--rootfs", rootfs, "--", "/bin/true"], env=env),
-        "specgate, 3 plugins": lambda i: timed(
-            [SPECGATE, "run", "--rootfs", rootfs, *plugin_args, "--", "/bin/true"], env=env),
-    }
+    builds = {"specgate": SPECGATE}
+    if len(sys.argv) > 2:
+        builds["other build"] = os.path.abspath(sys.argv[2])
+    cases = {"runc run": lambda i: timed(["runc", "run", "--bundle", bundle, f"bench-raw-{i}"])}
+    for label, binary in builds.items():
+        # Warm the plugin cache.
+        subprocess.run([binary, "spec", *plugin_args], check=True,
+                       stdout=subprocess.DEVNULL, env=env)
+        cases[f"{label}, 0 plugins"] = lambda i, binary=binary: timed(
+            [binary, "run", "--rootfs", rootfs, "--", "/bin/true"], env=env)
+        cases[f"{label}, 3 plugins"] = lambda i, binary=binary: timed(
+            [binary, "run", "--rootfs", rootfs, *plugin_args, "--", "/bin/true"], env=env)
     others = engines(work, rootfs)
     for name, line in others.items():
         subprocess.run(line(["/bin/true"]), check=True)  # first use sets up storage
@@ -207,6 +213,13 @@ def main():
     for name in others:
         print(f"  {name} / specgate with 3 plugins: "
               f"{statistics.median(samples[name]) / three:5.2f}x")
+    if "other build" in builds:
+        print("this build against the other: median of each round's difference")
+        for plugins in ("0 plugins", "3 plugins"):
+            paired = statistics.median(
+                a - b for a, b in zip(samples[f"specgate, {plugins}"],
+                                      samples[f"other build, {plugins}"]))
+            print(f"  {plugins:<22} {paired * 1000:+8.2f} ms")
 
     rss = {"specgate run, 3 plugins": peak_rss(
         [SPECGATE, "run", "--rootfs", rootfs, *plugin_args, "--", "sleep", "0.5"], env=env)}
