@@ -50,6 +50,12 @@ def busybox_rootfs(path):
         os.symlink("busybox", os.path.join(path, "bin", applet))
 
 
+def paired(values, others):
+    """The median of each round's own difference: the figure the machine's
+    drift between rounds disturbs least."""
+    return statistics.median(v - o for v, o in zip(values, others))
+
+
 def timed(cmd, **kw):
     started = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)
@@ -200,15 +206,12 @@ def main():
             samples[name].append(case(i))
     raw = samples["runc run"]
     base = statistics.median(raw)
-    # The median of each round's own difference to runc: the figure the
-    # machine's drift between rounds disturbs least.
     print(f"{rounds} rounds, median wall time, ratio to raw runc run, "
           "median of each round's difference to it")
     for name, values in samples.items():
         median = statistics.median(values)
-        paired = statistics.median(v - r for v, r in zip(values, raw))
         print(f"  {name:<22} {median * 1000:8.2f} ms  {median / base:5.2f}x  "
-              f"{paired * 1000:+8.2f} ms")
+              f"{paired(values, raw) * 1000:+8.2f} ms")
     three = statistics.median(samples["specgate, 3 plugins"])
     for name in others:
         print(f"  {name} / specgate with 3 plugins: "
@@ -216,10 +219,9 @@ def main():
     if "other build" in builds:
         print("this build against the other: median of each round's difference")
         for plugins in ("0 plugins", "3 plugins"):
-            paired = statistics.median(
-                a - b for a, b in zip(samples[f"specgate, {plugins}"],
-                                      samples[f"other build, {plugins}"]))
-            print(f"  {plugins:<22} {paired * 1000:+8.2f} ms")
+            difference = paired(samples[f"specgate, {plugins}"],
+                                samples[f"other build, {plugins}"])
+            print(f"  {plugins:<22} {difference * 1000:+8.2f} ms")
 
     rss = {"specgate run, 3 plugins": peak_rss(
         [SPECGATE, "run", "--rootfs", rootfs, *plugin_args, "--", "sleep", "0.5"], env=env)}

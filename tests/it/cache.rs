@@ -110,13 +110,10 @@ fn concurrent_first_uses_all_succeed() {
     inspect_logged(cache.path()).success();
 }
 
-/// `spec` through a one-plugin policy, pinned when `pin` is given.
-fn spec_pinned(cache: &Path, plugin: &Path, pin: Option<&str>) -> Outcome {
+/// `spec` through a policy of one plugin, pinned to `pin`.
+fn spec_pinned(cache: &Path, plugin: &Path, pin: &str) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
-    let mut text = format!("[[plugin]]\npath = {plugin:?}\n");
-    if let Some(sha256) = pin {
-        text.push_str(&format!("sha256 = {sha256:?}\n"));
-    }
+    let text = format!("[[plugin]]\npath = {plugin:?}\nsha256 = {pin:?}\n");
     std::fs::write(dir.path().join("policy.toml"), text).unwrap();
     run(specgate_with_cache(cache)
         .env("SPECGATE_LOG", "specgate=debug")
@@ -134,21 +131,17 @@ fn an_unchanged_plugin_is_not_hashed_again_and_a_changed_one_is() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plugin.wasm");
     std::fs::copy(plugin("drop-capabilities"), &path).unwrap();
-    let sha256 = |p: &Path| {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
-    };
-    let pin = sha256(&path);
+    let pin = sha256_of(&path);
 
     // Changed within the last seconds: hashed every time.
-    let fresh = spec_pinned(cache.path(), &path, Some(&pin));
+    let fresh = spec_pinned(cache.path(), &path, &pin);
     fresh.success();
     assert!(!fresh.stderr.contains(REMEMBERED), "{}", fresh.stderr);
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    let settled = spec_pinned(cache.path(), &path, Some(&pin));
+    let settled = spec_pinned(cache.path(), &path, &pin);
     settled.success();
     assert!(!settled.stderr.contains(REMEMBERED), "{}", settled.stderr);
-    let again = spec_pinned(cache.path(), &path, Some(&pin));
+    let again = spec_pinned(cache.path(), &path, &pin);
     again.success();
     assert!(again.stderr.contains(REMEMBERED), "{}", again.stderr);
     assert!(
@@ -159,13 +152,13 @@ fn an_unchanged_plugin_is_not_hashed_again_and_a_changed_one_is() {
 
     // Other bytes in the same file: hashed again, and the pin refuses them.
     std::fs::copy(plugin("deny-privileged"), &path).unwrap();
-    let line = spec_pinned(cache.path(), &path, Some(&pin))
+    let line = spec_pinned(cache.path(), &path, &pin)
         .failure(125)
         .to_string();
     assert!(
         line.ends_with(&format!(
             "load: its sha256 is {}, but the policy pins {pin}",
-            sha256(&path)
+            sha256_of(&path)
         )),
         "{line}"
     );

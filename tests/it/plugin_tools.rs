@@ -45,11 +45,6 @@ fn entry_of(cache: &Path, name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no cache entry for {name}: {:?}", files(cache)))
 }
 
-fn sha256_of(path: &Path) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
-}
-
 /// Pretends an entry was last used `age` ago.
 fn age_entry(entry: &Path, age: Duration) {
     let file = std::fs::File::options().write(true).open(entry).unwrap();

@@ -27,6 +27,12 @@ pub fn private_tempdir() -> tempfile::TempDir {
     dir
 }
 
+/// A file's sha256, in hex.
+pub fn sha256_of(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
 /// A specgate command line with the shared cache.
 pub fn specgate() -> Command {
     specgate_with_cache(shared_cache())

@@ -254,13 +254,11 @@ pub fn init_tracing(filter: Option<&str>) {
         .with_target(false);
     // A plain level needs no `EnvFilter`, whose directive parser is a
     // noticeable part of a short run's startup.
-    let level = filter
-        .unwrap_or("warn")
-        .parse::<tracing_subscriber::filter::LevelFilter>();
-    match level {
+    let filter = filter.unwrap_or("warn");
+    match filter.parse::<tracing_subscriber::filter::LevelFilter>() {
         Ok(level) => builder.with_max_level(level).init(),
         Err(_) => {
-            let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or_default())
+            let filter = tracing_subscriber::EnvFilter::try_new(filter)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
             builder.with_env_filter(filter).init();
         }

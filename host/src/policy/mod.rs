@@ -136,7 +136,8 @@ impl PluginHost {
 
     /// Loads plugins: reading and hashing each file (or recalling the
     /// digest of an unchanged one), then mapping its cache entry or
-    /// compiling it, on this thread and one more per spare core. The first failure, in the given order, is returned.
+    /// compiling it, on this thread and one more per spare core. The first
+    /// failure, in the given order, is returned.
     pub fn load_all(&self, plugins: &[Source]) -> Result<Vec<Plugin>, PluginError> {
         self.load_each(plugins).into_iter().collect()
     }
