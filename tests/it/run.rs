@@ -203,6 +203,71 @@ fn a_killed_specgates_container_goes_with_it() {
     assert!(!state.status.success(), "runc still has {name}");
 }
 
+/// Whether a process whose command line holds `needle` is running.
+fn running_with(needle: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|line| String::from_utf8_lossy(&line).contains(needle))
+    })
+}
+
+#[test]
+fn only_a_killed_run_starts_its_cleanup() {
+    use std::os::unix::fs::PermissionsExt;
+    let rootfs = specgate_tests::busybox_rootfs();
+    // A runtime that records who called it, then is the real runc.
+    let bin = tempfile::tempdir().unwrap();
+    let log = bin.path().join("callers");
+    let spy = bin.path().join("runc");
+    std::fs::write(
+        &spy,
+        format!(
+            "#!/bin/sh\ntr '\\0' ' ' < /proc/$PPID/cmdline >> '{}'\necho >> '{}'\nexec runc \"$@\"\n",
+            log.display(),
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&spy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let spied = |name: &str| {
+        let mut cmd = specgate();
+        cmd.args(["run", "--name", name, "--runtime"])
+            .arg(&spy)
+            .arg("--rootfs")
+            .arg(rootfs.path());
+        cmd
+    };
+    let cleanups = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|caller| caller.contains(" guard "))
+            .count()
+    };
+
+    // A run that ends well: its watcher stands down and goes, and no
+    // cleanup ever calls the runtime.
+    let name = "specgate-test-stand-down";
+    run(spied(name).args(["--", "true"])).success();
+    wait_until(10, || !running_with(name));
+    assert!(
+        !running_with(name),
+        "the watcher of {name} is still running"
+    );
+    assert_eq!(cleanups(), 0, "{}", std::fs::read_to_string(&log).unwrap());
+
+    // A killed run: its cleanup calls the runtime, which the log shows.
+    let name = "specgate-test-cleanup-called";
+    let mut child = spied(name).args(["--", "sleep", "100"]).spawn().unwrap();
+    let bundle = Path::new("/run/specgate").join(name);
+    wait_until(20, || bundle.join("init.pid").exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until(10, || !bundle.exists());
+    assert_no_bundle(name);
+    assert!(cleanups() > 0, "{}", std::fs::read_to_string(&log).unwrap());
+}
+
 #[test]
 fn gc_removes_the_leftovers_of_dead_runs() {
     // A run whose specgate and guardian both died: its bundle names an

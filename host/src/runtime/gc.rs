@@ -101,7 +101,7 @@ impl Guardian {
         }
         argv.push(arg(std::ffi::OsStr::new(id)));
         argv.push(arg(bundle.as_os_str()));
-        crate::sys::start_watcher(read, &program, &argv)?;
+        crate::sys::start_watcher(read, program, argv)?;
         Ok(Guardian {
             pipe: std::mem::ManuallyDrop::new(std::fs::File::from(write)),
         })

@@ -178,8 +178,8 @@ pub fn catch_signals(
 /// process group of its own (a terminal's ^C is for the run, not for it).
 pub fn start_watcher(
     pipe: std::os::fd::OwnedFd,
-    program: &CString,
-    argv: &[CString],
+    program: CString,
+    argv: Vec<CString>,
 ) -> Result<(), SysError> {
     use std::os::fd::AsRawFd;
     let here = Path::new("/proc/self/exe");
@@ -192,8 +192,8 @@ pub fn start_watcher(
     // Everything the watcher reads is leaked: it may read it after this
     // process has freed all it owns, up to its very exit.
     let mut pointers: Vec<*const libc::c_char> = argv
-        .iter()
-        .map(|a| a.clone().into_raw().cast_const())
+        .into_iter()
+        .map(|a| a.into_raw().cast_const())
         .collect();
     pointers.push(std::ptr::null());
     let mut environment: Vec<*const libc::c_char> = std::env::vars_os()
@@ -209,7 +209,7 @@ pub fn start_watcher(
     let watch = Box::leak(Box::new(Watch {
         pipe: pipe.as_raw_fd(),
         devnull: devnull.as_raw_fd(),
-        program: program.clone().into_raw(),
+        program: program.into_raw(),
         argv: pointers.leak().as_ptr(),
         environment: environment.leak().as_ptr(),
     }));
