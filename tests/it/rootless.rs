@@ -506,16 +506,7 @@ fn runc_runs_rootless_with_its_state_in_the_users_runtime_dir() {
     let bin = tempfile::tempdir().unwrap();
     std::fs::set_permissions(bin.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let log = bin.path().join("calls");
-    let wrapper = bin.path().join("runc");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\necho \"$@\" >> {}\nexec runc \"$@\"\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let wrapper = recording_runc(bin.path(), &format!("echo \"$@\" >> {}", log.display()));
     let out = session.run(
         rootfs.path(),
         &["--runtime", wrapper.to_str().unwrap(), "--", "true"],

@@ -213,22 +213,17 @@ fn running_with(needle: &str) -> bool {
 
 #[test]
 fn only_a_killed_run_starts_its_cleanup() {
-    use std::os::unix::fs::PermissionsExt;
     let rootfs = specgate_tests::busybox_rootfs();
     // A runtime that records who called it, then is the real runc.
     let bin = tempfile::tempdir().unwrap();
     let log = bin.path().join("callers");
-    let spy = bin.path().join("runc");
-    std::fs::write(
-        &spy,
-        format!(
-            "#!/bin/sh\ntr '\\0' ' ' < /proc/$PPID/cmdline >> '{}'\necho >> '{}'\nexec runc \"$@\"\n",
-            log.display(),
+    let spy = recording_runc(
+        bin.path(),
+        &format!(
+            "{{ tr '\\0' ' ' < /proc/$PPID/cmdline; echo; }} >> '{}'",
             log.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&spy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let spied = |name: &str| {
         let mut cmd = specgate();
         cmd.args(["run", "--name", name, "--runtime"])

@@ -27,6 +27,16 @@ pub fn private_tempdir() -> tempfile::TempDir {
     dir
 }
 
+/// Writes `dir/runc`: a runtime that runs the shell line `record` (to
+/// note how it was called), then is the real runc.
+pub fn recording_runc(dir: &Path, record: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("runc");
+    std::fs::write(&path, format!("#!/bin/sh\n{record}\nexec runc \"$@\"\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
 /// A file's sha256, in hex.
 pub fn sha256_of(path: &Path) -> String {
     use sha2::Digest;
