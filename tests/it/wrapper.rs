@@ -230,6 +230,53 @@ fn create_runs_the_chain_over_the_bundle_then_hands_over() {
     assert_eq!(record["config_sha256"], digest);
 }
 
+/// After a chain, the exec leaves the plugins' memory to a holder that
+/// shares it: the runtime must not inherit that holder as a child, and
+/// the holder must not outlive the hand-over.
+#[test]
+fn the_runtime_inherits_no_child_and_nothing_stays_behind() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let bundle = bundle(rootfs.path(), &[], &["sh"]);
+    let wrapper = Wrapper::new(&[("drop-capabilities", "{}")]);
+    let children = wrapper.dir.path().join("children");
+    let runtime = wrapper.dir.path().join("runtime");
+    // Builtins and a redirection only: the shell starts no child of its
+    // own before reading its list.
+    std::fs::write(
+        &runtime,
+        format!(
+            "#!/bin/sh\nread -r kids < /proc/$$/task/$$/children\nprintf '%s' \"$kids\" > '{}'\n",
+            children.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let id = format!("held-{}", std::process::id());
+    run(wrapper
+        .command()
+        .env("SPECGATE_RUNTIME", &runtime)
+        .args(["create", "--bundle"])
+        .arg(bundle.path())
+        .arg(&id))
+    .success();
+    assert_eq!(std::fs::read_to_string(&children).unwrap(), "");
+    // The holder's command line is specgate's: the memory it shares.
+    let lingering = || -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+            .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+            .filter(|cmdline| cmdline.contains(&id))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !lingering().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(lingering(), Vec::<String>::new());
+}
+
 #[test]
 fn a_denial_fails_create_with_the_reason_where_engines_read_it() {
     let rootfs = specgate_tests::busybox_rootfs();

@@ -192,6 +192,13 @@ pub(super) fn run(cli: &Cli, args: &[OsString]) -> Result<u8> {
     };
     let error = match prepare(cli, &inv) {
         Ok(runtime) => {
+            if inv.creates() {
+                // Without a holder, the exec would first tear down the
+                // plugins' memory: the engine would wait for that too.
+                if let Err(error) = crate::sys::hold_memory_until_exec() {
+                    tracing::debug!("the exec tears down the memory itself: {error}");
+                }
+            }
             let error = std::process::Command::new(runtime.program())
                 .arg0(runtime.program())
                 .args(args)

@@ -3,9 +3,12 @@
 //! map machine code wasmtime compiled.
 
 pub mod chroot;
+mod sharers;
+
+pub use sharers::{hold_memory_until_exec, start_watcher};
 
 use std::ffi::CString;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::mount::{MsFlags, mount};
@@ -155,170 +158,6 @@ pub fn catch_signals(
         unsafe { sigaction(*signal, &action) }.map_err(err("sigaction", Path::new("/")))?;
     }
     Ok(read)
-}
-
-/// Starts a watcher that waits on `pipe` (the read end of a pipe whose
-/// write end only the caller holds) and, if the caller goes away without
-/// writing a byte first, execs `program` with `argv` to clean up after
-/// it. A run that ends well writes the byte and the watcher exits without
-/// ever exec'ing: the common path costs no process start.
-///
-/// The watcher is a process that shares the caller's memory (clone with
-/// `CLONE_VM`) instead of a copy of it: starting it copies no page
-/// tables, and after it the caller's writes take no copy-on-write faults.
-/// It waits for the caller to be gone even after the byte (the caller
-/// keeps its end of the pipe open for the rest of its life), so that the
-/// caller's exit only lets go of the memory, and tearing it down, which
-/// takes a millisecond or two for a process that ran plugins, happens in
-/// the watcher, after the caller's parent has seen it exit.
-///
-/// The watcher holds nothing of the caller's: stdin is `pipe`, stdout and
-/// stderr `/dev/null` (so `specgate run | head` sees end of file when
-/// specgate ends), every other descriptor is closed, and it is in a
-/// process group of its own (a terminal's ^C is for the run, not for it).
-pub fn start_watcher(
-    pipe: std::os::fd::OwnedFd,
-    program: CString,
-    argv: Vec<CString>,
-) -> Result<(), SysError> {
-    use std::os::fd::AsRawFd;
-    let here = Path::new("/proc/self/exe");
-    let devnull = nix::fcntl::open(
-        "/dev/null",
-        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(err("open", Path::new("/dev/null")))?;
-    // Everything the watcher reads is leaked: it may read it after this
-    // process has freed all it owns, up to its very exit.
-    let mut pointers: Vec<*const libc::c_char> = argv
-        .into_iter()
-        .map(|a| a.into_raw().cast_const())
-        .collect();
-    pointers.push(std::ptr::null());
-    let mut environment: Vec<*const libc::c_char> = std::env::vars_os()
-        .filter_map(|(name, value)| {
-            let mut pair = name.into_vec();
-            pair.push(b'=');
-            pair.extend(value.into_vec());
-            CString::new(pair).ok()
-        })
-        .map(|pair| pair.into_raw().cast_const())
-        .collect();
-    environment.push(std::ptr::null());
-    let watch = Box::leak(Box::new(Watch {
-        pipe: pipe.as_raw_fd(),
-        devnull: devnull.as_raw_fd(),
-        program: program.into_raw(),
-        argv: pointers.leak().as_ptr(),
-        environment: environment.leak().as_ptr(),
-    }));
-    // SAFETY: an anonymous private mapping with no address hint, checked
-    // below; it is the watcher's stack and is never unmapped.
-    let stack = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            WATCHER_STACK,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-            -1,
-            0,
-        )
-    };
-    if stack == libc::MAP_FAILED {
-        return Err(err("mmap", here)(nix::Error::last()));
-    }
-    // The watcher starts with every signal blocked, and unblocks them only
-    // to exec the cleanup, once this process is gone: a handler of this
-    // process must never run on its stack, with this thread's
-    // thread-local state.
-    let all = nix::sys::signal::SigSet::all();
-    let mut before = nix::sys::signal::SigSet::empty();
-    nix::sys::signal::pthread_sigmask(
-        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&all),
-        Some(&mut before),
-    )
-    .map_err(err("pthread_sigmask", here))?;
-    // SAFETY: the stack is WATCHER_STACK bytes of fresh memory (clone
-    // takes its top) and `watch` lives forever; `watch_then_clean_up`
-    // makes raw system calls only (see there).
-    let pid = unsafe {
-        libc::clone(
-            watch_then_clean_up,
-            stack.cast::<u8>().add(WATCHER_STACK).cast(),
-            libc::CLONE_VM | libc::SIGCHLD,
-            std::ptr::from_mut(watch).cast(),
-        )
-    };
-    let cloned = nix::Error::result(pid).map(drop);
-    let _ = nix::sys::signal::pthread_sigmask(
-        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&before),
-        None,
-    );
-    // The watcher has its own copies of `pipe` and `devnull`: this
-    // process's are closed on return.
-    cloned.map_err(err("clone", here))
-}
-
-/// The watcher's stack: it calls nothing but the kernel.
-const WATCHER_STACK: usize = 64 * 1024;
-
-/// What the watcher needs, prepared before it starts.
-struct Watch {
-    pipe: libc::c_int,
-    devnull: libc::c_int,
-    program: *const libc::c_char,
-    argv: *const *const libc::c_char,
-    environment: *const *const libc::c_char,
-}
-
-/// The watcher's body. It shares this process's memory and, until it
-/// execs, the thread-local state of the thread that started it, so it
-/// makes raw system calls only, through `syscall(2)`: no libc wrapper
-/// that might take a lock, allocate, or note a cancellation point in
-/// that thread's state. With every signal blocked none of them fails (a
-/// read cannot be interrupted), so none writes that thread's `errno`;
-/// the exec of the cleanup, which may, comes only once this process is
-/// gone.
-extern "C" fn watch_then_clean_up(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the leaked `Watch` of `start_watcher`.
-    let watch = unsafe { &*arg.cast::<Watch>() };
-    // SAFETY: raw system calls on descriptors of this process's own table
-    // and on memory that is never freed; the block ends in execve or
-    // exit_group, never returning.
-    unsafe {
-        libc::syscall(libc::SYS_dup2, watch.pipe, 0);
-        libc::syscall(libc::SYS_dup2, watch.devnull, 1);
-        libc::syscall(libc::SYS_dup2, watch.devnull, 2);
-        libc::syscall(libc::SYS_setpgid, 0, 0);
-        libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0);
-        let mut byte = 0u8;
-        let mut stood_down = false;
-        while libc::syscall(libc::SYS_read, 0, (&raw mut byte).cast::<libc::c_void>(), 1) == 1 {
-            stood_down = true;
-        }
-        if !stood_down {
-            let none = 0u64;
-            libc::syscall(
-                libc::SYS_rt_sigprocmask,
-                libc::SIG_SETMASK,
-                &raw const none,
-                std::ptr::null_mut::<u64>(),
-                std::mem::size_of::<u64>(),
-            );
-            libc::syscall(
-                libc::SYS_execve,
-                watch.program,
-                watch.argv,
-                watch.environment,
-            );
-        }
-        // Standing down is success; an execve that failed is not.
-        libc::syscall(libc::SYS_exit_group, if stood_down { 0 } else { 127 });
-    }
-    0
 }
 
 /// Whether this process may create a user namespace: a child made for

@@ -1,0 +1,274 @@
+//! Processes that share specgate's memory (clone with `CLONE_VM`) and
+//! outlive it: the run's watcher, and the holder that keeps an exec from
+//! tearing the memory down on the runtime's critical path.
+//!
+//! Sharing instead of forking copies no page tables, and the caller's
+//! later writes take no copy-on-write faults. The price is that these
+//! processes run on the starting thread's thread-local state: until they
+//! exec or exit they make raw system calls only, through `syscall(2)`, on
+//! a stack of their own that is never unmapped, reading only memory that
+//! is never freed. No libc wrapper runs there that might take a lock,
+//! allocate, or note a cancellation point in that thread's state. They
+//! start with every signal blocked, so no handler of specgate's runs on
+//! their stacks and no call of theirs fails with EINTR, and none writes
+//! the starting thread's `errno`.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
+
+use super::{SysError, err};
+
+/// One sharer's stack: it calls nothing but the kernel.
+const STACK: usize = 64 * 1024;
+
+/// Starts a watcher that waits on `pipe` (the read end of a pipe whose
+/// write end only the caller holds) and, if the caller goes away without
+/// writing a byte first, execs `program` with `argv` to clean up after
+/// it. A run that ends well writes the byte and the watcher exits without
+/// ever exec'ing: the common path costs no process start.
+///
+/// The watcher waits for the caller to be gone even after the byte (the
+/// caller keeps its end of the pipe open for the rest of its life), so
+/// that the caller's exit only lets go of the memory, and tearing it
+/// down, which takes a millisecond or two for a process that ran plugins,
+/// happens in the watcher, after the caller's parent has seen it exit.
+///
+/// The watcher holds nothing of the caller's: stdin is `pipe`, stdout and
+/// stderr `/dev/null` (so `specgate run | head` sees end of file when
+/// specgate ends), every other descriptor is closed, and it is in a
+/// process group of its own (a terminal's ^C is for the run, not for it).
+pub fn start_watcher(pipe: OwnedFd, program: CString, argv: Vec<CString>) -> Result<(), SysError> {
+    let devnull = nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(err("open", Path::new("/dev/null")))?;
+    // Everything the watcher reads is leaked: it may read it after this
+    // process has freed all it owns, up to its very exit.
+    let mut pointers: Vec<*const libc::c_char> = argv
+        .into_iter()
+        .map(|a| a.into_raw().cast_const())
+        .collect();
+    pointers.push(std::ptr::null());
+    let mut environment: Vec<*const libc::c_char> = std::env::vars_os()
+        .filter_map(|(name, value)| {
+            let mut pair = name.into_vec();
+            pair.push(b'=');
+            pair.extend(value.into_vec());
+            CString::new(pair).ok()
+        })
+        .map(|pair| pair.into_raw().cast_const())
+        .collect();
+    environment.push(std::ptr::null());
+    let watch = Box::leak(Box::new(Watch {
+        pipe: pipe.as_raw_fd(),
+        devnull: devnull.as_raw_fd(),
+        program: program.into_raw(),
+        argv: pointers.leak().as_ptr(),
+        environment: environment.leak().as_ptr(),
+    }));
+    let stack = map_stacks(1)?;
+    // SAFETY: the stack is fresh memory that is never unmapped, `watch`
+    // lives forever, and `watch_then_clean_up` makes raw system calls
+    // only.
+    unsafe { clone_sharer(watch_then_clean_up, stack, std::ptr::from_mut(watch).cast()) }?;
+    // The watcher has its own copies of `pipe` and `devnull`: this
+    // process's are closed on return.
+    Ok(())
+}
+
+/// What the watcher needs, prepared before it starts.
+struct Watch {
+    pipe: libc::c_int,
+    devnull: libc::c_int,
+    program: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    environment: *const *const libc::c_char,
+}
+
+/// The watcher's body. With every signal blocked none of its calls fails
+/// (a read cannot be interrupted); the exec of the cleanup, which may,
+/// comes only once this process is gone.
+extern "C" fn watch_then_clean_up(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the leaked `Watch` of `start_watcher`.
+    let watch = unsafe { &*arg.cast::<Watch>() };
+    // SAFETY: raw system calls on descriptors of this process's own table
+    // and on memory that is never freed; the block ends in execve or
+    // exit_group, never returning.
+    unsafe {
+        libc::syscall(libc::SYS_dup2, watch.pipe, 0);
+        libc::syscall(libc::SYS_dup2, watch.devnull, 1);
+        libc::syscall(libc::SYS_dup2, watch.devnull, 2);
+        libc::syscall(libc::SYS_setpgid, 0, 0);
+        libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0);
+        let mut byte = 0u8;
+        let mut stood_down = false;
+        while libc::syscall(libc::SYS_read, 0, (&raw mut byte).cast::<libc::c_void>(), 1) == 1 {
+            stood_down = true;
+        }
+        if !stood_down {
+            let none = 0u64;
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &raw const none,
+                std::ptr::null_mut::<u64>(),
+                std::mem::size_of::<u64>(),
+            );
+            libc::syscall(
+                libc::SYS_execve,
+                watch.program,
+                watch.argv,
+                watch.environment,
+            );
+        }
+        // Standing down is success; an execve that failed is not.
+        libc::syscall(libc::SYS_exit_group, if stood_down { 0 } else { 127 });
+    }
+    0
+}
+
+/// Lets this process's next exec skip tearing down its memory, which for
+/// a process that ran plugins takes a millisecond or two, all of it
+/// before the new program starts: a holder that shares the memory keeps
+/// it until the exec, then exits and does the teardown itself, on the
+/// other core.
+///
+/// The holder is a grandchild whose parent exits at once: it belongs to
+/// the nearest subreaper (an engine's shim) or to init, which reap it,
+/// and never to the program this process becomes, which must not meet
+/// children it did not start. It keeps only the read end of a pipe whose
+/// write end this process holds, close-on-exec, for the rest of its life:
+/// end of file there, whether from the exec or from an exit, is its
+/// signal to go.
+pub fn hold_memory_until_exec() -> Result<(), SysError> {
+    let here = Path::new("/proc/self/exe");
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(err("pipe2", Path::new("memory holder pipe")))?;
+    let stacks = map_stacks(2)?;
+    let hold = Box::leak(Box::new(Hold {
+        pipe: read.as_raw_fd(),
+        stack: stacks.cast::<u8>().wrapping_sub(STACK).cast(),
+    }));
+    // SAFETY: both stacks are fresh memory that is never unmapped, `hold`
+    // lives forever, and `start_holder` and `hold_then_exit` make raw
+    // system calls only, but for the clone wrapper (see there).
+    let parent = unsafe { clone_sharer(start_holder, stacks, std::ptr::from_mut(hold).cast()) }?;
+    match nix::sys::wait::waitpid(parent, None).map_err(err("waitpid", here))? {
+        nix::sys::wait::WaitStatus::Exited(_, 0) => {}
+        nix::sys::wait::WaitStatus::Exited(_, errno) => {
+            return Err(err("clone", here)(nix::Error::from_raw(errno)));
+        }
+        _ => return Err(err("clone", here)(nix::Error::ECHILD)),
+    }
+    drop(read);
+    // Closed by the exec, or by the exit if the exec fails.
+    let _ = write.into_raw_fd();
+    Ok(())
+}
+
+/// What the holder needs: its pipe, and the top of its stack.
+struct Hold {
+    pipe: libc::c_int,
+    stack: *mut libc::c_void,
+}
+
+/// The holder's parent: starts the holder and exits, handing it to a
+/// reaper, with 0 or the clone's errno. Besides raw system calls it calls
+/// glibc's `clone` wrapper, which takes no lock and allocates nothing; it
+/// writes `errno` only if the clone fails, while the starting thread
+/// waits for this process rather than reading `errno`.
+extern "C" fn start_holder(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the leaked `Hold` of `hold_memory_until_exec`.
+    let hold = unsafe { &*arg.cast::<Hold>() };
+    // SAFETY: the holder's stack is fresh, never unmapped memory, and its
+    // argument lives forever.
+    let pid = unsafe {
+        libc::clone(
+            hold_then_exit,
+            hold.stack,
+            libc::CLONE_VM | libc::SIGCHLD,
+            arg,
+        )
+    };
+    // SAFETY: `__errno_location` reads the thread pointer and nothing
+    // else; exit never returns.
+    unsafe {
+        let status = if pid < 0 {
+            *libc::__errno_location()
+        } else {
+            0
+        };
+        libc::syscall(libc::SYS_exit, status);
+    }
+    0
+}
+
+/// The holder's body: waits for end of file, then exits.
+extern "C" fn hold_then_exit(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the leaked `Hold` of `hold_memory_until_exec`.
+    let hold = unsafe { &*arg.cast::<Hold>() };
+    // SAFETY: raw system calls on descriptors of this process's own table
+    // and on memory that is never freed; the block ends in exit.
+    unsafe {
+        libc::syscall(libc::SYS_dup2, hold.pipe, 0);
+        libc::syscall(libc::SYS_close_range, 1, libc::c_uint::MAX, 0);
+        let mut byte = 0u8;
+        while libc::syscall(libc::SYS_read, 0, (&raw mut byte).cast::<libc::c_void>(), 1) == 1 {}
+        libc::syscall(libc::SYS_exit, 0);
+    }
+    0
+}
+
+/// Maps `count` stacks for sharers, one after the other, and returns the
+/// top of the last: the first starts there, the next `STACK` below. They
+/// are never unmapped.
+fn map_stacks(count: usize) -> Result<*mut libc::c_void, SysError> {
+    // SAFETY: an anonymous private mapping with no address hint, checked
+    // below.
+    let stacks = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            STACK * count,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if stacks == libc::MAP_FAILED {
+        return Err(err("mmap", Path::new("/proc/self/exe"))(nix::Error::last()));
+    }
+    Ok(stacks.cast::<u8>().wrapping_add(STACK * count).cast())
+}
+
+/// Starts `body(arg)` in a child that shares this process's memory, with
+/// every signal blocked, on `stack` (its top).
+///
+/// # Safety
+/// `stack` must be the top of `STACK` bytes that stay mapped for the
+/// child's life, and `body` must keep to raw system calls on memory that
+/// outlives the child.
+unsafe fn clone_sharer(
+    body: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    stack: *mut libc::c_void,
+    arg: *mut libc::c_void,
+) -> Result<nix::unistd::Pid, SysError> {
+    use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
+    let here = Path::new("/proc/self/exe");
+    let mut before = SigSet::empty();
+    pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut before),
+    )
+    .map_err(err("pthread_sigmask", here))?;
+    // SAFETY: the caller vouches for `stack`, `body` and `arg`.
+    let pid = unsafe { libc::clone(body, stack, libc::CLONE_VM | libc::SIGCHLD, arg) };
+    let cloned = nix::Error::result(pid).map(nix::unistd::Pid::from_raw);
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None);
+    cloned.map_err(err("clone", here))
+}
