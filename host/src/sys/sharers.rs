@@ -157,12 +157,24 @@ pub fn hold_memory_until_exec() -> Result<(), SysError> {
     // lives forever, and `start_holder` and `hold_then_exit` make raw
     // system calls only, but for the clone wrapper (see there).
     let parent = unsafe { clone_sharer(start_holder, stacks, std::ptr::from_mut(hold).cast()) }?;
-    match nix::sys::wait::waitpid(parent, None).map_err(err("waitpid", here))? {
+    // Reaped whatever happens, so that it is never the runtime's child.
+    let status = loop {
+        match nix::sys::wait::waitpid(parent, None) {
+            Err(nix::Error::EINTR) => continue,
+            other => break other.map_err(err("waitpid", here))?,
+        }
+    };
+    match status {
         nix::sys::wait::WaitStatus::Exited(_, 0) => {}
         nix::sys::wait::WaitStatus::Exited(_, errno) => {
             return Err(err("clone", here)(nix::Error::from_raw(errno)));
         }
-        _ => return Err(err("clone", here)(nix::Error::ECHILD)),
+        // Only a signal from outside ends it otherwise.
+        _ => {
+            return Err(err("clone (the holder's parent was killed)", here)(
+                nix::Error::EINTR,
+            ));
+        }
     }
     drop(read);
     // Closed by the exec, or by the exit if the exec fails.
