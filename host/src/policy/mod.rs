@@ -274,7 +274,7 @@ fn fetch_all<R: Send + Sync>(
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    let spare = std::thread::available_parallelism().map_or(0, |n| n.get() - 1);
+    let spare = crate::sys::usable_cpus() - 1;
     let next = AtomicUsize::new(0);
     let slots: Vec<OnceLock<R>> = plugins.iter().map(|_| OnceLock::new()).collect();
     let work = || {
