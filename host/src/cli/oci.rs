@@ -193,8 +193,9 @@ pub(super) fn run(cli: &Cli, args: &[OsString]) -> Result<u8> {
     let error = match prepare(cli, &inv) {
         Ok(runtime) => {
             if inv.creates() {
-                // Without a holder, the exec would first tear down the
-                // plugins' memory: the engine would wait for that too.
+                // Without a holder, the exec would first tear down this
+                // process's memory (the plugins', the parsed config): the
+                // engine would wait for that too.
                 if let Err(error) = crate::sys::hold_memory_until_exec() {
                     tracing::debug!("the exec tears down the memory itself: {error}");
                 }

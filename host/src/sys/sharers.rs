@@ -10,8 +10,9 @@
 //! is never freed. No libc wrapper runs there that might take a lock,
 //! allocate, or note a cancellation point in that thread's state. They
 //! start with every signal blocked, so no handler of specgate's runs on
-//! their stacks and no call of theirs fails with EINTR, and none writes
-//! the starting thread's `errno`.
+//! their stacks and no call of theirs fails with EINTR; none writes the
+//! starting thread's `errno`, but for the holder's parent when it cannot
+//! clone (see `start_holder`).
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
