@@ -316,12 +316,9 @@ fn a_killed_specgates_container_goes_with_it() {
     child.kill().unwrap();
     child.wait().unwrap();
     let bundle = Path::new("/run/specgate").join(name);
-    let started = std::time::Instant::now();
-    while (bundle.exists() || Path::new(&format!("/proc/{init}/cmdline")).exists())
-        && started.elapsed().as_secs() < 10
-    {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until(10, || {
+        !bundle.exists() && !Path::new(&format!("/proc/{init}/cmdline")).exists()
+    });
     assert!(!bundle.exists(), "{} was left behind", bundle.display());
     let cmdline = std::fs::read_to_string(format!("/proc/{init}/cmdline")).unwrap_or_default();
     assert!(

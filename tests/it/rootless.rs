@@ -441,13 +441,7 @@ fn a_killed_runs_guardian_cleans_up_in_the_users_state() {
         .unwrap();
     let bundle = session.specgate_state().join(name);
     let container = session.runc_state().join(name);
-    let wait_until = |done: &dyn Fn() -> bool| {
-        let started = std::time::Instant::now();
-        while !done() && started.elapsed().as_secs() < 20 {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    };
-    wait_until(&|| bundle.join("init.pid").exists());
+    wait_until(20, || bundle.join("init.pid").exists());
     assert!(
         container.exists(),
         "runc's state is not in {}",
@@ -456,7 +450,7 @@ fn a_killed_runs_guardian_cleans_up_in_the_users_state() {
     // setpriv and env exec: the child is specgate itself.
     child.kill().unwrap();
     child.wait().unwrap();
-    wait_until(&|| !bundle.exists() && !container.exists());
+    wait_until(20, || !bundle.exists() && !container.exists());
     session.assert_nothing_left();
     let gc = run(&mut session.command(&["gc"]));
     assert_eq!(gc.success(), "");

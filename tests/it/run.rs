@@ -21,13 +21,6 @@ fn specgate_run(
 }
 
 /// Waits, up to `seconds`, until `done` holds.
-fn wait_until(seconds: u64, done: impl Fn() -> bool) {
-    let started = std::time::Instant::now();
-    while !done() && started.elapsed().as_secs() < seconds {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 /// Starts `specgate run --name NAME --rootfs ROOTFS -- ARGS` and waits
 /// until its container runs; returns specgate and the run's bundle.
 fn start_run(name: &str, rootfs: &Path, args: &[&str]) -> (std::process::Child, PathBuf) {
@@ -203,14 +196,6 @@ fn a_killed_specgates_container_goes_with_it() {
     assert!(!state.status.success(), "runc still has {name}");
 }
 
-/// Whether a process whose command line holds `needle` is running.
-fn running_with(needle: &str) -> bool {
-    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
-        std::fs::read(entry.path().join("cmdline"))
-            .is_ok_and(|line| String::from_utf8_lossy(&line).contains(needle))
-    })
-}
-
 #[test]
 fn only_a_killed_run_starts_its_cleanup() {
     let rootfs = specgate_tests::busybox_rootfs();
@@ -244,9 +229,9 @@ fn only_a_killed_run_starts_its_cleanup() {
     // cleanup ever calls the runtime.
     let name = "specgate-test-stand-down";
     run(spied(name).args(["--", "true"])).success();
-    wait_until(10, || !running_with(name));
+    wait_until(10, || processes_with(name).is_empty());
     assert!(
-        !running_with(name),
+        processes_with(name).is_empty(),
         "the watcher of {name} is still running"
     );
     assert_eq!(cleanups(), 0, "{}", std::fs::read_to_string(&log).unwrap());

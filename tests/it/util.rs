@@ -37,6 +37,26 @@ pub fn recording_runc(dir: &Path, record: &str) -> std::path::PathBuf {
     path
 }
 
+/// Polls `done` every 20 ms until it holds or `seconds` have passed.
+pub fn wait_until(seconds: u64, done: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() && started.elapsed().as_secs() < seconds {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The command lines (arguments joined by spaces) of the processes whose
+/// command line holds `needle`.
+pub fn processes_with(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(needle))
+        .collect()
+}
+
 /// A file's sha256, in hex.
 pub fn sha256_of(path: &Path) -> String {
     use sha2::Digest;

@@ -261,20 +261,8 @@ fn the_runtime_inherits_no_child_and_nothing_stays_behind() {
     .success();
     assert_eq!(std::fs::read_to_string(&children).unwrap(), "");
     // The holder's command line is specgate's: the memory it shares.
-    let lingering = || -> Vec<String> {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
-            .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
-            .filter(|cmdline| cmdline.contains(&id))
-            .collect()
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !lingering().is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert_eq!(lingering(), Vec::<String>::new());
+    wait_until(10, || processes_with(&id).is_empty());
+    assert_eq!(processes_with(&id), Vec::<String>::new());
 }
 
 #[test]
