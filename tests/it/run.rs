@@ -20,7 +20,6 @@ fn specgate_run(
     run(&mut cmd)
 }
 
-/// Waits, up to `seconds`, until `done` holds.
 /// Starts `specgate run --name NAME --rootfs ROOTFS -- ARGS` and waits
 /// until its container runs; returns specgate and the run's bundle.
 fn start_run(name: &str, rootfs: &Path, args: &[&str]) -> (std::process::Child, PathBuf) {
@@ -141,6 +140,49 @@ fn a_plugins_capability_drop_is_visible_inside() {
         expected
     );
     assert_no_bundle(name);
+}
+
+#[test]
+fn a_running_container_leaves_the_epoch_ticker_asleep() {
+    // Plugin deadlines need the engine's epoch to advance every 5 ms, but
+    // only while plugins run: specgate stays up as long as its container.
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-ticker-asleep";
+    let mut cmd = specgate();
+    cmd.args(["run", "--name", name, "--rootfs"])
+        .arg(rootfs.path())
+        .arg("--plugin")
+        .arg(plugin("drop-capabilities"))
+        .args(["--", "sleep", "3"]);
+    let mut child = cmd.spawn().unwrap();
+    let bundle = Path::new("/run/specgate").join(name);
+    wait_until(20, || bundle.join("init.pid").exists());
+    let tasks = PathBuf::from(format!("/proc/{}/task", child.id()));
+    let ticker = std::fs::read_dir(&tasks)
+        .unwrap()
+        .flatten()
+        .map(|task| task.path())
+        .find(|task| {
+            std::fs::read_to_string(task.join("comm")).is_ok_and(|c| c.trim() == "specgate-epoch")
+        });
+    let wakeups = |task: &Path| -> u64 {
+        std::fs::read_to_string(task.join("status"))
+            .unwrap()
+            .lines()
+            .filter(|line| line.contains("ctxt_switches"))
+            .filter_map(|line| line.split_whitespace().last()?.parse::<u64>().ok())
+            .sum()
+    };
+    let woken = ticker.as_deref().map(|task| {
+        let before = wakeups(task);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        wakeups(task) - before
+    });
+    assert!(child.wait().unwrap().success());
+    assert_no_bundle(name);
+    let woken = woken.expect("specgate has no epoch thread: did the plugin load?");
+    // Ticking, it would have woken about 100 times.
+    assert!(woken <= 2, "the epoch thread woke {woken} times in 500 ms");
 }
 
 #[test]

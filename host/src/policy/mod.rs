@@ -254,7 +254,9 @@ impl PluginHost {
         self.block_on(chain::run(self.engine, entries, spec, id, mode))
     }
 
+    /// Runs plugin calls to their end, with the epoch advancing meanwhile.
     fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        let _ticking = engine::Ticking::start();
         self.runtime.block_on(future)
     }
 }
