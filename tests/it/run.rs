@@ -20,12 +20,18 @@ fn specgate_run(
     run(&mut cmd)
 }
 
-/// Starts `specgate run --name NAME --rootfs ROOTFS -- ARGS` and waits
-/// until its container runs; returns specgate and the run's bundle.
-fn start_run(name: &str, rootfs: &Path, args: &[&str]) -> (std::process::Child, PathBuf) {
-    let child = specgate()
-        .args(["run", "--name", name, "--rootfs"])
-        .arg(rootfs)
+/// Starts `specgate run --name NAME --rootfs ROOTFS [--plugin P]... --
+/// ARGS` and waits until its container runs; returns specgate and the
+/// run's bundle.
+fn start_run(
+    name: &str,
+    rootfs: &Path,
+    plugins: &[&str],
+    args: &[&str],
+) -> (std::process::Child, PathBuf) {
+    let mut cmd = specgate();
+    cmd.args(["run", "--name", name, "--rootfs"]).arg(rootfs);
+    let child = with_chain(&mut cmd, plugins, &[])
         .arg("--")
         .args(args)
         .spawn()
@@ -148,15 +154,7 @@ fn a_running_container_leaves_the_epoch_ticker_asleep() {
     // only while plugins run: specgate stays up as long as its container.
     let rootfs = specgate_tests::busybox_rootfs();
     let name = "specgate-test-ticker-asleep";
-    let mut cmd = specgate();
-    cmd.args(["run", "--name", name, "--rootfs"])
-        .arg(rootfs.path())
-        .arg("--plugin")
-        .arg(plugin("drop-capabilities"))
-        .args(["--", "sleep", "3"]);
-    let mut child = cmd.spawn().unwrap();
-    let bundle = Path::new("/run/specgate").join(name);
-    wait_until(20, || bundle.join("init.pid").exists());
+    let (mut child, _) = start_run(name, rootfs.path(), &["drop-capabilities"], &["sleep", "3"]);
     let tasks = PathBuf::from(format!("/proc/{}/task", child.id()));
     let ticker = std::fs::read_dir(&tasks)
         .unwrap()
@@ -209,7 +207,7 @@ fn a_denial_runs_nothing_and_leaves_nothing() {
 fn a_name_in_use_is_refused() {
     let rootfs = specgate_tests::busybox_rootfs();
     let name = "specgate-test-name-clash";
-    let (mut first, _) = start_run(name, rootfs.path(), &["sleep", "3"]);
+    let (mut first, _) = start_run(name, rootfs.path(), &[], &["sleep", "3"]);
     let out = run(specgate()
         .args(["run", "--name", name, "--rootfs"])
         .arg(rootfs.path())
@@ -226,7 +224,7 @@ fn a_name_in_use_is_refused() {
 fn a_killed_specgates_container_goes_with_it() {
     let rootfs = specgate_tests::busybox_rootfs();
     let name = "specgate-test-sigkill";
-    let (mut child, bundle) = start_run(name, rootfs.path(), &["sleep", "100"]);
+    let (mut child, bundle) = start_run(name, rootfs.path(), &[], &["sleep", "100"]);
     child.kill().unwrap();
     child.wait().unwrap();
     wait_until(10, || !bundle.exists());
