@@ -239,13 +239,14 @@ fn a_killed_specgates_container_goes_with_it() {
 #[test]
 fn only_a_killed_run_starts_its_cleanup() {
     let rootfs = specgate_tests::busybox_rootfs();
-    // A runtime that records who called it, then is the real runc.
+    // A runtime that records who called it, and at which scheduling
+    // policy (field 41 of its stat), then is the real runc.
     let bin = tempfile::tempdir().unwrap();
     let log = bin.path().join("callers");
     let spy = recording_runc(
         bin.path(),
         &format!(
-            "{{ tr '\\0' ' ' < /proc/$PPID/cmdline; echo; }} >> '{}'",
+            "{{ tr '\\0' ' ' < /proc/$PPID/cmdline; echo \" policy=$(cut -d' ' -f41 /proc/$$/stat)\"; }} >> '{}'",
             log.display()
         ),
     );
@@ -257,12 +258,13 @@ fn only_a_killed_run_starts_its_cleanup() {
             .arg(rootfs.path());
         cmd
     };
-    let cleanups = || {
+    let cleanups = || -> Vec<String> {
         std::fs::read_to_string(&log)
             .unwrap_or_default()
             .lines()
             .filter(|caller| caller.contains(" guard "))
-            .count()
+            .map(str::to_string)
+            .collect()
     };
 
     // A run that ends well: its watcher stands down and goes, and no
@@ -274,18 +276,59 @@ fn only_a_killed_run_starts_its_cleanup() {
         processes_with(name).is_empty(),
         "the watcher of {name} is still running"
     );
-    assert_eq!(cleanups(), 0, "{}", std::fs::read_to_string(&log).unwrap());
+    assert!(
+        cleanups().is_empty(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
 
     // A killed run: its cleanup calls the runtime, which the log shows.
     let name = "specgate-test-cleanup-called";
     let mut child = spied(name).args(["--", "sleep", "100"]).spawn().unwrap();
     let bundle = Path::new("/run/specgate").join(name);
     wait_until(20, || bundle.join("init.pid").exists());
+    // The watcher: specgate's program, but not specgate. It waits at idle
+    // priority (SCHED_IDLE, 5), so that waking it never delays specgate.
+    let watchers: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_str() != Some(&child.id().to_string()))
+        .filter(|entry| {
+            std::fs::read_link(entry.path().join("exe")).is_ok_and(|exe| exe == specgate_bin())
+                && std::fs::read(entry.path().join("cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(name))
+        })
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .collect();
     child.kill().unwrap();
     child.wait().unwrap();
     wait_until(10, || !bundle.exists());
     assert_no_bundle(name);
-    assert!(cleanups() > 0, "{}", std::fs::read_to_string(&log).unwrap());
+    assert_eq!(watchers.len(), 1, "{watchers:?}");
+    let policy = |stat: &str| {
+        stat.rsplit(')')
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(39)
+            .map(str::to_string)
+    };
+    assert_eq!(
+        policy(&watchers[0]).as_deref(),
+        Some("5"),
+        "{}",
+        watchers[0]
+    );
+    // Its cleanup runs at the normal policy (SCHED_OTHER, 0).
+    let cleanups = cleanups();
+    assert!(
+        !cleanups.is_empty(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    for cleanup in &cleanups {
+        assert!(cleanup.ends_with(" policy=0"), "{cleanup}");
+    }
 }
 
 #[test]

@@ -10,7 +10,8 @@
 //! is never freed. No libc wrapper runs there that might take a lock,
 //! allocate, or note a cancellation point in that thread's state. They
 //! start with every signal blocked, so no handler of specgate's runs on
-//! their stacks and no call of theirs fails with EINTR; none writes the
+//! their stacks and no call of theirs fails with EINTR, and wait at idle
+//! priority (see `set_policy`); none writes the
 //! starting thread's `errno`, but for the holder's parent when it cannot
 //! clone (see `start_holder`).
 
@@ -100,6 +101,7 @@ extern "C" fn watch_then_clean_up(arg: *mut libc::c_void) -> libc::c_int {
     // and on memory that is never freed; the block ends in execve or
     // exit_group, never returning.
     unsafe {
+        set_policy(libc::SCHED_IDLE);
         libc::syscall(libc::SYS_dup2, watch.pipe, 0);
         libc::syscall(libc::SYS_dup2, watch.devnull, 1);
         libc::syscall(libc::SYS_dup2, watch.devnull, 2);
@@ -111,6 +113,8 @@ extern "C" fn watch_then_clean_up(arg: *mut libc::c_void) -> libc::c_int {
             stood_down = true;
         }
         if !stood_down {
+            // The cleanup must not wait for an idle moment.
+            set_policy(libc::SCHED_OTHER);
             let none = 0u64;
             libc::syscall(
                 libc::SYS_rt_sigprocmask,
@@ -227,6 +231,7 @@ extern "C" fn hold_then_exit(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: raw system calls on descriptors of this process's own table
     // and on memory that is never freed; the block ends in exit.
     unsafe {
+        set_policy(libc::SCHED_IDLE);
         libc::syscall(libc::SYS_dup2, hold.pipe, 0);
         libc::syscall(libc::SYS_close_range, 1, libc::c_uint::MAX, 0);
         let mut byte = 0u8;
@@ -234,6 +239,23 @@ extern "C" fn hold_then_exit(arg: *mut libc::c_void) -> libc::c_int {
         libc::syscall(libc::SYS_exit, 0);
     }
     0
+}
+
+/// Sets this process's scheduling policy, by a raw system call. Waiting
+/// sharers are `SCHED_IDLE`: the end of file that ends their wait comes
+/// from the exit or exec of the process they share memory with, and
+/// woken on its CPU they would preempt it there, making its parent (or
+/// the program it becomes) wait for their teardown of the memory, the
+/// very work they exist to take off its path.
+///
+/// # Safety
+///
+/// Only a raw system call, on a local; callable from a sharer.
+unsafe fn set_policy(policy: libc::c_int) {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` outlives the call; a failure leaves the policy as
+    // it was, which is only slower.
+    unsafe { libc::syscall(libc::SYS_sched_setscheduler, 0, policy, &raw const param) };
 }
 
 /// Maps `count` stacks for sharers, one after the other, and returns the
