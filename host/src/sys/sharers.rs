@@ -10,10 +10,10 @@
 //! is never freed. No libc wrapper runs there that might take a lock,
 //! allocate, or note a cancellation point in that thread's state. They
 //! start with every signal blocked, so no handler of specgate's runs on
-//! their stacks and no call of theirs fails with EINTR, and wait at idle
-//! priority (see `set_policy`); none writes the
+//! their stacks and no call of theirs fails with EINTR; none writes the
 //! starting thread's `errno`, but for the holder's parent when it cannot
-//! clone (see `start_holder`).
+//! clone (see `start_holder`). They wait at idle priority (see
+//! `set_policy`).
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
