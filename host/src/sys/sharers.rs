@@ -12,8 +12,8 @@
 //! start with every signal blocked, so no handler of specgate's runs on
 //! their stacks and no call of theirs fails with EINTR; none writes the
 //! starting thread's `errno`, but for the holder's parent when it cannot
-//! clone (see `start_holder`). They wait at idle priority (see
-//! `set_policy`).
+//! clone (see `start_holder`). They wait as batch tasks, which never
+//! preempt on waking (see `set_policy`).
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
@@ -101,7 +101,7 @@ extern "C" fn watch_then_clean_up(arg: *mut libc::c_void) -> libc::c_int {
     // and on memory that is never freed; the block ends in execve or
     // exit_group, never returning.
     unsafe {
-        set_policy(libc::SCHED_IDLE);
+        set_policy(libc::SCHED_BATCH);
         libc::syscall(libc::SYS_dup2, watch.pipe, 0);
         libc::syscall(libc::SYS_dup2, watch.devnull, 1);
         libc::syscall(libc::SYS_dup2, watch.devnull, 2);
@@ -113,7 +113,7 @@ extern "C" fn watch_then_clean_up(arg: *mut libc::c_void) -> libc::c_int {
             stood_down = true;
         }
         if !stood_down {
-            // The cleanup must not wait for an idle moment.
+            // The cleanup runs as any process does.
             set_policy(libc::SCHED_OTHER);
             let none = 0u64;
             libc::syscall(
@@ -231,7 +231,7 @@ extern "C" fn hold_then_exit(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: raw system calls on descriptors of this process's own table
     // and on memory that is never freed; the block ends in exit.
     unsafe {
-        set_policy(libc::SCHED_IDLE);
+        set_policy(libc::SCHED_BATCH);
         libc::syscall(libc::SYS_dup2, hold.pipe, 0);
         libc::syscall(libc::SYS_close_range, 1, libc::c_uint::MAX, 0);
         let mut byte = 0u8;
@@ -242,11 +242,14 @@ extern "C" fn hold_then_exit(arg: *mut libc::c_void) -> libc::c_int {
 }
 
 /// Sets this process's scheduling policy, by a raw system call. Waiting
-/// sharers are `SCHED_IDLE`: the end of file that ends their wait comes
+/// sharers are `SCHED_BATCH`: the end of file that ends their wait comes
 /// from the exit or exec of the process they share memory with, and
 /// woken on its CPU they would preempt it there, making its parent (or
 /// the program it becomes) wait for their teardown of the memory, the
-/// very work they exist to take off its path.
+/// very work they exist to take off its path. A batch task never
+/// preempts on waking, yet keeps a normal task's share of the CPU, so
+/// that on a busy machine a watcher still wakes promptly after a SIGKILL
+/// (`SCHED_IDLE` would weigh 3 against a normal task's 1024).
 ///
 /// # Safety
 ///
