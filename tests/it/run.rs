@@ -290,16 +290,12 @@ fn only_a_killed_run_starts_its_cleanup() {
     // The watcher: specgate's program, but not specgate. It waits as a
     // batch task (SCHED_BATCH, 3), which never preempts on waking, so
     // that waking it never delays specgate.
-    let watchers: Vec<String> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|entry| entry.file_name().to_str() != Some(&child.id().to_string()))
-        .filter(|entry| {
-            std::fs::read_link(entry.path().join("exe")).is_ok_and(|exe| exe == specgate_bin())
-                && std::fs::read(entry.path().join("cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(name))
-        })
-        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+    let watchers: Vec<String> = pids_with(name)
+        .into_iter()
+        .filter(|&pid| pid != child.id())
+        .map(|pid| PathBuf::from(format!("/proc/{pid}")))
+        .filter(|proc| std::fs::read_link(proc.join("exe")).is_ok_and(|exe| exe == specgate_bin()))
+        .filter_map(|proc| std::fs::read_to_string(proc.join("stat")).ok())
         .collect();
     child.kill().unwrap();
     child.wait().unwrap();

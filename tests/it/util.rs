@@ -48,13 +48,25 @@ pub fn wait_until(seconds: u64, done: impl Fn() -> bool) {
 /// The command lines (arguments joined by spaces) of the processes whose
 /// command line holds `needle`.
 pub fn processes_with(needle: &str) -> Vec<String> {
+    scan_processes(needle).map(|(_, cmdline)| cmdline).collect()
+}
+
+/// The pids of the processes whose command line holds `needle`.
+pub fn pids_with(needle: &str) -> Vec<u32> {
+    scan_processes(needle).map(|(pid, _)| pid).collect()
+}
+
+/// Every process whose command line holds `needle`, with that line.
+fn scan_processes(needle: &str) -> impl Iterator<Item = (u32, String)> + '_ {
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
-        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
-        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
-        .filter(|cmdline| cmdline.contains(needle))
-        .collect()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            Some((pid, String::from_utf8_lossy(&cmdline).replace('\0', " ")))
+        })
+        .filter(move |(_, cmdline)| cmdline.contains(needle))
 }
 
 /// A file's sha256, in hex.
