@@ -3,7 +3,9 @@
 //! hook, for one Rust plugin, the Python and the JavaScript example (built
 //! by `.ci/setup`), side by side, and for the five Rust examples.
 //!
-//! Run: `cargo bench -p specgate --bench plugins`.
+//! Run: `cargo bench -p specgate --bench plugins [-- NAME...]`, where a
+//! NAME (`rust`, `python`, `javascript`, `5`) picks the cases whose label
+//! starts with it.
 
 use std::time::{Duration, Instant};
 
@@ -113,8 +115,20 @@ fn bench(label: &str, names: &[&str]) {
 }
 
 fn main() {
-    bench("rust", &EXAMPLES[..1]);
-    bench("python", &["deny-commands"]);
-    bench("javascript", &["tmpfs"]);
-    bench("5 rust", &EXAMPLES);
+    // Cargo passes `--bench`; anything else picks cases by label.
+    let picked: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let cases: [(&str, &[&str]); 4] = [
+        ("rust", &EXAMPLES[..1]),
+        ("python", &["deny-commands"]),
+        ("javascript", &["tmpfs"]),
+        ("5 rust", &EXAMPLES),
+    ];
+    for (label, names) in cases {
+        if picked.is_empty() || picked.iter().any(|p| label.starts_with(p.as_str())) {
+            bench(label, names);
+        }
+    }
 }
