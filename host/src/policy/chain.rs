@@ -372,14 +372,16 @@ pub(super) async fn run(
         }
     }
 
-    // Validators cannot change the spec: they all see one view of it.
-    let container = view::container(spec, id);
+    // Validators cannot change the spec: they all see one view of it,
+    // built only when one runs.
+    let mut container = None;
     for (instance, failed) in running.iter_mut().zip(failed) {
         if failed || !instance.entry.plugin.has_hook(Hook::Validate) {
             continue;
         }
+        let container = container.get_or_insert_with(|| view::container(spec, id));
         let started = Instant::now();
-        if let Err(error) = instance.validate(&container).await {
+        if let Err(error) = instance.validate(container).await {
             report.fail(instance.entry, error)?;
         }
         report.timings.push((

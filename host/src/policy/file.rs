@@ -233,7 +233,7 @@ impl Policy {
                         .iter()
                         .map(|c| {
                             crate::spec::caps::parse(c)
-                                .map(crate::spec::caps::name)
+                                .map(|cap| crate::spec::caps::name(cap).to_string())
                                 .ok_or_else(|| at(format!("grants: `{c}` is not a capability")))
                         })
                         .collect::<Result<_, _>>()?,

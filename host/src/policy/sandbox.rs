@@ -90,6 +90,9 @@ impl PluginState {
         for (i, pipe) in [&self.stdout, &self.stderr].into_iter().enumerate() {
             let contents = pipe.contents();
             let new = &contents[self.forwarded[i].min(contents.len())..];
+            if new.is_empty() {
+                continue;
+            }
             self.forwarded[i] = contents.len();
             if contents.len() >= self.output_limit {
                 self.breach = Some(Breach::Output);

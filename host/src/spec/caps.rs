@@ -43,9 +43,53 @@ impl CapSet {
     }
 }
 
-/// The canonical name of a capability, e.g. `CAP_NET_RAW`.
-pub fn name(cap: Capability) -> String {
-    format!("CAP_{cap}")
+/// The canonical name of a capability, e.g. `CAP_NET_RAW`. A table, not
+/// formatting: every hook's view of the container names each capability
+/// of all five sets.
+pub fn name(cap: Capability) -> &'static str {
+    match cap {
+        Capability::AuditControl => "CAP_AUDIT_CONTROL",
+        Capability::AuditRead => "CAP_AUDIT_READ",
+        Capability::AuditWrite => "CAP_AUDIT_WRITE",
+        Capability::BlockSuspend => "CAP_BLOCK_SUSPEND",
+        Capability::Bpf => "CAP_BPF",
+        Capability::CheckpointRestore => "CAP_CHECKPOINT_RESTORE",
+        Capability::Chown => "CAP_CHOWN",
+        Capability::DacOverride => "CAP_DAC_OVERRIDE",
+        Capability::DacReadSearch => "CAP_DAC_READ_SEARCH",
+        Capability::Fowner => "CAP_FOWNER",
+        Capability::Fsetid => "CAP_FSETID",
+        Capability::IpcLock => "CAP_IPC_LOCK",
+        Capability::IpcOwner => "CAP_IPC_OWNER",
+        Capability::Kill => "CAP_KILL",
+        Capability::Lease => "CAP_LEASE",
+        Capability::LinuxImmutable => "CAP_LINUX_IMMUTABLE",
+        Capability::MacAdmin => "CAP_MAC_ADMIN",
+        Capability::MacOverride => "CAP_MAC_OVERRIDE",
+        Capability::Mknod => "CAP_MKNOD",
+        Capability::NetAdmin => "CAP_NET_ADMIN",
+        Capability::NetBindService => "CAP_NET_BIND_SERVICE",
+        Capability::NetBroadcast => "CAP_NET_BROADCAST",
+        Capability::NetRaw => "CAP_NET_RAW",
+        Capability::Perfmon => "CAP_PERFMON",
+        Capability::Setgid => "CAP_SETGID",
+        Capability::Setfcap => "CAP_SETFCAP",
+        Capability::Setpcap => "CAP_SETPCAP",
+        Capability::Setuid => "CAP_SETUID",
+        Capability::SysAdmin => "CAP_SYS_ADMIN",
+        Capability::SysBoot => "CAP_SYS_BOOT",
+        Capability::SysChroot => "CAP_SYS_CHROOT",
+        Capability::SysModule => "CAP_SYS_MODULE",
+        Capability::SysNice => "CAP_SYS_NICE",
+        Capability::SysPacct => "CAP_SYS_PACCT",
+        Capability::SysPtrace => "CAP_SYS_PTRACE",
+        Capability::SysRawio => "CAP_SYS_RAWIO",
+        Capability::SysResource => "CAP_SYS_RESOURCE",
+        Capability::SysTime => "CAP_SYS_TIME",
+        Capability::SysTtyConfig => "CAP_SYS_TTY_CONFIG",
+        Capability::Syslog => "CAP_SYSLOG",
+        Capability::WakeAlarm => "CAP_WAKE_ALARM",
+    }
 }
 
 /// Parses a capability name in any case, with or without `CAP_`.
@@ -68,14 +112,17 @@ pub fn parse_canonical(name: &str) -> Option<Capability> {
 
 /// The capabilities in one set (empty when the set is absent).
 pub fn get(caps: &LinuxCapabilities, set: CapSet) -> HashSet<Capability> {
-    let value = match set {
+    set_of(caps, set).clone().unwrap_or_default()
+}
+
+fn set_of(caps: &LinuxCapabilities, set: CapSet) -> &Option<HashSet<Capability>> {
+    match set {
         CapSet::Bounding => caps.bounding(),
         CapSet::Effective => caps.effective(),
         CapSet::Inheritable => caps.inheritable(),
         CapSet::Permitted => caps.permitted(),
         CapSet::Ambient => caps.ambient(),
-    };
-    value.clone().unwrap_or_default()
+    }
 }
 
 /// Replaces one set.
@@ -187,7 +234,7 @@ impl fmt::Display for CapArg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CapArg::All => f.write_str("ALL"),
-            CapArg::One(cap) => f.write_str(&name(*cap)),
+            CapArg::One(cap) => f.write_str(name(*cap)),
         }
     }
 }
@@ -218,7 +265,7 @@ pub fn apply(
         if let CapArg::One(cap) = arg
             && drop.contains(arg)
         {
-            return Err(CapConflict(name(*cap)));
+            return Err(CapConflict(name(*cap).to_string()));
         }
     }
     let ones = |args: &[CapArg]| -> HashSet<Capability> {
@@ -259,14 +306,27 @@ pub fn apply(
 
 /// The names in one set, sorted.
 pub fn names(caps: &LinuxCapabilities, set: CapSet) -> Vec<String> {
-    let mut names: Vec<String> = get(caps, set).into_iter().map(name).collect();
-    names.sort();
-    names
+    let mut names: Vec<&str> = set_of(caps, set)
+        .iter()
+        .flatten()
+        .map(|c| name(*c))
+        .collect();
+    names.sort_unstable();
+    names.into_iter().map(str::to_string).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_name_table_agrees_with_the_kernel_and_config_json() {
+        for known in ::caps::all() {
+            let cap = parse_canonical(&known.to_string()).expect("oci-spec names it");
+            assert_eq!(name(cap), known.to_string());
+            assert_eq!(serde_json::to_value(cap).unwrap(), name(cap));
+        }
+    }
 
     #[test]
     fn names_round_trip() {
