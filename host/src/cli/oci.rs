@@ -301,6 +301,9 @@ fn prepare(cli: &Cli, inv: &Invocation) -> Result<Runtime> {
             .append(log)
             .with_context(|| format!("audit log {}", log.display()))?;
     }
+    // The process becomes the runtime or exits next: freeing the parsed
+    // config and the loaded plugins would only delay it.
+    std::mem::forget((config, chain));
     outcome.map(|()| runtime)
 }
 

@@ -28,7 +28,6 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 use wasmtime::Engine;
-use wasmtime::component::Linker;
 
 pub use bindings::plugin::Info;
 pub use cache::Cache;
@@ -38,8 +37,6 @@ pub use file::{Mode, OnError, Policy};
 pub use grants::Grants;
 pub use limits::Limits;
 pub use plugin::{Hook, Plugin};
-
-use sandbox::PluginState;
 
 /// Errors setting up the plugin host itself, before any plugin.
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +151,8 @@ impl PluginHost {
             }),
             _ => Ok(()),
         };
+        // Each plugin is fetched and prepared on whichever thread takes
+        // it; preparing waits for the linker, built meanwhile.
         let fetch = |source: &Source| -> Result<_, Problem> {
             let started = std::time::Instant::now();
             let opened = plugin::open(&source.path, &self.limits)?;
@@ -165,63 +164,59 @@ impl PluginHost {
                 None => opened.read(&self.limits)?,
             };
             pinned(source, &file)?;
-            if let Some(component) = self.cache.lookup(self.engine, &file.sha256, &source.path) {
-                return Ok((file, component, None, started.elapsed()));
-            }
-            // Compiling takes the bytes themselves, read and hashed now
-            // whatever digest was remembered.
-            let file = match file.bytes {
-                Some(_) => file,
-                None => {
-                    let file = opened.read(&self.limits)?;
-                    pinned(source, &file)?;
-                    file
-                }
+            let (file, component, compiled) =
+                match self.cache.lookup(self.engine, &file.sha256, &source.path) {
+                    Some(component) => (file, component, None),
+                    None => {
+                        // Compiling takes the bytes themselves, read and
+                        // hashed now whatever digest was remembered.
+                        let file = match file.bytes {
+                            Some(_) => file,
+                            None => {
+                                let file = opened.read(&self.limits)?;
+                                pinned(source, &file)?;
+                                file
+                            }
+                        };
+                        let bytes = file.bytes.as_deref().unwrap_or_default();
+                        let job = progress::start(&source.name, file.size);
+                        let compiled = Cache::compile(self.engine, bytes)
+                            .map_err(|e| Problem::Invalid(format!("{e:#}")))?;
+                        job.succeeded();
+                        let component = compiled.component.clone();
+                        (file, component, Some(compiled))
+                    }
+                };
+            let linker = engine::linker().map_err(|e| Problem::Link(format!("{e:#}")))?;
+            let origin = match compiled {
+                Some(_) => cache::Source::Compiled,
+                None => cache::Source::Cache,
             };
-            let bytes = file.bytes.as_deref().unwrap_or_default();
-            let job = progress::start(&source.name, file.size);
-            let compiled = Cache::compile(self.engine, bytes)
-                .map_err(|e| Problem::Invalid(format!("{e:#}")))?;
-            job.succeeded();
-            Ok((
-                file,
-                compiled.component.clone(),
-                Some(compiled),
-                started.elapsed(),
-            ))
+            let mut plugin = plugin::prepare(
+                self.engine,
+                linker,
+                source.name.as_str().into(),
+                &source.path,
+                &file,
+                component,
+                origin,
+            )?;
+            // The time of its own work, not of waiting for the others.
+            plugin.set_load_time(started.elapsed());
+            Ok((file, plugin, compiled))
         };
-        let (fetched, linker) = fetch_all(plugins, fetch);
         plugins
             .iter()
-            .zip(fetched)
+            .zip(fetch_all(plugins, fetch))
             .map(|(source, fetched)| {
-                let error = |problem| PluginError {
-                    plugin: source.name.clone(),
-                    path: source.path.clone(),
-                    stage: Stage::Load,
-                    problem,
-                };
-                let (file, component, compiled, fetched_in) = fetched
+                let (file, plugin, compiled) = fetched
                     .unwrap_or_else(|| Err(Problem::Invalid("the plugin loader panicked".into())))
-                    .map_err(error)?;
-                let linker = linker
-                    .as_ref()
-                    .map_err(|e| error(Problem::Link(format!("{e:#}"))))?;
-                let started = std::time::Instant::now();
-                let origin = match compiled {
-                    Some(_) => cache::Source::Compiled,
-                    None => cache::Source::Cache,
-                };
-                let mut plugin = plugin::prepare(
-                    self.engine,
-                    linker,
-                    source.name.as_str().into(),
-                    &source.path,
-                    &file,
-                    component,
-                    origin,
-                )
-                .map_err(error)?;
+                    .map_err(|problem| PluginError {
+                        plugin: source.name.clone(),
+                        path: source.path.clone(),
+                        stage: Stage::Load,
+                        problem,
+                    })?;
                 // Only a plugin's digest is remembered: a refused
                 // component leaves nothing behind.
                 if file.bytes.is_some() {
@@ -231,8 +226,6 @@ impl PluginHost {
                     self.cache
                         .store(&file.sha256, compiled, &source.path, file.size);
                 }
-                // The time of its own work, not of waiting for the others.
-                plugin.set_load_time(fetched_in + started.elapsed());
                 Ok(plugin)
             })
             .collect()
@@ -262,17 +255,14 @@ impl PluginHost {
 }
 
 /// Runs `fetch` over every plugin, on this thread and on one more per
-/// spare core, and builds the linker on this thread meanwhile: in a fresh
-/// process even a cached load costs more than a thread (the entry's
+/// spare core, and builds the linker on this thread first meanwhile: in a
+/// fresh process even a cached load costs more than a thread (the entry's
 /// pages, its code made executable), and misses compile in parallel.
 /// Results keep the plugins' order; `None` is a fetch that panicked.
 fn fetch_all<R: Send + Sync>(
     plugins: &[Source],
     fetch: impl Fn(&Source) -> R + Sync,
-) -> (
-    Vec<Option<R>>,
-    wasmtime::Result<&'static Linker<PluginState>>,
-) {
+) -> Vec<Option<R>> {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -288,20 +278,17 @@ fn fetch_all<R: Send + Sync>(
             let _ = slots[index].set(fetch(source));
         }
     };
-    let linker = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let workers: Vec<_> = (0..spare.min(plugins.len()))
             .map(|_| scope.spawn(work))
             .collect();
-        let linker = engine::linker();
+        // A failure is each fetch's to report, when it asks for the linker.
+        let _ = engine::linker();
         work();
         for worker in workers {
             // A panic leaves its plugin's slot empty, reported by the caller.
             let _ = worker.join();
         }
-        linker
     });
-    (
-        slots.into_iter().map(OnceLock::into_inner).collect(),
-        linker,
-    )
+    slots.into_iter().map(OnceLock::into_inner).collect()
 }
