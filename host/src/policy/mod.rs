@@ -255,10 +255,11 @@ impl PluginHost {
 }
 
 /// Runs `fetch` over every plugin, on this thread and on one more per
-/// spare core, and builds the linker on this thread first meanwhile: in a
-/// fresh process even a cached load costs more than a thread (the entry's
-/// pages, its code made executable), and misses compile in parallel.
-/// Results keep the plugins' order; `None` is a fetch that panicked.
+/// spare core: in a fresh process even a cached load costs more than a
+/// thread (the entry's pages, its code made executable), and misses
+/// compile in parallel. This thread first builds the linker, which each
+/// fetch waits for to prepare its plugin. Results keep the plugins'
+/// order; `None` is a fetch that panicked.
 fn fetch_all<R: Send + Sync>(
     plugins: &[Source],
     fetch: impl Fn(&Source) -> R + Sync,
