@@ -152,7 +152,7 @@ impl PluginHost {
             _ => Ok(()),
         };
         // Each plugin is fetched and prepared on whichever thread takes
-        // it; preparing waits for the linker, built meanwhile.
+        // it; preparing waits for its linker, built meanwhile.
         let fetch = |source: &Source| -> Result<_, Problem> {
             let started = std::time::Instant::now();
             let opened = plugin::open(&source.path, &self.limits)?;
@@ -187,14 +187,12 @@ impl PluginHost {
                         (file, component, Some(compiled))
                     }
                 };
-            let linker = engine::linker().map_err(|e| Problem::Link(format!("{e:#}")))?;
             let origin = match compiled {
                 Some(_) => cache::Source::Compiled,
                 None => cache::Source::Cache,
             };
             let mut plugin = plugin::prepare(
                 self.engine,
-                linker,
                 source.name.as_str().into(),
                 &source.path,
                 &file,
@@ -257,8 +255,9 @@ impl PluginHost {
 /// Runs `fetch` over every plugin, on this thread and on one more per
 /// spare core: in a fresh process even a cached load costs more than a
 /// thread (the entry's pages, its code made executable), and misses
-/// compile in parallel. This thread first builds the linker, which each
-/// fetch waits for to prepare its plugin. Results keep the plugins'
+/// compile in parallel. This thread first builds the linker of plugins
+/// that import only `wasi:cli` and `wasi:io` (all the SDK's), which a
+/// fetch waits for to prepare such a plugin. Results keep the plugins'
 /// order; `None` is a fetch that panicked.
 fn fetch_all<R: Send + Sync>(
     plugins: &[Source],
@@ -283,8 +282,8 @@ fn fetch_all<R: Send + Sync>(
         let workers: Vec<_> = (0..spare.min(plugins.len()))
             .map(|_| scope.spawn(work))
             .collect();
-        // A failure is each fetch's to report, when it asks for the linker.
-        let _ = engine::linker();
+        // A failure is each fetch's to report, when it asks for a linker.
+        let _ = engine::basic_linker();
         work();
         for worker in workers {
             // A panic leaves its plugin's slot empty, reported by the caller.

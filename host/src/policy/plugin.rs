@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
-use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime::component::{Component, InstancePre};
 
 use super::bindings::{PACKAGE, VERSION, capabilities, mounts, namespaces, plugin, validate};
 use super::cache::Source;
@@ -279,7 +279,6 @@ fn check_header(bytes: &[u8]) -> Result<(), Problem> {
 /// Checks a compiled component against the contract and prepares it.
 pub(super) fn prepare(
     engine: &Engine,
-    linker: &Linker<PluginState>,
     name: Arc<str>,
     path: &Path,
     file: &PluginFile,
@@ -290,6 +289,7 @@ pub(super) fn prepare(
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
     check_contract(&exports)?;
+    let linker = super::engine::linker(&imports).map_err(|e| Problem::Link(format!("{e:#}")))?;
     let pre = linker
         .instantiate_pre(&component)
         .map_err(|e| Problem::Link(format!("{e:#}")))?;
