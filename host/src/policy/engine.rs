@@ -83,8 +83,9 @@ impl Drop for Ticking {
 ///
 /// A plugin that imports nothing of WASI beyond `wasi:cli` and `wasi:io`,
 /// as a Rust plugin of the SDK does, gets a linker of just those: about
-/// 40 functions, against some 130 in all of WASI p2, whose types and
-/// names are registered one by one, and a good part of a short run's time.
+/// 40 functions, against well over a hundred in all of WASI p2, whose
+/// types and names are registered one by one at a cost that shows in a
+/// short run's time.
 /// Any other plugin gets all of WASI p2. Both deny the same, through the
 /// same context: the smaller one only lacks what the plugin never calls.
 /// Each is built once per process, on first use.
