@@ -26,13 +26,16 @@ import sys
 import tempfile
 
 # bench/ is on sys.path when this runs as a script.
-from run import PLUGINS, ROOT, SPECGATE, THREE, busybox_rootfs
+from run import ROOT, SPECGATE, THREE, busybox_rootfs
+from wrapper import policy as write_policy
 
 OUT = os.path.join(ROOT, "host", "link-order.txt")
 
 
 def executed_functions(profile, binary):
-    """The functions callgrind saw run in `binary`, in the order it lists them."""
+    """The functions callgrind saw run in `binary`, sorted: within the
+    group their order matters little, and callgrind's own varies from run
+    to run with the threads, which would churn the file."""
     objects, names, seen = {}, {}, {}
     current = None
     for line in open(profile):
@@ -49,7 +52,7 @@ def executed_functions(profile, binary):
             current = objects.get(index)
         elif current == binary:
             seen.setdefault(names[index], None)
-    return list(seen)
+    return sorted(seen)
 
 
 def main():
@@ -61,9 +64,7 @@ def main():
     cache = os.path.join(work, "cache")
     os.makedirs(cache, mode=0o700)
     policy = os.path.join(work, "three.toml")
-    with open(policy, "w") as f:
-        for name in THREE:
-            f.write(f'[[plugin]]\npath = "{os.path.join(PLUGINS, name + ".wasm")}"\n')
+    write_policy(policy, THREE)
     env = dict(os.environ, SPECGATE_CACHE_DIR=cache, SPECGATE_POLICY=policy,
                SPECGATE_RUNTIME=shutil.which("true"))
     spec = subprocess.run(

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use super::{ChainArgs, Cli, LoadedChain};
-use crate::policy::{self, Policy, audit};
+use crate::policy::{self, Policy, Report, audit};
 use crate::runtime::{BundleConfig, Runtime, RuntimeError};
 
 /// The name that makes the binary behave as `specgate oci`.
@@ -301,10 +301,12 @@ fn prepare(cli: &Cli, inv: &Invocation) -> Result<Runtime> {
             .append(log)
             .with_context(|| format!("audit log {}", log.display()))?;
     }
-    // The process becomes the runtime or exits next: freeing the parsed
-    // config and the loaded plugins would only delay it.
-    std::mem::forget((config, chain));
-    outcome.map(|()| runtime)
+    let report = outcome?;
+    // The process becomes the runtime next: freeing the plugins'
+    // instances, the loaded plugins and the parsed config would only
+    // delay it.
+    std::mem::forget((report, chain, config));
+    Ok(runtime)
 }
 
 /// The chain over the engine's spec, and the result written back.
@@ -313,17 +315,14 @@ fn gate(
     config: &BundleConfig,
     id: &str,
     record: &mut audit::Record,
-) -> Result<()> {
+) -> Result<Report> {
     let mut spec = config.spec().clone();
     let report = chain
         .run(&mut spec, id)
         .inspect_err(|e| record.denial = Some(e.to_string()))?;
     record.add_chain(&chain.plugins, &report);
-    // The process becomes the runtime next: freeing the plugins'
-    // instances would only delay it.
-    std::mem::forget(report);
     record.config_sha256 = Some(config.write_back(&spec)?);
-    Ok(())
+    Ok(report)
 }
 
 /// Reports a failure as runc does: on stderr, and in the `--log` file in

@@ -7,11 +7,11 @@ use std::thread::Thread;
 
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine};
+use wasmtime_wasi::WasiView;
 
 use super::bindings::Policy;
 use super::limits::EPOCH_TICK;
 use super::sandbox::PluginState;
-use wasmtime_wasi::WasiView;
 
 /// How many [`Ticking`]s are held: the ticker advances the epoch only
 /// while some are.
@@ -85,10 +85,9 @@ impl Drop for Ticking {
 /// as a Rust plugin of the SDK does, gets a linker of just those: about
 /// 40 functions, against well over a hundred in all of WASI p2, whose
 /// types and names are registered one by one at a cost that shows in a
-/// short run's time.
-/// Any other plugin gets all of WASI p2. Both deny the same, through the
-/// same context: the smaller one only lacks what the plugin never calls.
-/// Each is built once per process, on first use.
+/// short run's time. Any other plugin gets all of WASI p2. Both deny the
+/// same, through the same context: the smaller one only lacks what the
+/// plugin never calls. Each is built once per process, on first use.
 pub fn linker(imports: &[String]) -> wasmtime::Result<&'static Linker<PluginState>> {
     const BASIC: [&str; 3] = ["specgate:policy/", "wasi:cli/", "wasi:io/"];
     if imports
@@ -118,21 +117,23 @@ pub fn basic_linker() -> wasmtime::Result<&'static Linker<PluginState>> {
         state.ctx().table
     }
 
+    let cli_of = PluginState::cli;
+
     static LINKER: OnceLock<Result<Linker<PluginState>, String>> = OnceLock::new();
     built(&LINKER, |linker| {
         io::error::add_to_linker::<_, Io>(linker, table)?;
         io::poll::add_to_linker::<_, Io>(linker, table)?;
         io::streams::add_to_linker::<_, Io>(linker, table)?;
-        cli::exit::add_to_linker::<_, WasiCli>(linker, PluginState::cli)?;
-        cli::environment::add_to_linker::<_, WasiCli>(linker, PluginState::cli)?;
-        cli::stdin::add_to_linker::<_, WasiCli>(linker, PluginState::cli)?;
-        cli::stdout::add_to_linker::<_, WasiCli>(linker, PluginState::cli)?;
-        cli::stderr::add_to_linker::<_, WasiCli>(linker, PluginState::cli)?;
-        cli::terminal_input::add_to_linker::<_, WasiCli>(linker, PluginState::cli)?;
-        cli::terminal_output::add_to_linker::<_, WasiCli>(linker, PluginState::cli)?;
-        cli::terminal_stdin::add_to_linker::<_, WasiCli>(linker, PluginState::cli)?;
-        cli::terminal_stdout::add_to_linker::<_, WasiCli>(linker, PluginState::cli)?;
-        cli::terminal_stderr::add_to_linker::<_, WasiCli>(linker, PluginState::cli)?;
+        cli::exit::add_to_linker::<_, WasiCli>(linker, cli_of)?;
+        cli::environment::add_to_linker::<_, WasiCli>(linker, cli_of)?;
+        cli::stdin::add_to_linker::<_, WasiCli>(linker, cli_of)?;
+        cli::stdout::add_to_linker::<_, WasiCli>(linker, cli_of)?;
+        cli::stderr::add_to_linker::<_, WasiCli>(linker, cli_of)?;
+        cli::terminal_input::add_to_linker::<_, WasiCli>(linker, cli_of)?;
+        cli::terminal_output::add_to_linker::<_, WasiCli>(linker, cli_of)?;
+        cli::terminal_stdin::add_to_linker::<_, WasiCli>(linker, cli_of)?;
+        cli::terminal_stdout::add_to_linker::<_, WasiCli>(linker, cli_of)?;
+        cli::terminal_stderr::add_to_linker::<_, WasiCli>(linker, cli_of)?;
         Ok(())
     })
 }
