@@ -3,6 +3,13 @@
 //! hook, for one Rust plugin, the Python and the JavaScript example (built
 //! by `.ci/setup`), side by side, and for the five Rust examples.
 //!
+//! Each case runs twice, each time in a process of its own: with
+//! instances from a pool (`Allocation::Pooled`, for a host that runs
+//! chains again and again), and mapped on demand (`Allocation::OnDemand`,
+//! what the CLI uses, where each plugin is instantiated once per process).
+//! The first instance in a process costs more than either figure: see
+//! `bench/wrapper.py` for whole CLI runs.
+//!
 //! Run: `cargo bench -p specgate --bench plugins [-- NAME...]`, where a
 //! NAME (`rust`, `python`, `javascript`, `5`) picks the cases whose label
 //! starts with it.
@@ -10,7 +17,8 @@
 use std::time::{Duration, Instant};
 
 use specgate::policy::{
-    Entry, Grants, Limits, Mode, OnError, Plugin, PluginHost, Source, plugin::default_name,
+    Allocation, Entry, Grants, Limits, Mode, OnError, Plugin, PluginHost, Source,
+    plugin::default_name,
 };
 
 const EXAMPLES: [&str; 5] = [
@@ -70,18 +78,23 @@ fn chain_of<'p>(plugins: &'p [Plugin], limits: &Limits) -> Vec<Entry<'p>> {
         .collect()
 }
 
-fn bench(label: &str, names: &[&str]) {
+/// One case under one allocation. Cold loads do not depend on how
+/// instances are allocated, and are measured under the pool only.
+fn bench(label: &str, names: &[&str], allocation: Allocation) {
     let plugins = named(names);
     let limits = Limits::default();
 
-    let cold = measure(3, || {
-        let cache = private_dir();
-        let host = PluginHost::new(Some(cache.path()), limits.clone()).expect("host");
-        host.load_all(&plugins).expect("load");
+    let cold = (allocation == Allocation::Pooled).then(|| {
+        measure(3, || {
+            let cache = private_dir();
+            let host =
+                PluginHost::new(Some(cache.path()), limits.clone(), allocation).expect("host");
+            host.load_all(&plugins).expect("load");
+        })
     });
 
     let cache = private_dir();
-    let host = PluginHost::new(Some(cache.path()), limits.clone()).expect("host");
+    let host = PluginHost::new(Some(cache.path()), limits.clone(), allocation).expect("host");
     host.load_all(&plugins).expect("warm the cache");
     let cached = measure(200, || {
         host.load_all(&plugins).expect("load");
@@ -104,9 +117,10 @@ fn bench(label: &str, names: &[&str]) {
     });
 
     let per_plugin = call / names.len() as u32;
+    let cold = cold.map_or("-".to_string(), |c| format!("{:.1}", c.as_secs_f64() * 1e3));
     println!(
-        "{label:<12} cold load {:>9.1} ms | cached load {:>7.3} ms | instantiate+configure+hooks {:>7.3} ms ({:>6.1} µs/plugin) | cached load + call {:>7.3} ms",
-        cold.as_secs_f64() * 1e3,
+        "{label:<12} {:<9} cold load {cold:>7} ms | cached load {:>7.3} ms | instantiate+configure+hooks {:>7.3} ms ({:>6.1} µs/plugin) | cached load + call {:>7.3} ms",
+        name_of(allocation),
         cached.as_secs_f64() * 1e3,
         call.as_secs_f64() * 1e3,
         per_plugin.as_secs_f64() * 1e6,
@@ -114,21 +128,51 @@ fn bench(label: &str, names: &[&str]) {
     );
 }
 
+const CASES: [(&str, &[&str]); 4] = [
+    ("rust", &["drop-capabilities"]),
+    ("python", &["deny-commands"]),
+    ("javascript", &["tmpfs"]),
+    ("5 rust", &EXAMPLES),
+];
+
+const ALLOCATIONS: [Allocation; 2] = [Allocation::Pooled, Allocation::OnDemand];
+
+fn name_of(allocation: Allocation) -> &'static str {
+    match allocation {
+        Allocation::Pooled => "pooled",
+        Allocation::OnDemand => "on-demand",
+    }
+}
+
 fn main() {
     // Cargo passes `--bench`; anything else picks cases by label.
-    let picked: Vec<String> = std::env::args()
+    let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let cases: [(&str, &[&str]); 4] = [
-        ("rust", &EXAMPLES[..1]),
-        ("python", &["deny-commands"]),
-        ("javascript", &["tmpfs"]),
-        ("5 rust", &EXAMPLES),
-    ];
-    for (label, names) in cases {
-        if picked.is_empty() || picked.iter().any(|p| label.starts_with(p.as_str())) {
-            bench(label, names);
+    // A child runs one case under one allocation: the engine, and with it
+    // the allocation, is the process's.
+    if let [allocation, label] = args.as_slice()
+        && let Some(allocation) = ALLOCATIONS.into_iter().find(|a| name_of(*a) == allocation)
+        && let Some((label, names)) = CASES.iter().find(|(l, _)| l == label)
+    {
+        bench(label, names, allocation);
+        return;
+    }
+    let bench = std::env::current_exe().expect("the bench's own path");
+    for (label, _) in CASES {
+        if args.is_empty() || args.iter().any(|p| label.starts_with(p.as_str())) {
+            for allocation in ALLOCATIONS {
+                let status = std::process::Command::new(&bench)
+                    .args([name_of(allocation), label])
+                    .status()
+                    .expect("run the bench");
+                assert!(
+                    status.success(),
+                    "{label} ({}): {status}",
+                    name_of(allocation)
+                );
+            }
         }
     }
 }

@@ -2,13 +2,16 @@
 //! spec shows it, and in-process on a spec built for the case otherwise.
 
 use oci_spec::runtime::{Capability, LinuxNamespaceType, Mount, Spec};
-use specgate::policy::{Entry, Grants, Limits, Mode, OnError, PluginHost, plugin::default_name};
+use specgate::policy::{
+    Allocation, Entry, Grants, Limits, Mode, OnError, PluginHost, plugin::default_name,
+};
 use specgate::spec::caps::{self, CapSet};
 
 use crate::util::*;
 
 fn host() -> PluginHost {
-    PluginHost::new(Some(shared_cache()), Limits::default()).expect("plugin host")
+    PluginHost::new(Some(shared_cache()), Limits::default(), Allocation::Pooled)
+        .expect("plugin host")
 }
 
 /// Runs one plugin with settings over `spec`; the error message on failure.

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use specgate::policy::{Entry, Grants, Limits, Mode, OnError, PluginHost};
+use specgate::policy::{Allocation, Entry, Grants, Limits, Mode, OnError, PluginHost};
 
 use crate::util::*;
 
@@ -262,7 +262,8 @@ fn python_and_javascript_plugins_share_a_chain_with_rust_ones() {
 
 /// Runs one plugin in-process under `limits`; the error message on failure.
 fn run_under(path: &Path, name: &str, limits: Limits) -> Result<(), String> {
-    let host = PluginHost::new(Some(shared_cache()), limits.clone()).expect("plugin host");
+    let host = PluginHost::new(Some(shared_cache()), limits.clone(), Allocation::Pooled)
+        .expect("plugin host");
     let loaded = host.load(name, path).map_err(|e| e.to_string())?;
     let entry = Entry {
         plugin: &loaded,

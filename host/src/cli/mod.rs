@@ -21,8 +21,8 @@ use crate::policy::audit;
 use crate::policy::file::PluginEntry;
 use crate::policy::limits::{parse_duration, parse_size};
 use crate::policy::{
-    self, Entry, Grants, Limits, Mode, OnError, Plugin, PluginError, PluginHost, Policy, Report,
-    Source, plugin::default_name,
+    self, Allocation, Entry, Grants, Limits, Mode, OnError, Plugin, PluginError, PluginHost,
+    Policy, Report, Source, plugin::default_name,
 };
 use crate::runtime::{self, Bundle, Runtime};
 use crate::spec::{self, isolation::Isolation, rootfs::Rootfs};
@@ -370,7 +370,12 @@ fn limits(chain: Option<&ChainArgs>) -> Limits {
 }
 
 fn plugin_host(cli: &Cli, limits: Limits) -> Result<PluginHost> {
-    Ok(PluginHost::new(cache_dir(cli).as_deref(), limits)?)
+    // Every command instantiates each plugin once, or a few times.
+    Ok(PluginHost::new(
+        cache_dir(cli).as_deref(),
+        limits,
+        Allocation::OnDemand,
+    )?)
 }
 
 /// A chain's plugins, loaded, with what the policy gives each.

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::Thread;
 
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi::WasiView;
 
 use super::bindings::Policy;
-use super::limits::EPOCH_TICK;
+use super::limits::{EPOCH_TICK, Limits};
 use super::sandbox::PluginState;
 
 /// How many [`Ticking`]s are held: the ticker advances the epoch only
@@ -20,17 +20,44 @@ static TICKING: AtomicUsize = AtomicUsize::new(0);
 /// The ticker thread, woken when the first [`Ticking`] is taken.
 static TICKER: OnceLock<Thread> = OnceLock::new();
 
+/// How a process's plugin instances get their memories, tables and
+/// stacks. The first host of a process chooses, for the whole process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocation {
+    /// Mapped for each instance and unmapped with it. Nothing is set up
+    /// beforehand, which suits a process that instantiates each plugin
+    /// once, as every command of the CLI does: setting up a pool costs
+    /// such a process more than the pool would save it.
+    OnDemand,
+    /// Taken from a pool reserved when the engine is built, and reset for
+    /// the next instance rather than unmapped: the pages an instance
+    /// touched stay mapped, so the next instance of the same plugin finds
+    /// its memory ready. For a process that runs chains again and again.
+    /// The pool holds [`POOLED_PLUGINS`] plugin instances at once; one
+    /// more fails to instantiate with a message naming the pool's limit.
+    Pooled,
+}
+
+/// How many plugin instances a pool holds at once, over every chain of
+/// the process: a running chain holds one per plugin.
+pub const POOLED_PLUGINS: u32 = 32;
+
+/// Core instances, memories and tables per plugin instance that a pool
+/// holds on average. A Rust plugin has 3 core instances, a Python one
+/// 14; any one plugin may use up to its own limit
+/// ([`Limits::instances`]), drawn from what the others leave.
+const POOLED_SHARE: u32 = 16;
+
+static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+
 /// The process's engine: epoch interruption on, its epoch advanced by a
 /// ticker thread that lives as long as the process and sleeps while no
-/// [`Ticking`] is held.
-pub fn engine() -> wasmtime::Result<&'static Engine> {
-    static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+/// [`Ticking`] is held. The first call builds it with `allocation`;
+/// later calls get that engine whatever they ask.
+pub fn engine(allocation: Allocation) -> wasmtime::Result<&'static Engine> {
     ENGINE
         .get_or_init(|| {
-            let mut config = Config::new();
-            config.epoch_interruption(true);
-            config.wasm_component_model(true);
-            let engine = Engine::new(&config).map_err(|e| e.to_string())?;
+            let engine = build(allocation).map_err(|e| format!("{e:#}"))?;
             let ticker = engine.clone();
             let thread = std::thread::Builder::new()
                 .name("specgate-epoch".into())
@@ -51,6 +78,64 @@ pub fn engine() -> wasmtime::Result<&'static Engine> {
         })
         .as_ref()
         .map_err(|e| wasmtime::format_err!("cannot create the wasm engine: {e}"))
+}
+
+/// An engine allocating as asked. A pool that cannot be reserved (an
+/// address-space limit, a small virtual address space) leaves the
+/// engine allocating on demand: slower to instantiate again, never
+/// wrong.
+fn build(allocation: Allocation) -> wasmtime::Result<Engine> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.wasm_component_model(true);
+    if allocation == Allocation::Pooled {
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool()));
+        match Engine::new(&config) {
+            Ok(engine) => return Ok(engine),
+            Err(e) => {
+                tracing::debug!("no instance pool ({e:#}); instances are mapped on demand");
+                config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            }
+        }
+    }
+    Engine::new(&config)
+}
+
+/// The pool of [`Allocation::Pooled`]. Its limits per plugin are the
+/// defaults of [`Limits`], which no policy raises, so that a plugin
+/// within its limits never meets the pool's; a memory slot spans all a
+/// 32-bit memory can grow to, the limiter stopping each plugin at its own
+/// memory limit.
+fn pool() -> PoolingAllocationConfig {
+    let most = Limits::default();
+    let per_plugin = u32::try_from(most.instances).unwrap_or(u32::MAX);
+    let shared = POOLED_PLUGINS * POOLED_SHARE;
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(POOLED_PLUGINS)
+        .total_stacks(POOLED_PLUGINS)
+        .total_core_instances(shared)
+        .total_memories(shared)
+        .total_tables(shared)
+        .max_core_instances_per_component(per_plugin)
+        .max_memories_per_component(per_plugin)
+        .max_tables_per_component(per_plugin)
+        .max_memories_per_module(per_plugin)
+        .max_tables_per_module(per_plugin)
+        .table_elements(most.table_elements)
+        .max_memory_size(1 << 32)
+        // Instance metadata grows with a module's imports and escaping
+        // functions: an interpreter's is large.
+        .max_core_instance_size(8 << 20)
+        .max_component_instance_size(8 << 20)
+        // Reset by rewriting the pages an instance dirtied, found by
+        // PAGEMAP_SCAN where the kernel has it (6.7 and later), instead
+        // of unmapping them: the next instance takes no page faults
+        // there. On demand, a Rust example faults five or six pages in
+        // per run.
+        .pagemap_scan(Enabled::Auto)
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(64 << 10);
+    pool
 }
 
 /// Keeps the engine's epoch advancing while held, so that plugin calls
@@ -88,22 +173,25 @@ impl Drop for Ticking {
 /// short run's time. Any other plugin gets all of WASI p2. Both deny the
 /// same, through the same context: the smaller one only lacks what the
 /// plugin never calls. Each is built once per process, on first use.
-pub fn linker(imports: &[String]) -> wasmtime::Result<&'static Linker<PluginState>> {
+pub fn linker(
+    engine: &Engine,
+    imports: &[String],
+) -> wasmtime::Result<&'static Linker<PluginState>> {
     const BASIC: [&str; 3] = ["specgate:policy/", "wasi:cli/", "wasi:io/"];
     if imports
         .iter()
         .all(|import| BASIC.iter().any(|prefix| import.starts_with(prefix)))
     {
-        basic_linker()
+        basic_linker(engine)
     } else {
-        full_linker()
+        full_linker(engine)
     }
 }
 
 /// The linker of plugins that import only the contract, `wasi:cli` and
 /// `wasi:io`. Loading builds it while plugin files are read and mapped
 /// on other threads.
-pub fn basic_linker() -> wasmtime::Result<&'static Linker<PluginState>> {
+pub fn basic_linker(engine: &Engine) -> wasmtime::Result<&'static Linker<PluginState>> {
     use wasmtime::component::{HasData, ResourceTable};
     use wasmtime_wasi::cli::{WasiCli, WasiCliView};
     use wasmtime_wasi::p2::bindings::{cli, io};
@@ -120,7 +208,7 @@ pub fn basic_linker() -> wasmtime::Result<&'static Linker<PluginState>> {
     let cli_of = PluginState::cli;
 
     static LINKER: OnceLock<Result<Linker<PluginState>, String>> = OnceLock::new();
-    built(&LINKER, |linker| {
+    built(engine, &LINKER, |linker| {
         io::error::add_to_linker::<_, Io>(linker, table)?;
         io::poll::add_to_linker::<_, Io>(linker, table)?;
         io::streams::add_to_linker::<_, Io>(linker, table)?;
@@ -139,23 +227,24 @@ pub fn basic_linker() -> wasmtime::Result<&'static Linker<PluginState>> {
 }
 
 /// The linker of every other plugin: all of WASI p2.
-fn full_linker() -> wasmtime::Result<&'static Linker<PluginState>> {
+fn full_linker(engine: &Engine) -> wasmtime::Result<&'static Linker<PluginState>> {
     static LINKER: OnceLock<Result<Linker<PluginState>, String>> = OnceLock::new();
-    built(&LINKER, |linker| {
+    built(engine, &LINKER, |linker| {
         wasmtime_wasi::p2::add_to_linker_async(linker)?;
         Ok(())
     })
 }
 
 /// A linker with the contract's imports and what `add` defines, built
-/// once in `cell`.
+/// once in `cell`, for the process's one engine.
 fn built(
+    engine: &Engine,
     cell: &'static OnceLock<Result<Linker<PluginState>, String>>,
     add: impl FnOnce(&mut Linker<PluginState>) -> wasmtime::Result<()>,
 ) -> wasmtime::Result<&'static Linker<PluginState>> {
     cell.get_or_init(|| {
         let build = || -> wasmtime::Result<Linker<PluginState>> {
-            let mut linker = Linker::new(engine()?);
+            let mut linker = Linker::new(engine);
             add(&mut linker)?;
             Policy::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
             Ok(linker)
@@ -173,18 +262,19 @@ mod tests {
     #[test]
     fn plugins_importing_more_than_cli_and_io_get_all_of_wasi() {
         let imports = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        let basic = basic_linker().unwrap();
+        let engine = engine(Allocation::Pooled).unwrap();
+        let basic = basic_linker(engine).unwrap();
         let sdk = imports(&[
             "specgate:policy/types@0.1.0",
             "wasi:cli/stdout@0.2.6",
             "wasi:io/streams@0.2.6",
         ]);
-        assert!(std::ptr::eq(linker(&sdk).unwrap(), basic));
+        assert!(std::ptr::eq(linker(engine, &sdk).unwrap(), basic));
         let clocks = imports(&["wasi:cli/stdout@0.2.6", "wasi:clocks/monotonic-clock@0.2.6"]);
-        let full = linker(&clocks).unwrap();
+        let full = linker(engine, &clocks).unwrap();
         assert!(!std::ptr::eq(full, basic));
         assert!(std::ptr::eq(
-            linker(&imports(&["wasi:sockets/tcp@0.2.0"])).unwrap(),
+            linker(engine, &imports(&["wasi:sockets/tcp@0.2.0"])).unwrap(),
             full
         ));
     }

@@ -32,6 +32,7 @@ use wasmtime::Engine;
 pub use bindings::plugin::Info;
 pub use cache::Cache;
 pub use chain::{Applied, Entry, Report};
+pub use engine::Allocation;
 pub use error::{PluginError, Problem, Stage};
 pub use file::{Mode, OnError, Policy};
 pub use grants::Grants;
@@ -95,9 +96,14 @@ impl std::fmt::Debug for PluginHost {
 
 impl PluginHost {
     /// A host with the given cache directory (`None`: no cache) and
-    /// default limits for plugins loaded through it.
-    pub fn new(cache_dir: Option<&Path>, limits: Limits) -> Result<Self, HostError> {
-        let engine = engine::engine().map_err(|e| HostError::Engine(format!("{e:#}")))?;
+    /// default limits for plugins loaded through it, whose instances are
+    /// allocated as `allocation` says if it is the process's first host.
+    pub fn new(
+        cache_dir: Option<&Path>,
+        limits: Limits,
+        allocation: Allocation,
+    ) -> Result<Self, HostError> {
+        let engine = engine::engine(allocation).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let cache = match cache_dir {
             Some(dir) => Cache::open(engine, dir)?,
             None => Cache::disabled(),
@@ -205,7 +211,7 @@ impl PluginHost {
         };
         plugins
             .iter()
-            .zip(fetch_all(plugins, fetch))
+            .zip(fetch_all(self.engine, plugins, fetch))
             .map(|(source, fetched)| {
                 let (file, plugin, compiled) = fetched
                     .unwrap_or_else(|| Err(Problem::Invalid("the plugin loader panicked".into())))
@@ -260,6 +266,7 @@ impl PluginHost {
 /// fetch waits for to prepare such a plugin. Results keep the plugins'
 /// order; `None` is a fetch that panicked.
 fn fetch_all<R: Send + Sync>(
+    engine: &Engine,
     plugins: &[Source],
     fetch: impl Fn(&Source) -> R + Sync,
 ) -> Vec<Option<R>> {
@@ -283,7 +290,7 @@ fn fetch_all<R: Send + Sync>(
             .map(|_| scope.spawn(work))
             .collect();
         // A failure is each fetch's to report, when it asks for a linker.
-        let _ = engine::basic_linker();
+        let _ = engine::basic_linker(engine);
         work();
         for worker in workers {
             // A panic leaves its plugin's slot empty, reported by the caller.

@@ -289,7 +289,8 @@ pub(super) fn prepare(
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
     let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
     check_contract(&exports)?;
-    let linker = super::engine::linker(&imports).map_err(|e| Problem::Link(format!("{e:#}")))?;
+    let linker =
+        super::engine::linker(engine, &imports).map_err(|e| Problem::Link(format!("{e:#}")))?;
     let pre = linker
         .instantiate_pre(&component)
         .map_err(|e| Problem::Link(format!("{e:#}")))?;
