@@ -3,10 +3,15 @@
 
 The engine's view: `create` of one bundle (a busybox-static rootfs running
 `/bin/true`) through raw runc, and through `specgate-runtime` with an empty
-policy and with three example plugins (cached), round-robin so that machine
-noise hits all alike. Each create is followed, untimed, by `delete --force`
-and a fresh copy of the engine's config.json. Prints medians, ratios and
-the wrapper's overhead over runc.
+policy and with three example plugins (cached), round-robin, the order
+reversed every other round, so that machine noise hits all alike. Each
+create is followed, untimed, by `delete --force`, a fresh copy of the
+engine's config.json, and a pause: `runc delete` returns before the kernel
+has torn down the container's namespaces (a kernel worker does that
+after), and without the pause that teardown lands in whichever create
+comes next. Prints medians, ratios, the overhead over the base case, and
+the median of each round's own difference to it (the figure least
+disturbed by the machine's drift).
 
 runc's own create takes tens of milliseconds and varies by several, so the
 wrapper's cost is also measured alone: the same creates with `/bin/true`
@@ -32,6 +37,10 @@ import time
 
 # bench/ is on sys.path when this runs as a script.
 from run import PLUGINS, SPECGATE, THREE, busybox_rootfs
+
+
+# Seconds between a create's cleanup and the next create.
+SETTLE = 0.05
 
 
 def policy(path, plugins):
@@ -86,6 +95,7 @@ def main():
             took = time.perf_counter() - started
             if runtime == runc:
                 subprocess.run([runc, "--root", state, "delete", "--force", cid], check=True)
+            time.sleep(SETTLE)
             return took
         return timed
 
@@ -113,14 +123,19 @@ def main():
             run(f"warm-{len(name)}")
         samples = {name: [] for name in cases}
         for i in range(rounds):
-            for name, run in cases.items():
+            order = list(cases.items())
+            if i % 2:
+                order.reverse()
+            for name, run in order:
                 samples[name].append(run(f"{i}-{len(name)}"))
         base = statistics.median(samples[base_name])
-        print(f"{title}: {rounds} rounds, median wall time of create, ratio, overhead")
+        print(f"{title}: {rounds} rounds, median wall time of create, ratio, overhead,"
+              " paired overhead")
         for name, values in samples.items():
             median = statistics.median(values)
+            paired = statistics.median(v - b for v, b in zip(values, samples[base_name]))
             print(f"  {name:<28} {median * 1000:8.2f} ms  {median / base:5.2f}x"
-                  f"  {(median - base) * 1000:+7.2f} ms")
+                  f"  {(median - base) * 1000:+7.2f} ms  {paired * 1000:+7.2f} ms")
     shutil.rmtree(work)
 
 
