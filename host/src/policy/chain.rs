@@ -292,7 +292,7 @@ enum Failure {
 
 impl Failure {
     /// Names what went wrong: a broken limit if the store recorded one,
-    /// else the trap.
+    /// else the trap or the error.
     fn describe(
         self,
         store: &mut Store<PluginState>,
@@ -315,7 +315,7 @@ impl Failure {
                     Problem::Panic(panic.unwrap_or_else(|| "wasm `unreachable` executed".into()))
                 }
                 Some(trap) => Problem::Trap(trap.to_string()),
-                None => Problem::Trap(format!("{error:#}")),
+                None => Problem::Host(format!("{error:#}")),
             },
         };
         entry.plugin.error(stage, problem)

@@ -154,6 +154,11 @@ pub enum Problem {
     /// Any other trap.
     #[error("trapped: {0}")]
     Trap(String),
+    /// An error that is not a trap: a host function's, a value the
+    /// plugin passed that the canonical ABI refused, or an instance the
+    /// host could not allocate (a full pool).
+    #[error("failed: {0}")]
+    Host(String),
     /// A hook returned more changes than allowed.
     #[error("returned {count} changes, over the limit of {limit}")]
     TooManyChanges {
