@@ -1,5 +1,6 @@
-//! The one wasmtime engine of a process, and the linker that gives plugins
-//! the contract's imports and a WASI with nothing granted.
+//! The one wasmtime engine of a process, how it allocates instances, and
+//! the linker that gives plugins the contract's imports and a WASI with
+//! nothing granted.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
