@@ -78,8 +78,10 @@ fn chain_of<'p>(plugins: &'p [Plugin], limits: &Limits) -> Vec<Entry<'p>> {
         .collect()
 }
 
-/// One case under one allocation. Cold loads do not depend on how
-/// instances are allocated, and are measured under the pool only.
+/// One case under one allocation, printed as the engine has it (a pool
+/// that cannot be reserved falls back to on demand). Cold loads do not
+/// depend on how instances are allocated, and are measured under the
+/// pool only.
 fn bench(label: &str, names: &[&str], allocation: Allocation) {
     let plugins = named(names);
     let limits = Limits::default();
@@ -120,7 +122,7 @@ fn bench(label: &str, names: &[&str], allocation: Allocation) {
     let cold = cold.map_or("-".to_string(), |c| format!("{:.1}", c.as_secs_f64() * 1e3));
     println!(
         "{label:<12} {:<9} cold load {cold:>7} ms | cached load {:>7.3} ms | instantiate+configure+hooks {:>7.3} ms ({:>6.1} µs/plugin) | cached load + call {:>7.3} ms",
-        name_of(allocation),
+        name_of(host.allocation()),
         cached.as_secs_f64() * 1e3,
         call.as_secs_f64() * 1e3,
         per_plugin.as_secs_f64() * 1e6,

@@ -158,6 +158,11 @@ fn the_host_stays_usable_after_each_failure() {
     };
     let host = PluginHost::new(Some(shared_cache()), limits.clone(), Allocation::Pooled)
         .expect("plugin host");
+    assert_eq!(
+        host.allocation(),
+        Allocation::Pooled,
+        "the pool was not reserved"
+    );
     let hostile = host.load("hostile", &plugin("hostile")).expect("load");
     let entry = |behavior: &str| Entry {
         plugin: &hostile,

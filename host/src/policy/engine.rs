@@ -49,16 +49,17 @@ pub const POOLED_PLUGINS: u32 = 32;
 /// ([`Limits::instances`]), drawn from what the others leave.
 const POOLED_SHARE: u32 = 16;
 
-static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+static ENGINE: OnceLock<Result<(Engine, Allocation), String>> = OnceLock::new();
 
-/// The process's engine: epoch interruption on, its epoch advanced by a
-/// ticker thread that lives as long as the process and sleeps while no
-/// [`Ticking`] is held. The first call builds it with `allocation`;
-/// later calls get that engine whatever they ask.
-pub fn engine(allocation: Allocation) -> wasmtime::Result<&'static Engine> {
+/// The process's engine, and how it allocates: epoch interruption on,
+/// its epoch advanced by a ticker thread that lives as long as the
+/// process and sleeps while no [`Ticking`] is held. The first call builds
+/// it, asking for `allocation`; later calls get that engine whatever they
+/// ask.
+pub fn engine(allocation: Allocation) -> wasmtime::Result<(&'static Engine, Allocation)> {
     ENGINE
         .get_or_init(|| {
-            let engine = build(allocation).map_err(|e| format!("{e:#}"))?;
+            let (engine, allocation) = build(allocation).map_err(|e| format!("{e:#}"))?;
             let ticker = engine.clone();
             let thread = std::thread::Builder::new()
                 .name("specgate-epoch".into())
@@ -75,31 +76,32 @@ pub fn engine(allocation: Allocation) -> wasmtime::Result<&'static Engine> {
                 })
                 .map_err(|e| format!("cannot start the epoch thread: {e}"))?;
             let _ = TICKER.set(thread.thread().clone());
-            Ok(engine)
+            Ok((engine, allocation))
         })
         .as_ref()
+        .map(|(engine, allocation)| (engine, *allocation))
         .map_err(|e| wasmtime::format_err!("cannot create the wasm engine: {e}"))
 }
 
-/// An engine allocating as asked. A pool that cannot be reserved (an
-/// address-space limit, a small virtual address space) leaves the
-/// engine allocating on demand: slower to instantiate again, never
-/// wrong.
-fn build(allocation: Allocation) -> wasmtime::Result<Engine> {
+/// An engine allocating as asked, and how it does. A pool that cannot
+/// be reserved (an address-space limit, a small virtual address space)
+/// leaves the engine allocating on demand: slower to instantiate again,
+/// never wrong.
+fn build(allocation: Allocation) -> wasmtime::Result<(Engine, Allocation)> {
     let mut config = Config::new();
     config.epoch_interruption(true);
     config.wasm_component_model(true);
     if allocation == Allocation::Pooled {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool()));
         match Engine::new(&config) {
-            Ok(engine) => return Ok(engine),
+            Ok(engine) => return Ok((engine, Allocation::Pooled)),
             Err(e) => {
                 tracing::debug!("no instance pool ({e:#}); instances are mapped on demand");
                 config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
             }
         }
     }
-    Engine::new(&config)
+    Ok((Engine::new(&config)?, Allocation::OnDemand))
 }
 
 /// The pool of [`Allocation::Pooled`]. Its limits per plugin are the
@@ -263,7 +265,7 @@ mod tests {
     #[test]
     fn plugins_importing_more_than_cli_and_io_get_all_of_wasi() {
         let imports = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        let engine = engine(Allocation::Pooled).unwrap();
+        let (engine, _) = engine(Allocation::Pooled).unwrap();
         let basic = basic_linker(engine).unwrap();
         let sdk = imports(&[
             "specgate:policy/types@0.1.0",

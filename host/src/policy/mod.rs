@@ -80,6 +80,7 @@ impl Source {
 /// and the compiled-code cache.
 pub struct PluginHost {
     engine: &'static Engine,
+    allocation: Allocation,
     cache: Cache,
     limits: Limits,
     runtime: tokio::runtime::Runtime,
@@ -103,7 +104,8 @@ impl PluginHost {
         limits: Limits,
         allocation: Allocation,
     ) -> Result<Self, HostError> {
-        let engine = engine::engine(allocation).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        let (engine, allocation) =
+            engine::engine(allocation).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let cache = match cache_dir {
             Some(dir) => Cache::open(engine, dir)?,
             None => Cache::disabled(),
@@ -115,10 +117,17 @@ impl PluginHost {
             .build()?;
         Ok(PluginHost {
             engine,
+            allocation,
             cache,
             limits,
             runtime,
         })
+    }
+
+    /// How its instances are allocated: as the process's first host asked,
+    /// unless a pool could not be reserved.
+    pub fn allocation(&self) -> Allocation {
+        self.allocation
     }
 
     /// The default limits.
