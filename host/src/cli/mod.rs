@@ -466,17 +466,18 @@ impl LoadedChain {
         let (host, plugins, beside) = if sources.is_empty() {
             (None, Vec::new(), beside())
         } else {
-            std::thread::scope(|scope| {
-                let beside = scope.spawn(beside);
-                let loaded = plugin_host(cli, limits).and_then(|host| {
-                    let plugins = host.load_all(&sources)?;
-                    Ok((host, plugins))
-                });
-                let beside = beside
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                loaded.map(|(host, plugins)| (Some(host), plugins, beside))
-            })?
+            let (loaded, mut beside) = crate::sys::alongside(vec![beside], || {
+                let host = plugin_host(cli, limits)?;
+                let plugins = host.load_all(&sources)?;
+                Ok::<_, anyhow::Error>((host, plugins))
+            });
+            let (host, plugins) = loaded?;
+            // Its panic was reported as it happened.
+            let beside = beside
+                .pop()
+                .flatten()
+                .expect("the work beside the plugin load panicked");
+            (Some(host), plugins, beside)
         };
         let chain = LoadedChain {
             host,

@@ -294,17 +294,12 @@ fn fetch_all<R: Send + Sync>(
             let _ = slots[index].set(fetch(source));
         }
     };
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..spare.min(plugins.len()))
-            .map(|_| scope.spawn(work))
-            .collect();
+    // A worker's panic leaves its plugin's slot empty, reported by the
+    // caller.
+    crate::sys::alongside(vec![&work; spare.min(plugins.len())], || {
         // A failure is each fetch's to report, when it asks for a linker.
         let _ = engine::basic_linker(engine);
         work();
-        for worker in workers {
-            // A panic leaves its plugin's slot empty, reported by the caller.
-            let _ = worker.join();
-        }
     });
     slots.into_iter().map(OnceLock::into_inner).collect()
 }

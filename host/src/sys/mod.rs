@@ -3,8 +3,10 @@
 //! map machine code wasmtime compiled.
 
 pub mod chroot;
+mod cpus;
 mod sharers;
 
+pub use cpus::{alongside, usable_cpus};
 pub use sharers::{hold_memory_until_exec, start_watcher};
 
 use std::ffi::CString;
@@ -192,19 +194,6 @@ pub fn probe_user_namespace() -> Result<(), nix::Error> {
             }
         },
     }
-}
-
-/// How many CPUs this process may run on (its affinity mask), at least 1.
-/// One system call, where `std::thread::available_parallelism` also
-/// reads the cgroup's CPU quota from several files: a cost every plugin
-/// load would pay to size a pool of two or three threads.
-pub fn usable_cpus() -> usize {
-    nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).map_or(1, |set| {
-        (0..nix::sched::CpuSet::count())
-            .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
-            .count()
-            .max(1)
-    })
 }
 
 /// Makes this process the reaper of its orphaned descendants: a detached
@@ -517,28 +506,4 @@ pub fn send_fd(
         None,
     )?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    /// The kernel's own account of the affinity mask, e.g. `0-3,8`.
-    fn allowed_in_proc_status() -> usize {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let list = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-            .unwrap()
-            .trim();
-        list.split(',')
-            .map(|range| match range.split_once('-') {
-                Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
-                None => 1,
-            })
-            .sum()
-    }
-
-    #[test]
-    fn usable_cpus_counts_the_affinity_mask() {
-        assert_eq!(super::usable_cpus(), allowed_in_proc_status());
-    }
 }
