@@ -369,12 +369,15 @@ fn limits(chain: Option<&ChainArgs>) -> Limits {
     limits
 }
 
+/// How the CLI's plugin instances are allocated: every command
+/// instantiates each plugin once, or a few times.
+const ALLOCATION: Allocation = Allocation::OnDemand;
+
 fn plugin_host(cli: &Cli, limits: Limits) -> Result<PluginHost> {
-    // Every command instantiates each plugin once, or a few times.
     Ok(PluginHost::new(
         cache_dir(cli).as_deref(),
         limits,
-        Allocation::OnDemand,
+        ALLOCATION,
     )?)
 }
 

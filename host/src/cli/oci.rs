@@ -258,6 +258,10 @@ fn prepare(cli: &Cli, inv: &Invocation) -> Result<Runtime> {
     let Some(id) = inv.id.as_deref() else {
         bail!("{command}: the container id is missing");
     };
+    // Built on the other core while this one reads the policy and starts
+    // on config.json; wasted, but not waited for, if the policy names no
+    // plugin.
+    crate::policy::engine::warm_up(super::ALLOCATION);
     let chain_args = ChainArgs {
         policy,
         no_default_policy: false,

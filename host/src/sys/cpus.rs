@@ -78,6 +78,22 @@ pub fn alongside<H: Send, R>(
     (result, outputs)
 }
 
+/// Runs `task` on a thread of its own, kept off this thread's CPU as
+/// [`alongside`]'s helpers are, and not waited for: work that this
+/// thread may need later, or not at all (the process may exec first,
+/// which ends the thread). A thread that cannot be created leaves the
+/// work undone.
+pub fn start_elsewhere(task: impl FnOnce() + Send + 'static) {
+    match std::thread::Builder::new().spawn(task) {
+        Ok(thread) => {
+            if let Some(others) = other_cpus() {
+                keep_off(&thread, &others);
+            }
+        }
+        Err(e) => tracing::debug!("no thread for work ahead of time: {e}"),
+    }
+}
+
 /// Threads joined when dropped: before [`alongside`] returns or unwinds.
 struct Joined<T>(Vec<Option<JoinHandle<T>>>);
 
@@ -181,6 +197,24 @@ mod tests {
                 Some((30, expected))
             ]
         );
+    }
+
+    #[test]
+    fn work_started_elsewhere_runs_off_this_cpu() {
+        let (go, placed) = std::sync::mpsc::channel::<()>();
+        let (send, allowed) = std::sync::mpsc::channel();
+        start_elsewhere(move || {
+            placed.recv().unwrap();
+            let mask = nix::sched::sched_getaffinity(Pid::from_raw(0)).unwrap();
+            let count = (0..CpuSet::count())
+                .filter(|&cpu| mask.is_set(cpu).unwrap())
+                .count();
+            send.send(count).unwrap();
+        });
+        go.send(()).unwrap();
+        let cpus = usable_cpus();
+        let expected = if cpus > 1 { cpus - 1 } else { 1 };
+        assert_eq!(allowed.recv().unwrap(), expected);
     }
 
     #[test]
