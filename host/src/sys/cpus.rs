@@ -12,20 +12,12 @@ use std::os::unix::thread::JoinHandleExt;
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
-use nix::sched::CpuSet;
-use nix::unistd::Pid;
-
 /// How many CPUs this process may run on (its affinity mask), at least 1.
 /// One system call, where `std::thread::available_parallelism` also
 /// reads the cgroup's CPU quota from several files: a cost every plugin
 /// load would pay to size a pool of two or three threads.
 pub fn usable_cpus() -> usize {
-    nix::sched::sched_getaffinity(Pid::from_raw(0)).map_or(1, |set| {
-        (0..CpuSet::count())
-            .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
-            .count()
-            .max(1)
-    })
+    affinity().map_or(1, |set| count(&set).max(1))
 }
 
 /// Runs `here` on this thread while each of `helpers` runs on a thread of
@@ -109,17 +101,27 @@ impl<T> Drop for Joined<T> {
 /// that leaves no CPU.
 fn other_cpus() -> Option<libc::cpu_set_t> {
     let here = nix::sched::sched_getcpu().ok()?;
-    // SAFETY: a cpu_set_t is an array of integers, valid all zeros; the
-    // kernel writes at most the size given, and CPU_CLR and CPU_COUNT
-    // stay within the set (CPU_CLR checks its index).
+    let mut set = affinity()?;
+    // SAFETY: CPU_CLR checks that `here` is within the set.
+    unsafe { libc::CPU_CLR(here, &mut set) };
+    (count(&set) > 0).then_some(set)
+}
+
+/// This thread's affinity mask.
+fn affinity() -> Option<libc::cpu_set_t> {
+    // SAFETY: a cpu_set_t is an array of integers, valid all zeros, and
+    // the kernel writes at most the size given.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return None;
-        }
-        libc::CPU_CLR(here, &mut set);
-        (libc::CPU_COUNT(&set) > 0).then_some(set)
+        (libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) == 0).then_some(set)
     }
+}
+
+/// How many CPUs a mask holds.
+fn count(set: &libc::cpu_set_t) -> usize {
+    // SAFETY: CPU_COUNT reads the set, within its size.
+    let n = unsafe { libc::CPU_COUNT(set) };
+    usize::try_from(n).unwrap_or(0)
 }
 
 /// Restricts a thread to `cpus`. A failure only leaves it where the
@@ -140,6 +142,9 @@ fn keep_off<T>(thread: &JoinHandle<T>, cpus: &libc::cpu_set_t) {
 
 #[cfg(test)]
 mod tests {
+    use nix::sched::CpuSet;
+    use nix::unistd::Pid;
+
     use super::*;
 
     /// The kernel's own account of the affinity mask, e.g. `0-3,8`.
