@@ -265,6 +265,53 @@ fn the_runtime_inherits_no_child_and_nothing_stays_behind() {
     assert_eq!(processes_with(&id), Vec::<String>::new());
 }
 
+/// The wrapper spreads its work over the CPUs it may use, but the runtime
+/// it becomes, and so the container, must get the engine's mask whole.
+#[test]
+fn the_runtime_inherits_the_engines_cpu_mask() {
+    let allowed = |status: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with("Cpus_allowed_list:"))
+            .unwrap()
+            .to_string()
+    };
+    let ours = allowed(&std::fs::read_to_string("/proc/self/status").unwrap());
+    let rootfs = specgate_tests::busybox_rootfs();
+    let bundle = bundle(rootfs.path(), &[], &["sh"]);
+    let wrapper = Wrapper::new(&[
+        ("drop-capabilities", "{}"),
+        ("require-namespaces", "{}"),
+        ("deny-privileged", "{}"),
+    ]);
+    let status = wrapper.dir.path().join("status");
+    let runtime = wrapper.dir.path().join("runtime");
+    std::fs::write(
+        &runtime,
+        format!(
+            "#!/bin/sh
+exec cat /proc/self/status > '{}'
+",
+            status.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A helper thread that ends before its creator looks at it is the
+    // case that went wrong: it takes many creates to meet.
+    for round in 0..20 {
+        run(wrapper
+            .command()
+            .env("SPECGATE_RUNTIME", &runtime)
+            .args(["create", "--bundle"])
+            .arg(bundle.path())
+            .arg(format!("mask-{round}")))
+        .success();
+        let theirs = allowed(&std::fs::read_to_string(&status).unwrap());
+        assert_eq!(theirs, ours, "create {round}");
+    }
+}
+
 #[test]
 fn a_denial_fails_create_with_the_reason_where_engines_read_it() {
     let rootfs = specgate_tests::busybox_rootfs();

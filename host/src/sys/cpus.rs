@@ -8,7 +8,6 @@
 //! threads of 20 started on their creator's CPU, and half of them only
 //! when it slept.
 
-use std::os::unix::thread::JoinHandleExt;
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
@@ -38,19 +37,15 @@ pub fn alongside<H: Send, R>(
     let others = other_cpus();
     let mut threads = Joined(Vec::with_capacity(cells.len()));
     for cell in &cells {
+        let work = move || {
+            keep_off(others.as_ref());
+            take(cell).map(|helper| helper())
+        };
         // SAFETY: the thread borrows `cell` and what the helper borrows,
         // all of which outlive this call, and `Joined` joins it before
         // this call returns or unwinds.
-        let spawned = unsafe {
-            std::thread::Builder::new().spawn_unchecked(move || take(cell).map(|helper| helper()))
-        };
-        match spawned {
-            Ok(thread) => {
-                if let Some(others) = &others {
-                    keep_off(&thread, others);
-                }
-                threads.0.push(Some(thread));
-            }
+        match unsafe { std::thread::Builder::new().spawn_unchecked(work) } {
+            Ok(thread) => threads.0.push(Some(thread)),
             Err(e) => {
                 tracing::debug!("no helper thread ({e}): its work runs on this one");
                 threads.0.push(None);
@@ -76,13 +71,13 @@ pub fn alongside<H: Send, R>(
 /// which ends the thread). A thread that cannot be created leaves the
 /// work undone.
 pub fn start_elsewhere(task: impl FnOnce() + Send + 'static) {
-    match std::thread::Builder::new().spawn(task) {
-        Ok(thread) => {
-            if let Some(others) = other_cpus() {
-                keep_off(&thread, &others);
-            }
-        }
-        Err(e) => tracing::debug!("no thread for work ahead of time: {e}"),
+    let others = other_cpus();
+    let work = move || {
+        keep_off(others.as_ref());
+        task();
+    };
+    if let Err(e) = std::thread::Builder::new().spawn(work) {
+        tracing::debug!("no thread for work ahead of time: {e}");
     }
 }
 
@@ -124,18 +119,20 @@ fn count(set: &libc::cpu_set_t) -> usize {
     usize::try_from(n).unwrap_or(0)
 }
 
-/// Restricts a thread to `cpus`. A failure only leaves it where the
-/// kernel put it.
-fn keep_off<T>(thread: &JoinHandle<T>, cpus: &libc::cpu_set_t) {
-    // SAFETY: the thread is neither joined nor detached (its handle is
-    // borrowed), so its pthread_t is valid; `cpus` is a whole cpu_set_t.
-    let rc = unsafe {
-        libc::pthread_setaffinity_np(thread.as_pthread_t(), size_of::<libc::cpu_set_t>(), cpus)
-    };
-    if rc != 0 {
+/// Restricts the calling thread to `cpus`, when given: the first thing a
+/// helper thread does. The creator cannot do it for the thread: one that
+/// has already ended has no thread id left, and glibc's
+/// `pthread_setaffinity_np` then restricts the caller instead, a mask
+/// that the runtime and the container exec'd after would inherit. A
+/// failure only leaves the thread where the kernel put it.
+fn keep_off(cpus: Option<&libc::cpu_set_t>) {
+    let Some(cpus) = cpus else { return };
+    // SAFETY: `cpus` is a whole cpu_set_t, which the kernel only reads;
+    // pid 0 is the calling thread.
+    if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), cpus) } != 0 {
         tracing::debug!(
             "helper thread stays where it started: {}",
-            nix::Error::from_raw(rc)
+            std::io::Error::last_os_error()
         );
     }
 }
