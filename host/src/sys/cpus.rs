@@ -8,6 +8,7 @@
 //! threads of 20 started on their creator's CPU, and half of them only
 //! when it slept.
 
+use std::os::unix::thread::JoinHandleExt;
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
@@ -37,14 +38,10 @@ pub fn alongside<H: Send, R>(
     let others = other_cpus();
     let mut threads = Joined(Vec::with_capacity(cells.len()));
     for cell in &cells {
-        let work = move || {
-            keep_off(others.as_ref());
-            take(cell).map(|helper| helper())
-        };
         // SAFETY: the thread borrows `cell` and what the helper borrows,
         // all of which outlive this call, and `Joined` joins it before
         // this call returns or unwinds.
-        match unsafe { std::thread::Builder::new().spawn_unchecked(work) } {
+        match unsafe { spawn_off(others.as_ref(), move || take(cell).map(|helper| helper())) } {
             Ok(thread) => threads.0.push(Some(thread)),
             Err(e) => {
                 tracing::debug!("no helper thread ({e}): its work runs on this one");
@@ -71,14 +68,44 @@ pub fn alongside<H: Send, R>(
 /// which ends the thread). A thread that cannot be created leaves the
 /// work undone.
 pub fn start_elsewhere(task: impl FnOnce() + Send + 'static) {
-    let others = other_cpus();
-    let work = move || {
-        keep_off(others.as_ref());
-        task();
-    };
-    if let Err(e) = std::thread::Builder::new().spawn(work) {
+    // SAFETY: the task borrows nothing (it is 'static).
+    if let Err(e) = unsafe { spawn_off(other_cpus().as_ref(), task) } {
         tracing::debug!("no thread for work ahead of time: {e}");
     }
+}
+
+/// Spawns `work` on a thread restricted to `cpus`, when given. The new
+/// thread waits until its creator has restricted it: most often it has
+/// not run yet, and starts on one of `cpus`; and it cannot have ended,
+/// which matters because glibc's `pthread_setaffinity_np` on an ended
+/// thread restricts the caller instead, a mask that the runtime and the
+/// container exec'd after would inherit.
+///
+/// # Safety
+///
+/// As [`std::thread::Builder::spawn_unchecked`]: what `work` borrows must
+/// outlive the thread.
+unsafe fn spawn_off<T: Send>(
+    cpus: Option<&libc::cpu_set_t>,
+    work: impl FnOnce() -> T + Send,
+) -> std::io::Result<JoinHandle<T>> {
+    let builder = std::thread::Builder::new();
+    let Some(cpus) = cpus else {
+        // SAFETY: passed on to our caller.
+        return unsafe { builder.spawn_unchecked(work) };
+    };
+    // Dropped, hence closed, once the thread is placed.
+    let (placed, wait) = std::sync::mpsc::channel::<std::convert::Infallible>();
+    // SAFETY: passed on to our caller; the channel's end is the thread's.
+    let thread = unsafe {
+        builder.spawn_unchecked(move || {
+            let _ = wait.recv();
+            work()
+        })
+    }?;
+    keep_off(&thread, cpus);
+    drop(placed);
+    Ok(thread)
 }
 
 /// Threads joined when dropped: before [`alongside`] returns or unwinds.
@@ -119,20 +146,18 @@ fn count(set: &libc::cpu_set_t) -> usize {
     usize::try_from(n).unwrap_or(0)
 }
 
-/// Restricts the calling thread to `cpus`, when given: the first thing a
-/// helper thread does. The creator cannot do it for the thread: one that
-/// has already ended has no thread id left, and glibc's
-/// `pthread_setaffinity_np` then restricts the caller instead, a mask
-/// that the runtime and the container exec'd after would inherit. A
-/// failure only leaves the thread where the kernel put it.
-fn keep_off(cpus: Option<&libc::cpu_set_t>) {
-    let Some(cpus) = cpus else { return };
-    // SAFETY: `cpus` is a whole cpu_set_t, which the kernel only reads;
-    // pid 0 is the calling thread.
-    if unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), cpus) } != 0 {
+/// Restricts a thread that has not ended to `cpus`. A failure only
+/// leaves it where the kernel put it.
+fn keep_off<T>(thread: &JoinHandle<T>, cpus: &libc::cpu_set_t) {
+    // SAFETY: the thread has not ended (it waits for its creator), so its
+    // pthread_t and thread id are valid; `cpus` is a whole cpu_set_t.
+    let rc = unsafe {
+        libc::pthread_setaffinity_np(thread.as_pthread_t(), size_of::<libc::cpu_set_t>(), cpus)
+    };
+    if rc != 0 {
         tracing::debug!(
             "helper thread stays where it started: {}",
-            std::io::Error::last_os_error()
+            std::io::Error::from_raw_os_error(rc)
         );
     }
 }
