@@ -1,16 +1,20 @@
-//! The CPUs this process may use, and helper threads that start on
-//! another one than their creator's.
+//! The CPUs this process may use, and the helper threads that run work
+//! beside the thread that hands it over.
 //!
 //! Some kernels (those of small VMs among them) queue a new thread on the
 //! CPU of the thread that created it, even with another CPU idle, and the
 //! new thread waits there until its creator sleeps: work handed to it then
 //! runs after the creator's, not beside it. Measured on a 2-CPU VM, 16 new
 //! threads of 20 started on their creator's CPU, and half of them only
-//! when it slept.
+//! when it slept. Helper threads are therefore placed off their creator's
+//! CPU before they run. They are also kept for the process's later work:
+//! on such a VM a thread costs its creator 0.1–0.15 ms to start, and a
+//! wrapper `create` hands work over three times.
 
+use std::collections::VecDeque;
 use std::os::unix::thread::JoinHandleExt;
-use std::sync::Mutex;
-use std::thread::JoinHandle;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 /// How many CPUs this process may run on (its affinity mask), at least 1.
 /// One system call, where `std::thread::available_parallelism` also
@@ -20,103 +24,238 @@ pub fn usable_cpus() -> usize {
     affinity().map_or(1, |set| count(&set).max(1))
 }
 
-/// Runs `here` on this thread while each of `helpers` runs on a thread of
-/// its own, and returns `here`'s result with the helpers', in their order,
-/// once all have ended: `None` for a helper that panicked.
+/// Runs `here` on this thread while helper threads run `helpers`, and
+/// returns `here`'s result with the helpers', in their order, once all
+/// have ended: `None` for a helper that panicked.
 ///
-/// Each helper thread is kept off this thread's CPU when the affinity mask
-/// leaves another, so that it starts at once. A helper whose thread cannot
-/// be created (under a pids limit, say) runs here, after `here`.
+/// Helpers that no helper thread has started by the time `here` returns
+/// (all busy, or none could be created) run here, after `here`; so a
+/// helper may run beside `here` or after it, never before this call.
 pub fn alongside<H: Send, R>(
     helpers: Vec<impl FnOnce() -> H + Send>,
     here: impl FnOnce() -> R,
 ) -> (R, Vec<Option<H>>) {
-    // A helper waits in its cell for the thread that takes it; one left
-    // there had no thread.
-    let cells: Vec<_> = helpers.into_iter().map(|h| Mutex::new(Some(h))).collect();
-    let take = |cell: &Mutex<Option<_>>| cell.lock().ok().and_then(|mut h| h.take());
-    let others = other_cpus();
-    let mut threads = Joined(Vec::with_capacity(cells.len()));
-    for cell in &cells {
-        // SAFETY: the thread borrows `cell` and what the helper borrows,
-        // all of which outlive this call, and `Joined` joins it before
-        // this call returns or unwinds.
-        match unsafe { spawn_off(others.as_ref(), move || take(cell).map(|helper| helper())) } {
-            Ok(thread) => threads.0.push(Some(thread)),
-            Err(e) => {
-                tracing::debug!("no helper thread ({e}): its work runs on this one");
-                threads.0.push(None);
-            }
-        }
+    let tasks: Vec<_> = helpers.into_iter().map(Task::new).collect();
+    // On unwind too, no helper may run or stay running past this call.
+    let _finished = Finish(&tasks);
+    for task in &tasks {
+        let task = Arc::clone(task);
+        let job: Box<dyn FnOnce() + Send + '_> = Box::new(move || task.run());
+        // SAFETY: the helper, and what it borrows, is run or dropped before
+        // this call returns or unwinds: `finish` takes back a helper that
+        // no thread has started and waits for one that has, and a job run
+        // after that finds its task taken and touches nothing borrowed.
+        POOL.submit(unsafe { erase(job) });
     }
     let result = here();
-    let outputs = threads
-        .0
-        .iter_mut()
-        .zip(&cells)
-        .map(|(thread, cell)| match thread.take() {
-            Some(thread) => thread.join().ok().flatten(),
-            None => take(cell).map(|helper| helper()),
-        })
-        .collect();
+    let outputs = tasks.iter().map(|task| task.finish(true)).collect();
     (result, outputs)
 }
 
-/// Runs `task` on a thread of its own, kept off this thread's CPU as
-/// [`alongside`]'s helpers are, and not waited for: work that this
-/// thread may need later, or not at all (the process may exec first,
-/// which ends the thread). A thread that cannot be created leaves the
-/// work undone.
+/// Runs `task` on a helper thread, and does not wait for it: work that
+/// this thread may need later, or not at all (the process may exec
+/// first, which ends the thread). When no helper thread can be created,
+/// the work is left undone.
 pub fn start_elsewhere(task: impl FnOnce() + Send + 'static) {
-    // SAFETY: the task borrows nothing (it is 'static).
-    if let Err(e) = unsafe { spawn_off(other_cpus().as_ref(), task) } {
-        tracing::debug!("no thread for work ahead of time: {e}");
-    }
+    // A panic has been reported by the hook; the thread serves on.
+    POOL.submit(Box::new(move || drop(catch_unwind(AssertUnwindSafe(task)))));
 }
 
-/// Spawns `work` on a thread restricted to `cpus`, when given. The new
-/// thread waits until its creator has restricted it: most often it has
-/// not run yet, and starts on one of `cpus`; and it cannot have ended,
-/// which matters because glibc's `pthread_setaffinity_np` on an ended
-/// thread restricts the caller instead, a mask that the runtime and the
-/// container exec'd after would inherit.
+/// Work for a helper thread.
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Gives a job the lifetime of the pool's queue.
 ///
 /// # Safety
 ///
-/// As [`std::thread::Builder::spawn_unchecked`]: what `work` borrows must
-/// outlive the thread.
-unsafe fn spawn_off<T: Send>(
+/// What `job` borrows must not be used once it ends, whenever the job
+/// runs or is dropped.
+unsafe fn erase<'a>(job: Box<dyn FnOnce() + Send + 'a>) -> Job {
+    // SAFETY: the two types differ only in a lifetime, which the caller
+    // vouches for.
+    unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + 'a>, Job>(job) }
+}
+
+/// The process's helper threads and their queue.
+static POOL: Pool = Pool {
+    queue: Mutex::new(Queue {
+        jobs: VecDeque::new(),
+        idle: 0,
+        threads: 0,
+    }),
+    wake: Condvar::new(),
+};
+
+struct Pool {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+}
+
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// Threads waiting for a job.
+    idle: usize,
+    /// Threads started, or being started.
+    threads: usize,
+}
+
+impl Pool {
+    /// Queues `job`, and starts a thread for it when none is idle and
+    /// there are fewer than one per CPU of the mask beyond the first (at
+    /// least one); otherwise it waits for a busy thread.
+    fn submit(&'static self, job: Job) {
+        let mut queue = lock(&self.queue);
+        queue.jobs.push_back(job);
+        if queue.idle > 0 {
+            self.wake.notify_one();
+            return;
+        }
+        if queue.threads >= usable_cpus().saturating_sub(1).max(1) {
+            return;
+        }
+        queue.threads += 1;
+        drop(queue);
+        if let Err(e) = spawn_off(other_cpus().as_ref(), || self.serve()) {
+            tracing::debug!(
+                "no helper thread ({e}): work waits for another, or runs where it was handed over"
+            );
+            lock(&self.queue).threads -= 1;
+        }
+    }
+
+    /// A helper thread's life: the queue's jobs, one after another.
+    fn serve(&self) {
+        let mut queue = lock(&self.queue);
+        loop {
+            match queue.jobs.pop_front() {
+                Some(job) => {
+                    drop(queue);
+                    job();
+                    queue = lock(&self.queue);
+                }
+                None => {
+                    queue.idle += 1;
+                    queue = self
+                        .wake
+                        .wait(queue)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    queue.idle -= 1;
+                }
+            }
+        }
+    }
+}
+
+/// A lock that a panic elsewhere does not make unusable: jobs run outside
+/// it, so what it guards is never left half-changed.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One helper of [`alongside`], shared by the job that may run it and the
+/// caller that may take it back.
+struct Task<H, F> {
+    state: Mutex<State<H, F>>,
+    ended: Condvar,
+}
+
+enum State<H, F> {
+    Waiting(F),
+    Running,
+    /// The result; `None` if the helper panicked.
+    Ended(Option<H>),
+    Taken,
+}
+
+impl<H, F: FnOnce() -> H> Task<H, F> {
+    fn new(helper: F) -> Arc<Self> {
+        Arc::new(Task {
+            state: Mutex::new(State::Waiting(helper)),
+            ended: Condvar::new(),
+        })
+    }
+
+    /// Runs the helper on a helper thread, unless the caller took it back.
+    fn run(&self) {
+        let helper = {
+            let mut state = lock(&self.state);
+            match std::mem::replace(&mut *state, State::Running) {
+                State::Waiting(helper) => helper,
+                other => {
+                    *state = other;
+                    return;
+                }
+            }
+        };
+        // A panic has been reported by the hook.
+        let output = catch_unwind(AssertUnwindSafe(helper)).ok();
+        *lock(&self.state) = State::Ended(output);
+        self.ended.notify_all();
+    }
+
+    /// The helper's result: run here if no thread started it (dropped
+    /// instead unless `run`), waited for if one did. Later calls get
+    /// `None`.
+    fn finish(&self, run: bool) -> Option<H> {
+        let mut state = lock(&self.state);
+        loop {
+            match std::mem::replace(&mut *state, State::Taken) {
+                State::Waiting(helper) => {
+                    drop(state);
+                    if !run {
+                        return None;
+                    }
+                    return catch_unwind(AssertUnwindSafe(helper)).ok();
+                }
+                State::Running => {
+                    *state = State::Running;
+                    state = self
+                        .ended
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                State::Ended(output) => return output,
+                State::Taken => return None,
+            }
+        }
+    }
+}
+
+/// Ends every task when dropped: what makes [`alongside`] wait for the
+/// helpers that have started, and drop the others, when `here` unwinds.
+struct Finish<'a, H, F: FnOnce() -> H>(&'a [Arc<Task<H, F>>]);
+
+impl<H, F: FnOnce() -> H> Drop for Finish<'_, H, F> {
+    fn drop(&mut self) {
+        for task in self.0 {
+            task.finish(false);
+        }
+    }
+}
+
+/// Starts a detached thread running `work`, restricted to `cpus` when
+/// given. The new thread waits until its creator has restricted it: most
+/// often it has not run yet, and starts on one of `cpus`; and it cannot
+/// have ended, which matters because glibc's `pthread_setaffinity_np` on
+/// an ended thread restricts the caller instead, a mask that the runtime
+/// and the container exec'd after would inherit.
+fn spawn_off(
     cpus: Option<&libc::cpu_set_t>,
-    work: impl FnOnce() -> T + Send,
-) -> std::io::Result<JoinHandle<T>> {
-    let builder = std::thread::Builder::new();
+    work: impl FnOnce() + Send + 'static,
+) -> std::io::Result<()> {
+    let builder = std::thread::Builder::new().name("specgate-helper".into());
     let Some(cpus) = cpus else {
-        // SAFETY: passed on to our caller.
-        return unsafe { builder.spawn_unchecked(work) };
+        return builder.spawn(work).map(drop);
     };
     // Dropped, hence closed, once the thread is placed.
     let (placed, wait) = std::sync::mpsc::channel::<std::convert::Infallible>();
-    // SAFETY: passed on to our caller; the channel's end is the thread's.
-    let thread = unsafe {
-        builder.spawn_unchecked(move || {
-            let _ = wait.recv();
-            work()
-        })
-    }?;
+    let thread = builder.spawn(move || {
+        let _ = wait.recv();
+        work();
+    })?;
     keep_off(&thread, cpus);
     drop(placed);
-    Ok(thread)
-}
-
-/// Threads joined when dropped: before [`alongside`] returns or unwinds.
-struct Joined<T>(Vec<Option<JoinHandle<T>>>);
-
-impl<T> Drop for Joined<T> {
-    fn drop(&mut self) {
-        for thread in self.0.iter_mut().filter_map(Option::take) {
-            let _ = thread.join();
-        }
-    }
+    Ok(())
 }
 
 /// The affinity mask without the CPU this thread runs on; `None` when
@@ -148,7 +287,7 @@ fn count(set: &libc::cpu_set_t) -> usize {
 
 /// Restricts a thread that has not ended to `cpus`. A failure only
 /// leaves it where the kernel put it.
-fn keep_off<T>(thread: &JoinHandle<T>, cpus: &libc::cpu_set_t) {
+fn keep_off<T>(thread: &std::thread::JoinHandle<T>, cpus: &libc::cpu_set_t) {
     // SAFETY: the thread has not ended (it waits for its creator), so its
     // pthread_t and thread id are valid; `cpus` is a whole cpu_set_t.
     let rc = unsafe {
@@ -164,6 +303,9 @@ fn keep_off<T>(thread: &JoinHandle<T>, cpus: &libc::cpu_set_t) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Duration;
+
     use nix::sched::CpuSet;
     use nix::unistd::Pid;
 
@@ -190,58 +332,82 @@ mod tests {
         assert_eq!(usable_cpus(), allowed_in_proc_status());
     }
 
+    /// How many CPUs this thread may run on.
+    fn allowed() -> usize {
+        let mask = nix::sched::sched_getaffinity(Pid::from_raw(0)).unwrap();
+        (0..CpuSet::count())
+            .filter(|&cpu| mask.is_set(cpu).unwrap())
+            .count()
+    }
+
     #[test]
-    fn helpers_run_beside_this_thread_and_off_its_cpu() {
+    fn helpers_run_on_threads_off_this_cpu() {
         let cpus = usable_cpus();
         let borrowed = [1, 2, 3];
-        // The masks are read once every thread has been placed.
-        let placed = std::sync::Barrier::new(borrowed.len() + 1);
+        let ran = AtomicUsize::new(0);
         let helpers: Vec<_> = borrowed
             .iter()
             .map(|n| {
-                let placed = &placed;
+                let ran = &ran;
                 move || {
-                    placed.wait();
-                    let mask = nix::sched::sched_getaffinity(Pid::from_raw(0)).unwrap();
-                    let allowed = (0..CpuSet::count())
-                        .filter(|&cpu| mask.is_set(cpu).unwrap())
-                        .count();
-                    (n * 10, allowed)
+                    let placed = (n * 10, allowed(), std::thread::current().id());
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    placed
                 }
             })
             .collect();
         let (here, helpers) = alongside(helpers, || {
-            placed.wait();
-            "here"
+            // None is left to run here.
+            while ran.load(Ordering::SeqCst) < borrowed.len() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::current().id()
         });
-        assert_eq!(here, "here");
         let expected = if cpus > 1 { cpus - 1 } else { 1 };
-        assert_eq!(
-            helpers,
-            vec![
-                Some((10, expected)),
-                Some((20, expected)),
-                Some((30, expected))
-            ]
-        );
+        for (helper, n) in helpers.into_iter().zip(borrowed) {
+            let (value, mask, thread) = helper.unwrap();
+            assert_eq!((value, mask), (n * 10, expected));
+            assert_ne!(thread, here);
+        }
+    }
+
+    #[test]
+    fn a_helper_may_hand_work_over_in_turn() {
+        let (outer, inner) = alongside(vec![|| alongside(vec![|| 2], || 1)], || 0);
+        assert_eq!(outer, 0);
+        assert_eq!(inner, vec![Some((1, vec![Some(2)]))]);
+    }
+
+    #[test]
+    fn a_panic_here_waits_for_the_helpers_that_started() {
+        let started = AtomicBool::new(false);
+        let ended = AtomicBool::new(false);
+        let unwound = catch_unwind(AssertUnwindSafe(|| {
+            alongside(
+                vec![|| {
+                    started.store(true, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(20));
+                    ended.store(true, Ordering::SeqCst);
+                }],
+                || {
+                    while !started.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    panic!("here fails");
+                },
+            )
+        }));
+        assert!(unwound.is_err());
+        assert!(ended.load(Ordering::SeqCst));
     }
 
     #[test]
     fn work_started_elsewhere_runs_off_this_cpu() {
-        let (go, placed) = std::sync::mpsc::channel::<()>();
-        let (send, allowed) = std::sync::mpsc::channel();
-        start_elsewhere(move || {
-            placed.recv().unwrap();
-            let mask = nix::sched::sched_getaffinity(Pid::from_raw(0)).unwrap();
-            let count = (0..CpuSet::count())
-                .filter(|&cpu| mask.is_set(cpu).unwrap())
-                .count();
-            send.send(count).unwrap();
-        });
-        go.send(()).unwrap();
+        let (send, mask) = std::sync::mpsc::channel();
+        start_elsewhere(move || send.send(allowed()).unwrap());
         let cpus = usable_cpus();
         let expected = if cpus > 1 { cpus - 1 } else { 1 };
-        assert_eq!(allowed.recv().unwrap(), expected);
+        assert_eq!(mask.recv().unwrap(), expected);
     }
 
     #[test]
