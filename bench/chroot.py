@@ -8,8 +8,8 @@ runc).
 
 Usage (as root, after `bash .ci/setup` and a build):
     python3 bench/chroot.py [ROUNDS]
-SPECGATE=path/to/specgate picks the build (default target/release/specgate,
-else target/debug/specgate).
+SPECGATE=path/to/specgate picks the build (default the release build, else
+the debug one).
 """
 
 import os
@@ -20,6 +20,9 @@ import sys
 import tempfile
 import time
 
+# bench/ is on sys.path when this runs as a script.
+from run import built
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -27,7 +30,7 @@ def specgate_path():
     if "SPECGATE" in os.environ:
         return os.environ["SPECGATE"]
     for profile in ["release", "debug"]:
-        path = os.path.join(ROOT, "target", profile, "specgate")
+        path = built(profile)
         if os.path.exists(path):
             return path
     sys.exit("no specgate build: cargo build first")

@@ -22,8 +22,10 @@ import sys
 import tempfile
 import time
 
+# bench/ is on sys.path when this runs as a script.
+from run import SPECGATE
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPECGATE = os.environ.get("SPECGATE", os.path.join(ROOT, "target/release/specgate"))
 NETNS = "specgate-bench-cni"
 
 

@@ -26,6 +26,7 @@ Usage (as root, after `bash .ci/setup` and `cargo build --release`):
 SPECGATE=path/to/specgate picks another build.
 """
 
+import glob
 import json
 import os
 import shutil
@@ -36,7 +37,17 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPECGATE = os.environ.get("SPECGATE", os.path.join(ROOT, "target/release/specgate"))
+
+
+def built(profile="release"):
+    """The specgate binary cargo built for this machine, in
+    target/<host triple>/PROFILE/ (builds name the host's target: see
+    .cargo/config.toml)."""
+    found = sorted(glob.glob(os.path.join(ROOT, "target", "*", profile, "specgate")))
+    return found[0] if found else os.path.join(ROOT, "target", profile, "specgate")
+
+
+SPECGATE = os.environ.get("SPECGATE") or built()
 PLUGINS = os.path.join(ROOT, "plugins/target/wasm32-wasip2/release")
 THREE = ["drop_capabilities", "require_namespaces", "deny_privileged"]
 
