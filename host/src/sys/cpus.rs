@@ -29,8 +29,9 @@ pub fn usable_cpus() -> usize {
 /// have ended: `None` for a helper that panicked.
 ///
 /// Helpers that no helper thread has started by the time `here` returns
-/// (all busy, or none could be created) run here, after `here`; so a
-/// helper may run beside `here` or after it, never before this call.
+/// (all busy, or none could be created) run here, after `here`: each
+/// helper runs beside `here` or after it, and has ended when this call
+/// returns or unwinds.
 pub fn alongside<H: Send, R>(
     helpers: Vec<impl FnOnce() -> H + Send>,
     here: impl FnOnce() -> R,
