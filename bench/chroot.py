@@ -23,8 +23,6 @@ import time
 # bench/ is on sys.path when this runs as a script.
 from run import built
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def specgate_path():
     if "SPECGATE" in os.environ:

@@ -25,7 +25,6 @@ import time
 # bench/ is on sys.path when this runs as a script.
 from run import SPECGATE
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NETNS = "specgate-bench-cni"
 
 

@@ -31,7 +31,6 @@ import time
 # bench/ is on sys.path when this runs as a script.
 from run import SPECGATE
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER = "specgate-rootless"
 PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 
