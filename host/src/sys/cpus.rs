@@ -374,7 +374,22 @@ mod tests {
 
     #[test]
     fn a_helper_may_hand_work_over_in_turn() {
-        let (outer, inner) = alongside(vec![|| alongside(vec![|| 2], || 1)], || 0);
+        // The outer helper runs on a helper thread, not taken back here,
+        // and hands work over from there: with every helper thread busy,
+        // the inner one runs where it was handed over.
+        let started = AtomicBool::new(false);
+        let (outer, inner) = alongside(
+            vec![|| {
+                started.store(true, Ordering::SeqCst);
+                alongside(vec![|| 2], || 1)
+            }],
+            || {
+                while !started.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                0
+            },
+        );
         assert_eq!(outer, 0);
         assert_eq!(inner, vec![Some((1, vec![Some(2)]))]);
     }
