@@ -203,15 +203,17 @@ impl Cache {
         }
     }
 
-    /// Compiles a plugin for this engine. Nothing is stored: see
-    /// [`Cache::store`], called once the component is known to be a
-    /// plugin, so that a refused component leaves nothing behind.
+    /// Compiles a plugin with the process's compiler (see
+    /// [`super::engine::compiler`]) and loads it into `engine`. Nothing is
+    /// stored: see [`Cache::store`], called once the component is known to
+    /// be a plugin, so that a refused component leaves nothing behind.
     pub fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Compiled> {
         let started = std::time::Instant::now();
-        let precompiled = engine.precompile_component(wasm)?;
+        let precompiled = super::engine::compiler()?.precompile_component(wasm)?;
         tracing::debug!(elapsed = ?started.elapsed(), bytes = wasm.len(), "plugin compiled");
-        // These bytes come from `precompile_component` on this very engine
-        // a moment ago and never left this process.
+        // These bytes come from `precompile_component` a moment ago and
+        // never left this process; wasmtime checks that the compiler's
+        // settings are the engine's.
         let component = crate::sys::load_trusted_component(engine, &precompiled)?;
         Ok(Compiled {
             precompiled,
@@ -451,7 +453,11 @@ fn write_meta(path: &Path, meta: &Meta) -> std::io::Result<()> {
 }
 
 /// The engine's compatibility hash, as a short stable string: entries made
-/// by another wasmtime version or configuration get other names.
+/// by another wasmtime version or configuration get other names. The
+/// engine has no compiler (see [`super::engine::compiler`]), so the hash
+/// leaves out the CPU features the code was compiled for: an entry from a
+/// CPU with other features (a cache directory shared between machines)
+/// fails wasmtime's check when loaded, and is recompiled.
 fn compat_key(engine: &Engine) -> String {
     let mut hasher = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);

@@ -1,6 +1,6 @@
-//! The one wasmtime engine of a process, how it allocates instances, and
-//! the linker that gives plugins the contract's imports and a WASI with
-//! nothing granted.
+//! The one wasmtime engine of a process, how it allocates instances, the
+//! compiler that fills the cache for it, and the linker that gives
+//! plugins the contract's imports and a WASI with nothing granted.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -87,10 +87,14 @@ pub fn engine(allocation: Allocation) -> wasmtime::Result<(&'static Engine, Allo
 /// be reserved (an address-space limit, a small virtual address space)
 /// leaves the engine allocating on demand: slower to instantiate again,
 /// never wrong.
+///
+/// The engine only loads precompiled plugins: setting Cranelift up for
+/// the host is a good part of building an engine, on the way to a
+/// wrapper's first load, and most processes find every plugin in the
+/// cache. A miss is compiled by [`compiler`].
 fn build(allocation: Allocation) -> wasmtime::Result<(Engine, Allocation)> {
-    let mut config = Config::new();
-    config.epoch_interruption(true);
-    config.wasm_component_model(true);
+    let mut config = settings();
+    config.enable_compiler(false);
     if allocation == Allocation::Pooled {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool()));
         match Engine::new(&config) {
@@ -102,6 +106,27 @@ fn build(allocation: Allocation) -> wasmtime::Result<(Engine, Allocation)> {
         }
     }
     Ok((Engine::new(&config)?, Allocation::OnDemand))
+}
+
+/// What the process's engine and its compiler share: what compiled code
+/// depends on, so that the one loads what the other compiles.
+fn settings() -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.wasm_component_model(true);
+    config
+}
+
+static COMPILER: OnceLock<Result<Engine, String>> = OnceLock::new();
+
+/// The engine that compiles plugins for the process's engine: the same
+/// settings, with Cranelift. Built on the first plugin not in the cache;
+/// it never instantiates anything.
+pub fn compiler() -> wasmtime::Result<&'static Engine> {
+    COMPILER
+        .get_or_init(|| Engine::new(&settings()).map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .map_err(|e| wasmtime::format_err!("cannot create the wasm compiler: {e}"))
 }
 
 /// The pool of [`Allocation::Pooled`]. Its limits per plugin are the
@@ -174,6 +199,11 @@ impl Drop for Ticking {
 /// host's to report, as if it had built them itself.
 pub fn warm_up(allocation: Allocation) {
     crate::sys::start_elsewhere(move || {
+        // wasmtime checks each precompiled plugin's CPU features against
+        // the host's, detected once per process: here rather than in the
+        // first load (a dozen `cpuid`s, each a VM exit).
+        #[cfg(target_arch = "x86_64")]
+        let _ = std::arch::is_x86_feature_detected!("avx");
         if let Ok((engine, _)) = engine(allocation) {
             let _ = basic_linker(engine);
         }
@@ -294,5 +324,17 @@ mod tests {
             linker(engine, &imports(&["wasi:sockets/tcp@0.2.0"])).unwrap(),
             full
         ));
+    }
+
+    /// The process's engine compiles nothing: a plugin not in the cache is
+    /// compiled by `compiler`, and the engine loads the result.
+    #[test]
+    fn the_engine_loads_what_the_compiler_compiles() {
+        let (engine, _) = engine(Allocation::Pooled).unwrap();
+        // An empty component: the magic, version 13 and layer 1.
+        let empty = b"\0asm\x0d\0\x01\0";
+        assert!(engine.precompile_component(empty).is_err());
+        let precompiled = compiler().unwrap().precompile_component(empty).unwrap();
+        crate::sys::load_trusted_component(engine, &precompiled).unwrap();
     }
 }
