@@ -258,6 +258,9 @@ fn prepare(cli: &Cli, inv: &Invocation) -> Result<Runtime> {
     let Some(id) = inv.id.as_deref() else {
         bail!("{command}: the container id is missing");
     };
+    // Until the hand-over this thread keeps its CPU and the helpers the
+    // others, so that none waits behind another with a CPU idle.
+    let staying = crate::sys::stay_here();
     // Built on the other core while this one reads the policy and starts
     // on config.json; wasted, but not waited for, if the policy names no
     // plugin.
@@ -306,6 +309,9 @@ fn prepare(cli: &Cli, inv: &Invocation) -> Result<Runtime> {
             .with_context(|| format!("audit log {}", log.display()))?;
     }
     let report = outcome?;
+    staying
+        .release()
+        .context("cannot give the runtime the engine's CPU mask back")?;
     // The process becomes the runtime next: freeing the plugins'
     // instances, the loaded plugins and the parsed config would only
     // delay it.

@@ -10,18 +10,101 @@
 //! CPU before they run. They are also kept for the process's later work:
 //! on such a VM a thread costs its creator 0.1–0.15 ms to start, and a
 //! wrapper `create` hands work over three times.
+//!
+//! The same kernels wake a thread that slept on a helper (a lock, a
+//! `OnceLock` the helper was filling) on the helper's CPU, behind it:
+//! traced on a 2-CPU VM, the wrapper's main thread waited there for 2 ms
+//! in 8 creates of 30, while the other CPU idled and the helper loaded
+//! every plugin alone. A thread that hands work over for a short while
+//! can therefore stay on its CPU ([`stay_here`]).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::os::unix::thread::JoinHandleExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-/// How many CPUs this process may run on (its affinity mask), at least 1.
+use super::{SysError, err};
+
+/// How many CPUs this process may run on (this thread's affinity mask,
+/// as it was before [`stay_here`]), at least 1.
 /// One system call, where `std::thread::available_parallelism` also
 /// reads the cgroup's CPU quota from several files: a cost every plugin
 /// load would pay to size a pool of two or three threads.
 pub fn usable_cpus() -> usize {
     affinity().map_or(1, |set| count(&set).max(1))
+}
+
+/// Keeps this thread on the CPU it runs on, and the helper threads
+/// started from here on off it, until the guard is released or dropped;
+/// [`usable_cpus`] still counts the whole mask. Nothing changes when the
+/// mask has one CPU, or when this thread already stays.
+pub fn stay_here() -> Stay {
+    if UNPINNED.get().is_some() {
+        return Stay { whole: None };
+    }
+    let (Ok(cpu), Some(whole)) = (nix::sched::sched_getcpu(), affinity()) else {
+        return Stay { whole: None };
+    };
+    if count(&whole) < 2 {
+        return Stay { whole: None };
+    }
+    // SAFETY: a cpu_set_t is an array of integers, valid all zeros, and
+    // CPU_SET checks that `cpu` is within the set.
+    let one = unsafe {
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut one);
+        one
+    };
+    if let Err(e) = set_affinity(&one) {
+        tracing::debug!("this thread may move: {e}");
+        return Stay { whole: None };
+    }
+    UNPINNED.set(Some(whole));
+    Stay { whole: Some(whole) }
+}
+
+/// A thread kept on its CPU by [`stay_here`], and the mask to give back.
+#[must_use = "the thread stays on its CPU only while this lives"]
+pub struct Stay {
+    whole: Option<libc::cpu_set_t>,
+}
+
+impl std::fmt::Debug for Stay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stay")
+            .field("staying", &self.whole.is_some())
+            .finish()
+    }
+}
+
+impl Stay {
+    /// Gives the thread its whole mask back, as a program it execs must
+    /// inherit it.
+    pub fn release(mut self) -> Result<(), SysError> {
+        self.give_back()
+    }
+
+    fn give_back(&mut self) -> Result<(), SysError> {
+        let Some(whole) = self.whole.take() else {
+            return Ok(());
+        };
+        UNPINNED.set(None);
+        set_affinity(&whole)
+    }
+}
+
+impl Drop for Stay {
+    fn drop(&mut self) {
+        if let Err(e) = self.give_back() {
+            tracing::debug!("this thread stays on its CPU: {e}");
+        }
+    }
+}
+
+thread_local! {
+    /// This thread's mask before [`stay_here`] narrowed it.
+    static UNPINNED: Cell<Option<libc::cpu_set_t>> = const { Cell::new(None) };
 }
 
 /// Runs `here` on this thread while helper threads run `helpers`, and
@@ -269,13 +352,30 @@ fn other_cpus() -> Option<libc::cpu_set_t> {
     (count(&set) > 0).then_some(set)
 }
 
-/// This thread's affinity mask.
+/// This thread's affinity mask, as it was before [`stay_here`].
 fn affinity() -> Option<libc::cpu_set_t> {
+    if let Some(whole) = UNPINNED.get() {
+        return Some(whole);
+    }
     // SAFETY: a cpu_set_t is an array of integers, valid all zeros, and
     // the kernel writes at most the size given.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         (libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) == 0).then_some(set)
+    }
+}
+
+/// Restricts this thread to `cpus`.
+fn set_affinity(cpus: &libc::cpu_set_t) -> Result<(), SysError> {
+    // SAFETY: `cpus` is a whole cpu_set_t; pid 0 is this thread.
+    let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), cpus) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(err(
+            "sched_setaffinity",
+            std::path::Path::new("/proc/thread-self"),
+        )(nix::Error::last()))
     }
 }
 
@@ -424,6 +524,33 @@ mod tests {
         let cpus = usable_cpus();
         let expected = if cpus > 1 { cpus - 1 } else { 1 };
         assert_eq!(mask.recv().unwrap(), expected);
+    }
+
+    #[test]
+    fn a_thread_that_stays_here_keeps_one_cpu_and_its_helpers_the_others() {
+        // A thread of its own: the mask is a thread's.
+        std::thread::spawn(|| {
+            let whole = allowed();
+            let stay = stay_here();
+            let here = nix::sched::sched_getcpu().unwrap();
+            assert_eq!(allowed(), if whole > 1 { 1 } else { whole });
+            assert_eq!(usable_cpus(), whole);
+            // Staying again changes nothing, and giving that back neither.
+            stay_here().release().unwrap();
+            assert_eq!(allowed(), if whole > 1 { 1 } else { whole });
+            let off = other_cpus();
+            if whole > 1 {
+                let off = off.unwrap();
+                assert_eq!(count(&off), whole - 1);
+                // SAFETY: CPU_ISSET checks that `here` is within the set.
+                assert!(!unsafe { libc::CPU_ISSET(here, &off) });
+            }
+            stay.release().unwrap();
+            assert_eq!(allowed(), whole);
+            assert_eq!(usable_cpus(), whole);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -6,7 +6,7 @@ pub mod chroot;
 mod cpus;
 mod sharers;
 
-pub use cpus::{alongside, start_elsewhere, usable_cpus};
+pub use cpus::{Stay, alongside, start_elsewhere, stay_here, usable_cpus};
 pub use sharers::{hold_memory_until_exec, start_watcher};
 
 use std::ffi::CString;
