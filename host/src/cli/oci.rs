@@ -192,14 +192,6 @@ pub(super) fn run(cli: &Cli, args: &[OsString]) -> Result<u8> {
     };
     let error = match prepare(cli, &inv) {
         Ok(runtime) => {
-            if inv.creates() {
-                // Without a holder, the exec would first tear down this
-                // process's memory (the plugins', the parsed config): the
-                // engine would wait for that too.
-                if let Err(error) = crate::sys::hold_memory_until_exec() {
-                    tracing::debug!("the exec tears down the memory itself: {error}");
-                }
-            }
             let error = std::process::Command::new(runtime.program())
                 .arg0(runtime.program())
                 .args(args)
@@ -297,7 +289,16 @@ fn prepare(cli: &Cli, inv: &Invocation) -> Result<Runtime> {
         rootfs.display().to_string(),
         runtime.program().display().to_string(),
     );
-    let outcome = gate(&chain, &config, id, &mut record);
+    // Without a holder, the exec would first tear down this process's
+    // memory (the plugins', the parsed config), and the engine would wait
+    // for that too. Starting one takes two clones and a wait: a helper
+    // does it while the chain runs.
+    let (outcome, held) = crate::sys::alongside(vec![crate::sys::hold_memory_until_exec], || {
+        gate(&chain, &config, id, &mut record)
+    });
+    if let [Some(Err(error))] = held.as_slice() {
+        tracing::debug!("the exec tears down the memory itself: {error}");
+    }
     // The runtime's own status is never seen: specgate becomes the
     // runtime. A record with a status is one specgate stopped.
     if outcome.is_err() {
