@@ -545,6 +545,19 @@ mod tests {
                 // SAFETY: CPU_ISSET checks that `here` is within the set.
                 assert!(!unsafe { libc::CPU_ISSET(here, &off) });
             }
+            // A helper thread started now is placed off this CPU.
+            let (send, placed) = std::sync::mpsc::channel();
+            spawn_off(off.as_ref(), move || {
+                let mask = nix::sched::sched_getaffinity(Pid::from_raw(0)).unwrap();
+                send.send((mask.is_set(here).unwrap(), allowed())).unwrap();
+            })
+            .unwrap();
+            let expected = if whole > 1 {
+                (false, whole - 1)
+            } else {
+                (true, 1)
+            };
+            assert_eq!(placed.recv().unwrap(), expected);
             stay.release().unwrap();
             assert_eq!(allowed(), whole);
             assert_eq!(usable_cpus(), whole);
