@@ -26,7 +26,6 @@ Usage (as root, after `bash .ci/setup` and `cargo build --release`):
 SPECGATE=path/to/specgate picks another build.
 """
 
-import glob
 import json
 import os
 import shutil
@@ -40,11 +39,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def built(profile="release"):
-    """The specgate binary cargo built for this machine, in
-    target/<host triple>/PROFILE/ (builds name the host's target: see
-    .cargo/config.toml)."""
-    found = sorted(glob.glob(os.path.join(ROOT, "target", "*", profile, "specgate")))
-    return found[0] if found else os.path.join(ROOT, "target", profile, "specgate")
+    """The specgate binary cargo built in target/PROFILE/."""
+    return os.path.join(ROOT, "target", profile, "specgate")
 
 
 SPECGATE = os.environ.get("SPECGATE") or built()
