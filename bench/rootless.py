@@ -11,8 +11,7 @@ helpers cost.
 
 Both sides start the same way, through `setpriv ... env -i`, with a private
 XDG_RUNTIME_DIR, so only specgate's own work differs. The unprivileged user
-is the integration tests' (`specgate-rootless`, with subordinate ids), made
-here when missing.
+(with subordinate ids) is made for the run and removed after it.
 
 Usage (as root, after `bash .ci/setup` and `cargo build --release`):
     python3 bench/rootless.py [ROUNDS]
@@ -31,21 +30,19 @@ import time
 # bench/ is on sys.path when this runs as a script.
 from run import SPECGATE
 
-USER = "specgate-rootless"
+# The integration tests' prefix, which .ci/run cleans up after a killed run.
+USER = f"specgate-t{os.getpid()}-bench"
 PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 
 
 def test_user():
-    try:
-        return pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", USER], check=True)
-        entry = pwd.getpwnam(USER)
-        with open("/etc/subuid") as f:
-            if not any(line.startswith(USER + ":") for line in f):
-                subprocess.run(["usermod", "--add-subuids", "3000000-3065535",
-                                "--add-subgids", "3000000-3065535", USER], check=True)
-        return entry
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", USER], check=True)
+    entry = pwd.getpwnam(USER)
+    with open("/etc/subuid") as f:
+        if not any(line.startswith(USER + ":") for line in f):
+            subprocess.run(["usermod", "--add-subuids", "3000000-3065535",
+                            "--add-subgids", "3000000-3065535", USER], check=True)
+    return entry
 
 
 def busybox_rootfs(path, uid, gid):
@@ -85,6 +82,13 @@ def timed(cmd):
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 30
     user = test_user()
+    try:
+        measure(rounds, user)
+    finally:
+        subprocess.run(["userdel", "--force", USER], check=True)
+
+
+def measure(rounds, user):
     with tempfile.TemporaryDirectory() as tmp:
         os.chmod(tmp, 0o755)
         root_dirs = session(tmp, "root", 0, 0)

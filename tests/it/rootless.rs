@@ -1,110 +1,42 @@
 //! `specgate run --isolation rootless` as an unprivileged user, with the
-//! real runtime (runc): a user made for the purpose, with subordinate
-//! ids, runs the real binary through setpriv. These need root (to make
-//! the user), runc, setpriv and newuidmap/newgidmap (Debian's `uidmap`),
-//! as CI has; without them they fail rather than skip.
+//! real runtime (runc): each test makes a user of its own, with
+//! subordinate ids, runs the real binary as it through setpriv, and
+//! removes the user. These need root (to make users), runc, setpriv and
+//! newuidmap/newgidmap (Debian's `uidmap`), as CI has; without them they
+//! fail rather than skip.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use crate::util::*;
 
-/// The unprivileged user the tests run specgate as.
-const USER: &str = "specgate-rootless";
-
-/// The test user and what /etc/subuid and /etc/subgid give it.
-#[derive(Debug)]
-struct User {
-    uid: u32,
-    gid: u32,
-    /// Its first subordinate uid and how many.
-    subuid: (u32, u32),
-    /// Its first subordinate gid and how many.
-    subgid: (u32, u32),
-}
-
-/// Makes the test user (once; kept between runs) with subordinate ids.
-fn user() -> &'static User {
-    static USER_: OnceLock<User> = OnceLock::new();
-    USER_.get_or_init(|| {
+/// Fails the test when the setuid helpers of a multi-id mapping are
+/// missing, rather than testing the single mapping by accident.
+fn assert_uidmap_tools() {
+    for tool in ["/usr/bin/newuidmap", "/usr/bin/newgidmap"] {
         assert!(
-            nix::unistd::geteuid().is_root(),
-            "the rootless tests make a user: run them as root"
+            Path::new(tool).is_file(),
+            "{tool} is missing: install Debian's uidmap (.ci/setup does)"
         );
-        for tool in ["/usr/bin/newuidmap", "/usr/bin/newgidmap"] {
-            assert!(
-                Path::new(tool).is_file(),
-                "{tool} is missing: install Debian's uidmap (.ci/setup does)"
-            );
-        }
-        if nix::unistd::User::from_name(USER).unwrap().is_none() {
-            let status = Command::new("useradd")
-                .args(["--no-create-home", "--shell", "/usr/sbin/nologin", USER])
-                .status()
-                .expect("useradd (Debian's passwd package)");
-            // Another test binary may have made it meanwhile.
-            assert!(
-                status.success() || nix::unistd::User::from_name(USER).unwrap().is_some(),
-                "useradd {USER}: {status}"
-            );
-        }
-        let entry = nix::unistd::User::from_name(USER).unwrap().unwrap();
-        // useradd gives subordinate ids when login.defs says so; else
-        // they are added here.
-        let range = |file: &str| {
-            std::fs::read_to_string(file)
-                .unwrap_or_default()
-                .lines()
-                .find_map(|line| {
-                    let mut fields = line.split(':');
-                    (fields.next() == Some(USER)).then(|| {
-                        let start = fields.next().unwrap().parse().unwrap();
-                        let count = fields.next().unwrap().parse().unwrap();
-                        (start, count)
-                    })
-                })
-        };
-        if range("/etc/subuid").is_none() || range("/etc/subgid").is_none() {
-            let status = Command::new("usermod")
-                .args([
-                    "--add-subuids",
-                    "3000000-3065535",
-                    "--add-subgids",
-                    "3000000-3065535",
-                    USER,
-                ])
-                .status()
-                .expect("usermod");
-            assert!(status.success(), "usermod --add-subuids {USER}: {status}");
-        }
-        User {
-            uid: entry.uid.as_raw(),
-            gid: entry.gid.as_raw(),
-            subuid: range("/etc/subuid").expect("a subuid range"),
-            subgid: range("/etc/subgid").expect("a subgid range"),
-        }
-    })
+    }
 }
 
-/// A directory of the test user's, mode 0700, removed when dropped.
-fn users_dir() -> tempfile::TempDir {
+/// A directory owned by `uid`/`gid`, mode 0700, removed when dropped.
+fn owned_dir(uid: u32, gid: u32) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let user = user();
-    std::os::unix::fs::chown(dir.path(), Some(user.uid), Some(user.gid)).unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
     dir
 }
 
-/// A busybox rootfs of the test user's, as an image it unpacked itself
+/// A busybox rootfs owned by `uid`/`gid`, as an image it unpacked itself
 /// would be: the runtime, as the container's root, creates the mount
 /// points it lacks (/etc/hosts).
-fn rootfs() -> tempfile::TempDir {
+fn owned_rootfs(uid: u32, gid: u32) -> tempfile::TempDir {
     let rootfs = specgate_tests::busybox_rootfs();
-    let user = user();
     let status = Command::new("chown")
         .arg("-R")
-        .arg(format!("{}:{}", user.uid, user.gid))
+        .arg(format!("{uid}:{gid}"))
         .arg(rootfs.path())
         .status()
         .unwrap();
@@ -119,29 +51,86 @@ fn rootfs() -> tempfile::TempDir {
 /// The test user's login, as a session gives it: its own
 /// XDG_RUNTIME_DIR, HOME and XDG_CACHE_HOME.
 struct Session {
+    uid: u32,
+    gid: u32,
     runtime_dir: tempfile::TempDir,
     home: tempfile::TempDir,
+    /// The user made for the session; none for a uid no file names.
+    /// Last, so that it is removed after its directories.
+    user: Option<TestUser>,
 }
 
 impl Session {
+    /// A session of a user made for it, with subordinate ids.
     fn new() -> Self {
+        assert_uidmap_tools();
+        let user = TestUser::new();
         Session {
-            runtime_dir: users_dir(),
-            home: users_dir(),
+            uid: user.uid,
+            gid: user.gid,
+            runtime_dir: owned_dir(user.uid, user.gid),
+            home: owned_dir(user.uid, user.gid),
+            user: Some(user),
         }
+    }
+
+    /// A session of a uid that neither /etc/passwd nor any other NSS
+    /// source names (as for a uid from a directory service that is not
+    /// reachable, or a container engine's arbitrary uid), with the gid of
+    /// the same number.
+    fn of_unnamed_uid() -> Self {
+        let uid = (60_000 + std::process::id() % 5_000..)
+            .find(|&uid| {
+                nix::unistd::User::from_uid(uid.into()).unwrap().is_none()
+                    && nix::unistd::Group::from_gid(uid.into()).unwrap().is_none()
+            })
+            .unwrap();
+        Session {
+            uid,
+            gid: uid,
+            runtime_dir: owned_dir(uid, uid),
+            home: owned_dir(uid, uid),
+            user: None,
+        }
+    }
+
+    /// The user made for the session.
+    fn user(&self) -> &TestUser {
+        self.user.as_ref().expect("a session of a user made for it")
+    }
+
+    /// A busybox rootfs of the session's user.
+    fn rootfs(&self) -> tempfile::TempDir {
+        owned_rootfs(self.uid, self.gid)
+    }
+
+    /// A directory of the session's user, mode 0700.
+    fn dir(&self) -> tempfile::TempDir {
+        owned_dir(self.uid, self.gid)
+    }
+
+    /// setpriv as the session's user, its groups as a login gives them
+    /// (none beyond its own for a uid without an entry); `env -i` and
+    /// PATH=`path` follow.
+    fn setpriv(&self, path: &str) -> Command {
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .arg(if self.user.is_some() {
+                "--init-groups"
+            } else {
+                "--clear-groups"
+            })
+            .args(["env", "-i"])
+            .arg(format!("PATH={path}"));
+        cmd
     }
 
     /// `specgate ARGS` as the test user, with `path` as PATH and the
     /// session's environment, nothing of ours.
     fn command_with_path(&self, path: &str, args: &[&str]) -> Command {
-        let user = user();
-        let mut cmd = Command::new("setpriv");
-        cmd.arg(format!("--reuid={}", user.uid))
-            .arg(format!("--regid={}", user.gid))
-            .arg("--init-groups")
-            .args(["env", "-i"])
-            .arg(format!("PATH={path}"))
-            .arg(format!("HOME={}", self.home.path().display()))
+        let mut cmd = self.setpriv(path);
+        cmd.arg(format!("HOME={}", self.home.path().display()))
             .arg(format!(
                 "XDG_RUNTIME_DIR={}",
                 self.runtime_dir.path().display()
@@ -212,9 +201,9 @@ fn id_map(text: &str) -> Vec<[u32; 3]> {
 
 #[test]
 fn the_callers_uid_is_root_and_its_subordinate_ids_the_rest() {
-    let user = user();
     let session = Session::new();
-    let rootfs = rootfs();
+    let user = session.user();
+    let rootfs = session.rootfs();
     let out = session.run(
         rootfs.path(),
         &[
@@ -246,10 +235,66 @@ fn the_callers_uid_is_root_and_its_subordinate_ids_the_rest() {
     );
 }
 
+/// A uid no file names: glibc asks every NSS source after `files` in
+/// nsswitch.conf (libnss-systemd on Debian, sss or ldap on managed
+/// hosts), where a statically linked specgate crashed. newuidmap maps
+/// subordinate ids only for a user it can name, so the run maps the
+/// caller's own ids and says why.
+#[test]
+fn a_uid_no_file_names_runs_with_its_own_ids_and_a_warning() {
+    let nsswitch = std::fs::read_to_string("/etc/nsswitch.conf").unwrap();
+    let passwd = nsswitch
+        .lines()
+        .find_map(|l| l.strip_prefix("passwd:"))
+        .expect("a passwd line in /etc/nsswitch.conf");
+    assert!(
+        passwd.split_whitespace().any(|source| source != "files"),
+        "/etc/nsswitch.conf asks only files for users ({passwd}): install libnss-systemd (.ci/setup does), so that lookups go past /etc/passwd"
+    );
+    let session = Session::of_unnamed_uid();
+    let rootfs = session.rootfs();
+    let out = session.run(
+        rootfs.path(),
+        &[
+            "--",
+            "sh",
+            "-c",
+            "id -u; cat /proc/self/uid_map /proc/self/gid_map",
+        ],
+    );
+    let text = out.success();
+    let (id, maps) = text.split_once('\n').unwrap();
+    assert_eq!(id, "0", "{out:#?}");
+    assert_eq!(
+        id_map(maps),
+        vec![[0, session.uid, 1], [0, session.gid, 1]],
+        "{out:#?}"
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("uid {} has no user name", session.uid)),
+        "{out:#?}"
+    );
+    session.assert_nothing_left();
+    // The other commands that look the caller up do not crash either.
+    let spec = run(&mut session.command(&[
+        "spec",
+        "--no-default-policy",
+        "--isolation",
+        "rootless",
+        "--rootfs",
+        rootfs.path().to_str().unwrap(),
+    ]));
+    assert_eq!(
+        spec.config()["linux"]["uidMappings"][0]["hostID"],
+        session.uid
+    );
+}
+
 #[test]
 fn exit_codes_pass_through() {
     let session = Session::new();
-    let rootfs = rootfs();
+    let rootfs = session.rootfs();
     for code in [0, 3, 42] {
         let out = session.run(rootfs.path(), &["--", "sh", "-c", &format!("exit {code}")]);
         assert_eq!(out.code, Some(code), "{out:#?}");
@@ -266,7 +311,7 @@ fn exit_codes_pass_through() {
 fn a_plugin_acts_in_a_rootless_run() {
     const CAP_CHOWN: u64 = 1;
     let session = Session::new();
-    let rootfs = rootfs();
+    let rootfs = session.rootfs();
     let effective = |out: &Outcome| {
         let text = out.success();
         let hex = text
@@ -307,10 +352,10 @@ fn a_plugin_acts_in_a_rootless_run() {
 
 #[test]
 fn a_file_made_in_a_bound_directory_is_the_users_on_the_host() {
-    let user = user();
     let session = Session::new();
-    let rootfs = rootfs();
-    let shared = users_dir();
+    let user = session.user();
+    let rootfs = session.rootfs();
+    let shared = session.dir();
     let volume = format!("{}:/data", shared.path().display());
     session
         .run(
@@ -345,9 +390,9 @@ fn the_hosts_root_is_the_default_rootfs_read_only() {
 
 #[test]
 fn without_newuidmap_only_the_callers_ids_are_mapped() {
-    let user = user();
     let session = Session::new();
-    let rootfs = rootfs();
+    let user = session.user();
+    let rootfs = session.rootfs();
     // A PATH with runc alone: runc looks newuidmap and newgidmap up in
     // PATH, as specgate does.
     let bin = tempfile::tempdir().unwrap();
@@ -391,9 +436,9 @@ fn without_newuidmap_only_the_callers_ids_are_mapped() {
 
 #[test]
 fn the_spec_is_valid_and_rootless() {
-    let user = user();
     let session = Session::new();
-    let rootfs = rootfs();
+    let user = session.user();
+    let rootfs = session.rootfs();
     let out = run(&mut session.command(&[
         "spec",
         "--no-default-policy",
@@ -419,7 +464,7 @@ fn the_spec_is_valid_and_rootless() {
 #[test]
 fn a_killed_runs_guardian_cleans_up_in_the_users_state() {
     let session = Session::new();
-    let rootfs = rootfs();
+    let rootfs = session.rootfs();
     let name = "specgate-test-rootless-killed";
     let mut child = session
         .command(&[
@@ -458,14 +503,10 @@ fn a_killed_runs_guardian_cleans_up_in_the_users_state() {
 
 #[test]
 fn without_a_runtime_dir_the_error_says_what_to_set() {
-    let user = user();
-    let rootfs = rootfs();
-    let mut cmd = Command::new("setpriv");
-    cmd.arg(format!("--reuid={}", user.uid))
-        .arg(format!("--regid={}", user.gid))
-        .arg("--init-groups")
-        .args(["env", "-i", "PATH=/usr/bin:/bin:/usr/sbin:/sbin"])
-        .arg(specgate_bin())
+    let session = Session::new();
+    let rootfs = session.rootfs();
+    let mut cmd = session.setpriv("/usr/bin:/bin:/usr/sbin:/sbin");
+    cmd.arg(specgate_bin())
         .args(["run", "--no-default-policy", "--rootfs"])
         .arg(rootfs.path())
         .args(["--", "true"]);
@@ -478,7 +519,7 @@ fn without_a_runtime_dir_the_error_says_what_to_set() {
 fn disabled_user_namespaces_are_named() {
     // user.max_user_namespaces is per user namespace: set to 0 in one of
     // its own, it disables them for specgate there, and for nobody else.
-    let rootfs = rootfs();
+    let rootfs = specgate_tests::busybox_rootfs();
     let script = format!(
         "echo 0 > /proc/sys/user/max_user_namespaces && exec {} run --no-default-policy --isolation rootless --rootfs {} -- true",
         specgate_bin().display(),
@@ -495,7 +536,7 @@ fn disabled_user_namespaces_are_named() {
 #[test]
 fn runc_runs_rootless_with_its_state_in_the_users_runtime_dir() {
     let session = Session::new();
-    let rootfs = rootfs();
+    let rootfs = session.rootfs();
     // A runtime that records its command line, then is the real runc.
     let bin = tempfile::tempdir().unwrap();
     std::fs::set_permissions(bin.path(), std::fs::Permissions::from_mode(0o777)).unwrap();

@@ -240,3 +240,129 @@ pub fn wait_within(
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// The prefix of the users the tests make; `.ci/run` removes any such
+/// user an interrupted run left behind.
+pub const TEST_USER_PREFIX: &str = "specgate-t";
+
+/// A user made for one test with subordinate ids, and removed with them
+/// when dropped: no test depends on a user an earlier run left, so every
+/// run takes the path a fresh machine takes.
+#[derive(Debug)]
+pub struct TestUser {
+    /// Its name (`specgate-tPID-N`).
+    pub name: String,
+    /// Its uid.
+    pub uid: u32,
+    /// Its primary gid.
+    pub gid: u32,
+    /// Its first subordinate uid and how many.
+    pub subuid: (u32, u32),
+    /// Its first subordinate gid and how many.
+    pub subgid: (u32, u32),
+}
+
+/// useradd, usermod and userdel lock the account files and fail rather
+/// than wait while another holds them: one change at a time here, and a
+/// retry for changes made by other processes.
+fn account_change(args: &[&str]) -> std::process::Output {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _held = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut tries = 0;
+    loop {
+        let output = Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .unwrap_or_else(|e| panic!("{} (Debian's passwd package): {e}", args[0]));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        tries += 1;
+        if output.status.success() || !stderr.contains("lock") || tries == 50 {
+            return output;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+impl TestUser {
+    /// Makes a user with subordinate ids: useradd assigns them where
+    /// login.defs says so (Debian's does); else they are added here.
+    ///
+    /// # Panics
+    /// When not root, or the user cannot be made.
+    pub fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "the tests make users: run them as root"
+        );
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("{TEST_USER_PREFIX}{}-{n}", std::process::id());
+        let made = account_change(&[
+            "useradd",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            &name,
+        ]);
+        assert!(made.status.success(), "useradd {name}: {made:?}");
+        let entry = nix::unistd::User::from_name(&name)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name} was made but NSS does not find it"));
+        let mut user = TestUser {
+            name,
+            uid: entry.uid.as_raw(),
+            gid: entry.gid.as_raw(),
+            subuid: (0, 0),
+            subgid: (0, 0),
+        };
+        if user.range("/etc/subuid").is_none() || user.range("/etc/subgid").is_none() {
+            // Above the ranges login.defs hands out, one block per uid.
+            let start = 700_000_000 + (user.uid % 10_000) * 65_536;
+            let range = format!("{start}-{}", start + 65_535);
+            let added = account_change(&[
+                "usermod",
+                "--add-subuids",
+                &range,
+                "--add-subgids",
+                &range,
+                &user.name,
+            ]);
+            assert!(added.status.success(), "usermod {}: {added:?}", user.name);
+        }
+        user.subuid = user.range("/etc/subuid").expect("a subuid range");
+        user.subgid = user.range("/etc/subgid").expect("a subgid range");
+        user
+    }
+
+    /// The range `file` (/etc/subuid or /etc/subgid) gives this user.
+    fn range(&self, file: &str) -> Option<(u32, u32)> {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|line| {
+                let mut fields = line.split(':');
+                (fields.next() == Some(self.name.as_str())).then(|| {
+                    let start = fields.next().unwrap().parse().unwrap();
+                    let count = fields.next().unwrap().parse().unwrap();
+                    (start, count)
+                })
+            })
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        // A process of the user's that is still exiting makes userdel
+        // refuse: wait for it a little, then remove the user regardless.
+        for _ in 0..50 {
+            if account_change(&["userdel", &self.name]).status.success() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let removed = account_change(&["userdel", "--force", &self.name]);
+        if !removed.status.success() && !std::thread::panicking() {
+            panic!("userdel {}: {removed:?}", self.name);
+        }
+    }
+}

@@ -138,18 +138,24 @@ impl CallerMaps {
             .into_iter()
             .filter(|tool| !in_path(tool))
             .collect::<Vec<_>>();
-        let who = name.unwrap_or_else(|| uid.to_string());
-        let single_because = if !tools.is_empty() {
-            Some(format!(
+        let single_because = match &name {
+            _ if !tools.is_empty() => Some(format!(
                 "{} not found in PATH (install the uidmap package)",
                 tools.join(" and ")
-            ))
-        } else if uid_ranges.is_empty() {
-            Some(format!("no subordinate uids for {who} in {SUBUID}"))
-        } else if gid_ranges.is_empty() {
-            Some(format!("no subordinate gids for {who} in {SUBGID}"))
-        } else {
-            None
+            )),
+            // newuidmap and newgidmap refuse a caller they cannot name
+            // ("Cannot determine your user name"), whatever /etc/subuid
+            // says of its uid.
+            None => Some(format!(
+                "uid {uid} has no user name in /etc/passwd or any other source of /etc/nsswitch.conf, and newuidmap maps subordinate ids only for a named user"
+            )),
+            Some(name) if uid_ranges.is_empty() => {
+                Some(format!("no subordinate uids for {name} in {SUBUID}"))
+            }
+            Some(name) if gid_ranges.is_empty() => {
+                Some(format!("no subordinate gids for {name} in {SUBGID}"))
+            }
+            Some(_) => None,
         };
         let (uid_ranges, gid_ranges) = if single_because.is_some() {
             (Vec::new(), Vec::new())
