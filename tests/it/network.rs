@@ -421,3 +421,236 @@ fn a_networked_run_forwards_signals_and_reports_the_containers_signal() {
     assert_eq!(out.code, Some(128 + 15), "{out:#?}");
     assert_nothing_left(name);
 }
+
+/// A bridge network `name` on `bridge` whose host side masquerades the
+/// container's address (iptables rules in the test's namespace).
+fn masquerading_bridge(config: &ConfigDir, name: &str, bridge: &str, subnet: &str) {
+    config.write(
+        &format!("10-{name}.conflist"),
+        &format!(
+            r#"{{"cniVersion":"1.0.0","name":"{name}","plugins":[{{"type":"bridge","bridge":"{bridge}","isGateway":true,"ipMasq":true,"ipam":{{"type":"host-local","dataDir":"{}","ranges":[[{{"subnet":"{subnet}"}}]]}}}}]}}"#,
+            config.path().join("ipam").display()
+        ),
+    );
+}
+
+/// The record of a network's ADD for a container, in libcni's cache.
+fn result_record(network: &str, container: &str) -> PathBuf {
+    PathBuf::from(format!("/var/lib/cni/results/{network}-{container}-if0"))
+}
+
+impl TestNetns {
+    /// The NAT rules of this namespace that name `container`.
+    fn nat_rules_of(&self, container: &str) -> Vec<String> {
+        let out = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.name))
+            .args(["iptables-save", "-t", "nat"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "iptables-save: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(container))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// Starts a networked run of a shell that says it is ready, then
+/// sleeps; returns once the container runs, with its address.
+fn start_networked(
+    netns: &TestNetns,
+    config: &ConfigDir,
+    network: &str,
+    name: &str,
+    rootfs: &Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut cmd = netns.specgate();
+    cmd.args(cni_run_args(name, network, config))
+        .arg("--rootfs")
+        .arg(rootfs)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "ip -o -4 addr show if0; echo ready; exec sleep 100",
+        ])
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut address = String::new();
+    stdout.read_line(&mut address).unwrap();
+    let mut ready = String::new();
+    stdout.read_line(&mut ready).unwrap();
+    assert_eq!(ready, "ready\n", "{address}");
+    (child, address)
+}
+
+/// Asserts that the networked run `name` left nothing: no container, no
+/// bundle, no lease, no veth, no NAT rule, no result record.
+fn assert_no_network_left(netns: &TestNetns, config: &ConfigDir, network: &str, name: &str) {
+    assert_nothing_left(name);
+    assert_eq!(config.leased(network), Vec::<String>::new());
+    let links = netns.links();
+    assert!(veths(&links).is_empty(), "a veth was left: {links}");
+    assert_eq!(netns.nat_rules_of(name), Vec::<String>::new());
+    let record = result_record(network, name);
+    assert!(!record.exists(), "{} was left", record.display());
+}
+
+#[test]
+fn a_networked_run_killed_while_its_container_runs_leaves_nothing() {
+    let config = ConfigDir::new();
+    masquerading_bridge(&config, "kill-test", "sgtbr4", "10.123.4.0/24");
+    let netns = TestNetns::new("cni-kill");
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-cni-killed";
+    let (mut child, address) =
+        start_networked(&netns, &config, "kill-test", name, rootfs.path(), &[]);
+    assert!(address.contains("inet 10.123.4."), "{address}");
+    // What the run made, and the record its cleanup will DEL from.
+    assert_eq!(config.leased("kill-test").len(), 1);
+    assert_eq!(veths(&netns.links()).len(), 1);
+    assert!(!netns.nat_rules_of(name).is_empty());
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(result_record("kill-test", name)).unwrap()).unwrap();
+    assert_eq!(record["kind"], "cniCacheV1");
+    assert_eq!(record["containerId"], name);
+    assert_eq!(record["ifName"], "if0");
+    assert_eq!(record["networkName"], "kill-test");
+    assert!(
+        record["result"]["ips"][0]["address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("10.123.4."))
+    );
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let bundle = Path::new("/run/specgate").join(name);
+    wait_until(30, || !bundle.exists());
+    assert_no_network_left(&netns, &config, "kill-test", name);
+}
+
+#[test]
+fn a_panic_while_a_networked_container_runs_is_not_a_clean_end() {
+    let config = ConfigDir::new();
+    masquerading_bridge(&config, "panic-test", "sgtbr5", "10.123.5.0/24");
+    let netns = TestNetns::new("cni-panic");
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-cni-panic";
+    // The debug build panics on the main thread as it starts waiting for
+    // the container, after the ADD.
+    let mut cmd = netns.specgate();
+    cmd.env("SPECGATE_TEST_PANIC", "wait-container")
+        .args(cni_run_args(name, "panic-test", &config))
+        .arg("--rootfs")
+        .arg(rootfs.path())
+        .args(["--", "sleep", "100"]);
+    let out = cmd.output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    // Reported, then aborted: no destructor ran to say all was well.
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("panicked") && stderr.contains("SPECGATE_TEST_PANIC=wait-container"),
+        "{stderr}"
+    );
+    // The guard deletes the container, its network and the bundle.
+    let bundle = Path::new("/run/specgate").join(name);
+    wait_until(30, || !bundle.exists());
+    assert_no_network_left(&netns, &config, "panic-test", name);
+}
+
+#[test]
+fn gc_deletes_the_networks_a_killed_guard_left() {
+    let config = ConfigDir::new();
+    masquerading_bridge(&config, "gc-test", "sgtbr6", "10.123.6.0/24");
+    let netns = TestNetns::new("cni-gc");
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-cni-gc";
+    let (mut child, _) = start_networked(&netns, &config, "gc-test", name, rootfs.path(), &[]);
+    // Its watcher (specgate's program, but not specgate) goes first:
+    // nothing cleans up after the run.
+    let watchers: Vec<u32> = pids_with(name)
+        .into_iter()
+        .filter(|&pid| pid != child.id())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == specgate_bin())
+        })
+        .collect();
+    assert_eq!(watchers.len(), 1, "{watchers:?}");
+    let kill = |pid: u32| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap()
+    };
+    kill(watchers[0]);
+    wait_until(10, || {
+        !Path::new(&format!("/proc/{}", watchers[0])).exists()
+            || std::fs::read_to_string(format!("/proc/{}/stat", watchers[0]))
+                .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.starts_with(" Z")))
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let bundle = Path::new("/run/specgate").join(name);
+    assert!(bundle.exists());
+    assert!(result_record("gc-test", name).exists());
+    assert_eq!(config.leased("gc-test").len(), 1);
+
+    // gc, in the namespace the run's plugins made the host side in.
+    let out = run(netns.specgate().arg("gc"));
+    assert!(out.success().lines().any(|l| l == name), "{out:#?}");
+    assert_no_network_left(&netns, &config, "gc-test", name);
+}
+
+#[test]
+fn gc_deletes_a_network_whose_run_and_container_are_gone() {
+    let config = ConfigDir::new();
+    config.bridge(
+        "10-orphan.conflist",
+        "orphan-test",
+        "sgtbr7",
+        "",
+        "10.123.7.0/24",
+    );
+    let netns = TestNetns::new("cni-orphan");
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-cni-orphan";
+    let (mut child, _) = start_networked(&netns, &config, "orphan-test", name, rootfs.path(), &[]);
+    let watchers: Vec<u32> = pids_with(name)
+        .into_iter()
+        .filter(|&pid| pid != child.id())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == specgate_bin())
+        })
+        .collect();
+    assert_eq!(watchers.len(), 1, "{watchers:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(watchers[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // A cleanup killed after the container and bundle went, before its
+    // DEL: only the record knows of the lease.
+    let status = Command::new("runc")
+        .args(["delete", "--force", name])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::remove_dir_all(Path::new("/run/specgate").join(name)).unwrap();
+    assert_eq!(config.leased("orphan-test").len(), 1);
+
+    let out = run(netns.specgate().arg("gc"));
+    assert!(out.success().lines().any(|l| l == name), "{out:#?}");
+    assert_eq!(config.leased("orphan-test"), Vec::<String>::new());
+    assert!(!result_record("orphan-test", name).exists());
+    assert_nothing_left(name);
+}

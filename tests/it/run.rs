@@ -341,3 +341,35 @@ fn gc_removes_the_leftovers_of_dead_runs() {
     assert!(out.success().lines().any(|l| l == name), "{out:#?}");
     assert_no_bundle(name);
 }
+
+#[test]
+fn a_panic_while_runc_runs_is_cleaned_up_by_the_guard() {
+    use std::os::unix::process::ExitStatusExt;
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-panic";
+    // The debug build panics on the main thread once the foreground
+    // `runc run` started; the container then runs with nobody waiting.
+    let out = specgate()
+        .env("SPECGATE_TEST_PANIC", "wait-runtime")
+        .args(["run", "--name", name, "--rootfs"])
+        .arg(rootfs.path())
+        .args(["--", "sleep", "100"])
+        .output()
+        .unwrap();
+    // Reported, then aborted: no destructor ran to tell the watcher the
+    // run ended well.
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("panicked") && stderr.contains("SPECGATE_TEST_PANIC=wait-runtime"),
+        "{stderr}"
+    );
+    let bundle = Path::new("/run/specgate").join(name);
+    wait_until(30, || !bundle.exists());
+    assert_no_bundle(name);
+    let state = std::process::Command::new("runc")
+        .args(["state", name])
+        .output()
+        .unwrap();
+    assert!(!state.status.success(), "runc still has {name}");
+}

@@ -6,7 +6,12 @@
 //! through `/proc/<specgate's pid>/fd/<N>`: the namespace outlives the
 //! container, so DEL finds the interfaces it must remove even after the
 //! container exited or failed, and no bind mount is left to clean up.
+//!
+//! Each ADD is also recorded in libcni's result cache ([`cache`]) before
+//! it starts, so that when specgate is killed, its guard or `specgate gc`
+//! DELs what it added.
 
+pub mod cache;
 pub mod config;
 pub mod plugin;
 
@@ -15,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+pub use cache::{Leftovers, ResultCache};
 pub use config::NetworkList;
 pub use plugin::{CniCommand, DEFAULT_PLUGIN_PATH};
 
@@ -90,6 +96,14 @@ pub enum NetworkError {
         /// What the plugin said.
         message: String,
     },
+    /// A record of libcni's result cache could not be written.
+    #[error("CNI result cache {}: {reason}", path.display())]
+    Cache {
+        /// The record, or the cache's directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The container's network namespace could not be opened.
     #[error("cannot open the network namespace of the container's process {pid}: {source}")]
     Namespace {
@@ -105,6 +119,7 @@ pub enum NetworkError {
 pub struct Networks {
     lists: Vec<NetworkList>,
     search_path: Vec<PathBuf>,
+    cache: ResultCache,
 }
 
 impl Networks {
@@ -139,7 +154,11 @@ impl Networks {
                 plugin::find(list.plugin_type(index), &search_path, list)?;
             }
         }
-        Ok(Networks { lists, search_path })
+        Ok(Networks {
+            lists,
+            search_path,
+            cache: ResultCache::default(),
+        })
     }
 
     /// Whether there is no network to configure.
@@ -152,18 +171,32 @@ impl Networks {
         &self.lists
     }
 
+    /// Keeps the ADDs' records in `cache` instead of libcni's default
+    /// directory.
+    pub fn with_cache(mut self, cache: ResultCache) -> Self {
+        self.cache = cache;
+        self
+    }
+
     /// Adds the container whose init is `pid` to every network, on
-    /// interfaces if0, if1, ... (one per network, as buildah names them).
+    /// interfaces if0, if1, ... (one per network, as buildah names them),
+    /// recording each ADD for the cleanup of a killed run of `bundle`.
     /// When one fails, every network added so far, and the plugins of
     /// the failing one, are deleted again before the error returns.
     pub fn attach<'a>(
         &'a self,
         container_id: &'a str,
         pid: i32,
+        bundle: &Path,
     ) -> Result<Attached<'a>, NetworkError> {
         let netns: OwnedFd = std::fs::File::open(format!("/proc/{pid}/ns/net"))
             .map_err(|source| NetworkError::Namespace { pid, source })?
             .into();
+        let run = cache::RunRecord {
+            bundle: bundle.to_path_buf(),
+            plugin_path: self.search_path.clone(),
+            netns: cache::NetnsRecord::of(pid, &netns)?,
+        };
         let netns_path = PathBuf::from(format!(
             "/proc/{}/fd/{}",
             std::process::id(),
@@ -178,11 +211,22 @@ impl Networks {
         };
         for (index, list) in self.lists.iter().enumerate() {
             let ifname = format!("if{index}");
-            match attached.add(list, &ifname) {
+            // Recorded before the ADD starts: a run killed during it
+            // leaves what its cleanup needs.
+            let record = self.cache.path(&list.name, container_id, &ifname)?;
+            let mut entry = cache::Entry::new(list, container_id, &ifname, run.clone());
+            self.cache.write(&record, &entry)?;
+            let added = attached.add(list, &ifname).and_then(|result| {
+                entry.result = result.clone();
+                self.cache.write(&record, &entry)?;
+                Ok(result)
+            });
+            match added {
                 Ok(result) => attached.added.push(Added {
                     list: index,
                     ifname,
                     result,
+                    record,
                 }),
                 Err(e) => {
                     // The CNI spec's cleanup of a failed ADD: DEL for
@@ -190,6 +234,7 @@ impl Networks {
                     // Its failures are expected (the same configuration
                     // failed), and the ADD's error says what matters.
                     attached.del(list, &ifname, None, tracing::Level::DEBUG);
+                    self.cache.remove(&record);
                     attached.detach();
                     return Err(e);
                 }
@@ -205,6 +250,8 @@ struct Added {
     list: usize,
     ifname: String,
     result: Option<Value>,
+    /// Its record in the result cache.
+    record: PathBuf,
 }
 
 /// The container's networks once added: deleted, in reverse order, on
@@ -246,9 +293,6 @@ impl Attached<'_> {
         Ok(result)
     }
 
-    /// DEL through the list's plugins in reverse order, each with the
-    /// ADD's result; a failure is reported at `level` and the others
-    /// still run, so that as much as can be is released.
     fn del(
         &self,
         list: &NetworkList,
@@ -256,37 +300,54 @@ impl Attached<'_> {
         result: Option<&Value>,
         level: tracing::Level,
     ) -> bool {
-        let invocation = self.invocation(ifname);
-        let result = result.filter(|_| list.del_gets_prev_result());
-        let mut clean = true;
-        for index in (0..list.plugins.len()).rev() {
-            if let Err(e) = plugin::exec(list, index, CniCommand::Del, &invocation, result) {
-                if level == tracing::Level::DEBUG {
-                    tracing::debug!("{e}");
-                } else {
-                    tracing::warn!("{e}");
-                }
-                clean = false;
-            }
-        }
-        clean
+        del(list, &self.invocation(ifname), result, level)
     }
 
     /// Deletes every network added, last first; returns whether every
-    /// DEL succeeded (failures are reported as warnings).
+    /// DEL succeeded (failures are reported as warnings). The record of
+    /// a network whose DEL failed is kept, for `specgate gc` to retry.
     pub fn detach(&mut self) -> bool {
         let mut clean = true;
         while let Some(added) = self.added.pop() {
             let list = &self.networks.lists[added.list];
-            clean &= self.del(
+            let deleted = self.del(
                 list,
                 &added.ifname,
                 added.result.as_ref(),
                 tracing::Level::WARN,
             );
+            if deleted {
+                self.networks.cache.remove(&added.record);
+            }
+            clean &= deleted;
         }
         clean
     }
+}
+
+/// DEL through the list's plugins in reverse order, each with the ADD's
+/// result; a failure is reported at `level` and the others still run, so
+/// that as much as can be is released. Returns whether every plugin
+/// succeeded.
+fn del(
+    list: &NetworkList,
+    invocation: &plugin::Invocation<'_>,
+    result: Option<&Value>,
+    level: tracing::Level,
+) -> bool {
+    let result = result.filter(|_| list.del_gets_prev_result());
+    let mut clean = true;
+    for index in (0..list.plugins.len()).rev() {
+        if let Err(e) = plugin::exec(list, index, CniCommand::Del, invocation, result) {
+            if level == tracing::Level::DEBUG {
+                tracing::debug!("{e}");
+            } else {
+                tracing::warn!("{e}");
+            }
+            clean = false;
+        }
+    }
+    clean
 }
 
 impl Drop for Attached<'_> {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::bundle::Bundle;
 use super::oci::Runtime;
+use crate::network;
 
 /// The file in a bundle that names the run's owner.
 pub const OWNER_FILE: &str = "owner";
@@ -59,6 +60,13 @@ fn owner_alive(bundle: &Path) -> bool {
 /// moment later instead of lingering until `specgate gc`. A run that ends
 /// normally tells the watcher so, and no cleanup process ever starts.
 ///
+/// A panic on the thread that started it, while it stands, is not a
+/// normal end: unwinding would run the run's destructors, which remove
+/// the bundle (that the cleanup needs to find the run) while a container
+/// the panic left running lives on, and then tell the watcher all is
+/// well. The panic is reported, and the process aborts at once instead,
+/// leaving everything to the watcher's cleanup.
+///
 /// It is started before specgate enters its own mount namespace, so it sees
 /// no mounts in the bundle.
 #[derive(Debug)]
@@ -102,6 +110,7 @@ impl Guardian {
         argv.push(arg(std::ffi::OsStr::new(id)));
         argv.push(arg(bundle.as_os_str()));
         crate::sys::start_watcher(read, program, argv)?;
+        abort_on_panic();
         Ok(Guardian {
             pipe: std::mem::ManuallyDrop::new(std::fs::File::from(write)),
         })
@@ -110,23 +119,74 @@ impl Guardian {
 
 impl Drop for Guardian {
     /// The run cleaned up after itself: the watcher stands down (and goes
-    /// once this process is gone).
+    /// once this process is gone). Dropped while unwinding a panic, it
+    /// does not: the run did not end well.
     fn drop(&mut self) {
-        let _ = self.pipe.write_all(b"x");
+        GUARDED.with(|guarded| guarded.set(false));
+        if !std::thread::panicking() {
+            let _ = self.pipe.write_all(b"x");
+        }
     }
 }
 
+thread_local! {
+    /// Whether a [`Guardian`] this thread started stands.
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Makes a panic on this thread, while its guardian stands, abort the
+/// process once the panic is reported (see [`Guardian`]).
+fn abort_on_panic() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            report(info);
+            if GUARDED.try_with(std::cell::Cell::get).unwrap_or(false) {
+                std::process::abort();
+            }
+        }));
+    });
+    GUARDED.with(|guarded| guarded.set(true));
+}
+
+/// In debug builds, panics when `SPECGATE_TEST_PANIC` names `point`: the
+/// tests' way to see what a panic there leaves. Release builds have no
+/// such variable, nor any code for it.
+#[inline]
+pub fn injected_panic(point: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("SPECGATE_TEST_PANIC").is_some_and(|p| p == point) {
+        panic!("SPECGATE_TEST_PANIC={point}");
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = point;
+}
+
 /// The guardian's side: waits for end of file on stdin, then removes the
-/// run if its owner is gone.
+/// run if its owner is gone: its container, its networks (from the
+/// records of their ADDs, see [`network::cache`]), its bundle.
 pub fn guard(runtime: Option<&Runtime>, id: &str, bundle: &Path) {
     let mut byte = [0u8; 1];
     while matches!(std::io::stdin().read(&mut byte), Ok(n) if n > 0) {}
     if bundle.is_dir() && !owner_alive(bundle) {
-        if let Some(Err(e)) = runtime.map(|r| r.delete(id, bundle)) {
-            tracing::debug!("guard: {e}");
-        }
-        drop(Bundle::adopt(bundle.to_path_buf()));
+        remove_run(runtime, id, bundle);
     }
+}
+
+/// Removes a dead run: its container, then its networks, then its
+/// bundle, which goes last so that a cleanup killed on the way leaves
+/// what the next one needs to find the rest.
+fn remove_run(runtime: Option<&Runtime>, id: &str, bundle: &Path) {
+    // The container's network namespace is opened before the container
+    // goes, which would end it: DEL then removes the interfaces inside
+    // it and what the plugins made for them outside.
+    let networks = network::Leftovers::of(&network::ResultCache::default(), id);
+    if let Some(Err(e)) = runtime.map(|r| r.delete(id, bundle)) {
+        tracing::debug!("cleanup: {e}");
+    }
+    networks.release();
+    drop(Bundle::adopt(bundle.to_path_buf()));
 }
 
 /// Deletes the runtime state and the bundle of every dead run under
@@ -143,11 +203,18 @@ pub fn collect(state_dir: &Path, runtime: &Runtime) -> Vec<String> {
             continue;
         }
         let id = entry.file_name().to_string_lossy().into_owned();
-        if let Err(e) = runtime.delete(&id, &dir) {
-            tracing::debug!("gc: {e}");
-        }
-        drop(Bundle::adopt(dir));
+        remove_run(Some(runtime), &id, &dir);
         removed.push(id);
+    }
+    // Records whose run is gone but whose DEL failed or never ran.
+    for networks in network::Leftovers::orphans(&network::ResultCache::default(), state_dir) {
+        let id = networks.container_id().map(str::to_string);
+        if networks.release()
+            && let Some(id) = id
+            && !removed.contains(&id)
+        {
+            removed.push(id);
+        }
     }
     removed
 }

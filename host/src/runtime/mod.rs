@@ -377,7 +377,7 @@ fn run_with_pipes_and_networks(
     // A signal while the networks are added ends the created container:
     // start then fails, and everything is undone.
     forwarder.set(Some(init));
-    _attached = networks.attach(id, init.as_raw())?;
+    _attached = networks.attach(id, init.as_raw(), bundle.dir())?;
     runtime.start(id, bundle.dir())?;
     let status = wait_init(init, &forwarder)?;
     let held = relays.finish();
@@ -476,7 +476,7 @@ fn run_with_terminal(
     let init = read_pid(&bundle.dir().join(oci::PID_FILE))?;
     forwarder.set(Some(init));
     if !networks.is_empty() {
-        _attached = networks.attach(id, init.as_raw())?;
+        _attached = networks.attach(id, init.as_raw(), bundle.dir())?;
         runtime.start(id, bundle.dir())?;
     }
 
@@ -553,6 +553,7 @@ fn spawn_relay<T: Send + 'static>(
 fn wait_child(child: &mut Child, forwarder: &Forwarder) -> Result<ExitStatus, RunError> {
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
     forwarder.set(Some(pid));
+    gc::injected_panic("wait-runtime");
     let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
     // Any other error (ECHILD: already reaped, its status kept by
     // `child`) leaves it to `child.wait`.
@@ -575,6 +576,7 @@ fn wait_child(child: &mut Child, forwarder: &Forwarder) -> Result<ExitStatus, Ru
 /// Waits for the container's init, which the detached runtime left to
 /// us, and returns its status: its code, or 128+N for signal N.
 fn wait_init(pid: Pid, forwarder: &Forwarder) -> Result<u8, RunError> {
+    gc::injected_panic("wait-container");
     let wait_err = |errno| RunError::Wait {
         pid: pid.as_raw(),
         errno,
