@@ -12,7 +12,7 @@ use wasmtime::component::Instance as WasmInstance;
 use super::bindings::plugin::Info;
 use super::bindings::types::Container;
 use super::bindings::{capabilities, mounts, namespaces, plugin, validate};
-use super::change::{self, Checked, Effect, Field, Rejected};
+use super::change::{self, Checked, Field, Rejected};
 use super::error::{PluginError, Problem, Stage};
 use super::file::{Mode, OnError};
 use super::grants::Grants;
@@ -445,6 +445,17 @@ async fn adjust_all(
             other => other?,
         };
         for (index, checked) in changes.into_iter().enumerate() {
+            // Judged where it applies: after the changes before it.
+            let checked = checked.recheck(spec).map_err(|r| {
+                plugin.error(
+                    hook.stage(),
+                    Problem::Change {
+                        index,
+                        change: r.description,
+                        reason: r.reason,
+                    },
+                )
+            })?;
             let refuse = |reason: String| {
                 plugin.error(
                     hook.stage(),
@@ -455,12 +466,9 @@ async fn adjust_all(
                     },
                 )
             };
-            let grant = match &checked.effect {
-                Effect::Restricting => None,
-                Effect::Widening(grant) if instance.entry.grants.allow(grant) => {
-                    Some(grant.to_string())
-                }
-                Effect::Widening(grant) => {
+            let grant = match checked.effect.missing(|g| instance.entry.grants.allow(g)) {
+                None => checked.effect.grants(),
+                Some(grant) => {
                     report.refuse(refuse(format!(
                         "widens the container and is not granted; the operator can allow it \
                          with `{grant}` in this plugin's grants"

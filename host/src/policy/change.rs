@@ -4,9 +4,10 @@
 //! non-empty sets), classified as restricting or widening, tied to the
 //! field of the spec it touches (for ownership), then applied.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use oci_spec::runtime::{
     LinuxCapabilities, LinuxIdMapping, LinuxIdMappingBuilder, LinuxNamespace, Mount as OciMount,
@@ -17,6 +18,7 @@ use super::bindings::types::{
     CapabilityChange, CapabilityTarget, IdMapping, Mount, MountChange, NamespaceChange,
     NamespaceKind,
 };
+use super::reach;
 use super::view::{cap_set, namespace_name, namespace_type};
 use crate::spec::caps::{self, CapSet};
 
@@ -24,12 +26,40 @@ use crate::spec::caps::{self, CapSet};
 /// give it some.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// Drops a capability, adds a namespace, makes a mount stricter,
-    /// removes a mount.
+    /// Drops a capability, adds a namespace, or changes mounts so that no
+    /// path in the container reaches more than before (see
+    /// [`super::reach`]).
     Restricting,
     /// Adds a capability, shares or joins a namespace, binds a host path,
-    /// maps ids: allowed only by a grant.
-    Widening(Grant),
+    /// maps ids, loosens or uncovers a mount: allowed only by every one of
+    /// these grants (never empty).
+    Widening(Vec<Grant>),
+}
+
+impl Effect {
+    /// The first grant a widening change needs that `allowed` does not
+    /// give; `None` when every one is given (or none is needed).
+    pub fn missing<'g>(&'g self, allowed: impl Fn(&Grant) -> bool) -> Option<&'g Grant> {
+        match self {
+            Effect::Restricting => None,
+            Effect::Widening(needs) => needs.iter().find(|g| !allowed(g)),
+        }
+    }
+
+    /// The grants that allow it, as written in a policy file, for audit
+    /// records and traces; `None` for a restricting change.
+    pub fn grants(&self) -> Option<String> {
+        match self {
+            Effect::Restricting => None,
+            Effect::Widening(needs) => Some(
+                needs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        }
+    }
 }
 
 /// The grant a widening change needs, as written in a policy file.
@@ -41,7 +71,9 @@ pub enum Grant {
     BindSource(PathBuf),
     /// `mount-types = ["proc"]`: a kernel filesystem other than tmpfs.
     MountType(String),
-    /// `mount-options = true`: loosening a mount's options.
+    /// `mount-options = true`: loosening a mount's effective flags,
+    /// uncovering what a mount hides, adding a mount that allows
+    /// set-user-id programs or devices, an option the host does not model.
     MountOptions,
     /// `host-namespaces = ["network"]`.
     HostNamespace(NamespaceKind),
@@ -73,7 +105,8 @@ impl fmt::Display for Grant {
 pub enum Field {
     /// One capability in one set.
     Capability(CapSet, String),
-    /// The mount at a destination.
+    /// The mount at a destination, by its clean path: two spellings of
+    /// one destination are one field.
     Mount(String),
     /// One kind of namespace.
     Namespace(&'static str),
@@ -97,7 +130,7 @@ impl fmt::Display for Field {
 pub struct Checked {
     /// The change as a person would write it.
     pub description: String,
-    /// Restricting, or widening and the grant it needs.
+    /// Restricting, or widening and the grants it needs.
     pub effect: Effect,
     /// The fields it touches.
     pub fields: Vec<Field>,
@@ -136,35 +169,58 @@ fn reject(description: String, reason: impl Into<String>) -> Rejected {
     }
 }
 
-/// Options that make a mount stricter: losing one loosens it.
-const STRICT_OPTIONS: [&str; 4] = ["ro", "nosuid", "nodev", "noexec"];
-/// Propagation that lets mounts leak between host and container.
-const LEAKY_PROPAGATION: [&str; 2] = ["shared", "rshared"];
-/// Filesystem kinds that start empty and expose nothing of the host.
-const EMPTY_KINDS: [&str; 3] = ["tmpfs", "mqueue", "devpts"];
+/// `text` with control characters escaped (`\n`, `\u{1b}`), so that a
+/// description can never break a line or drive a terminal.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_debug().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
 
-fn is_bind(kind: Option<&str>, options: &[String]) -> bool {
-    kind == Some("bind") || options.iter().any(|o| o == "bind" || o == "rbind")
+/// Refuses text holding control characters, naming the first.
+fn no_controls(what: &str, text: &str) -> Result<(), String> {
+    match text.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!(
+            "{what} holds a control character (U+{:04X})",
+            u32::from(c)
+        )),
+        None => Ok(()),
+    }
 }
 
 /// An absolute path with no `.` or `..` and no empty component.
-fn clean_absolute(path: &str) -> Result<(), &'static str> {
+fn clean_absolute(path: &str) -> Result<(), String> {
     if path.is_empty() {
-        return Err("the path is empty");
+        return Err("the path is empty".into());
     }
     if path.contains('\0') {
-        return Err("the path contains a NUL byte");
+        return Err("the path contains a NUL byte".into());
     }
+    no_controls("the path", path)?;
     let Some(rest) = path.strip_prefix('/') else {
-        return Err("the path is not absolute");
+        return Err("the path is not absolute".into());
     };
     if !rest.is_empty() && rest.split('/').any(|part| matches!(part, "" | "." | "..")) {
-        return Err("the path is not clean (it has `.`, `..` or `//`)");
+        return Err("the path is not clean (it has `.`, `..`, `//` or a trailing `/`)".into());
     }
     Ok(())
 }
 
 fn check_options(options: &[String]) -> Result<(), String> {
+    for option in options {
+        no_controls(&format!("mount option `{}`", printable(option)), option)?;
+    }
     match options
         .iter()
         .find(|o| o.is_empty() || o.contains([',', '\0']) || o.trim() != o.as_str())
@@ -174,115 +230,212 @@ fn check_options(options: &[String]) -> Result<(), String> {
     }
 }
 
-fn find_mount<'a>(spec: &'a Spec, destination: &str) -> Option<&'a OciMount> {
-    spec.mounts()
-        .iter()
-        .flatten()
-        .find(|m| m.destination() == Path::new(destination))
+/// Whether a spec's mount is at `destination` (clean), however the spec
+/// spells it.
+fn at(mount: &OciMount, destination: &str) -> bool {
+    reach::clean(&mount.destination().to_string_lossy()) == destination
+}
+
+fn find_mount<'a>(mounts: &'a [OciMount], destination: &str) -> Option<&'a OciMount> {
+    mounts.iter().find(|m| at(m, destination))
+}
+
+/// Applies a mount action to a list of mounts: what [`Checked::apply`]
+/// does, and what the model judges.
+fn apply_mounts(mounts: &mut Vec<OciMount>, action: &Action) {
+    match action {
+        Action::AddMount(mount) => mounts.push(mount.clone()),
+        Action::RemoveMount(destination) => mounts.retain(|m| !at(m, destination)),
+        Action::SetMountOptions(destination, options) => {
+            if let Some(mount) = mounts.iter_mut().find(|m| at(m, destination)) {
+                mount.set_options(Some(options.clone()));
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Checks a mount change against the spec.
 pub fn check_mount(spec: &Spec, change: &MountChange) -> CheckResult {
+    let (description, action) = mount_action(change)?;
+    judge_mount(spec, description, action)
+}
+
+/// Checks a mount change's form, independent of any spec, and turns it
+/// into an action.
+fn mount_action(change: &MountChange) -> Result<(String, Action), Rejected> {
     match change {
-        MountChange::Add(mount) => check_add_mount(spec, mount),
         MountChange::Remove(destination) => {
-            let description = format!("remove the mount at {destination}");
-            if find_mount(spec, destination).is_none() {
-                return Err(reject(description, "there is no mount at that destination"));
-            }
-            Ok(Checked {
-                description,
-                effect: Effect::Restricting,
-                fields: vec![Field::Mount(destination.clone())],
-                action: Action::RemoveMount(destination.clone()),
-            })
+            let description = format!("remove the mount at {}", printable(destination));
+            clean_absolute(destination)
+                .map_err(|r| reject(description.clone(), format!("destination: {r}")))?;
+            Ok((description, Action::RemoveMount(destination.clone())))
         }
         MountChange::SetOptions(set) => {
             let description = format!(
                 "set the options of the mount at {} to [{}]",
-                set.destination,
-                set.options.join(",")
+                printable(&set.destination),
+                printable(&set.options.join(","))
             );
-            let Some(existing) = find_mount(spec, &set.destination) else {
+            clean_absolute(&set.destination)
+                .map_err(|r| reject(description.clone(), format!("destination: {r}")))?;
+            check_options(&set.options).map_err(|r| reject(description.clone(), r))?;
+            Ok((
+                description,
+                Action::SetMountOptions(set.destination.clone(), set.options.clone()),
+            ))
+        }
+        MountChange::Add(mount) => {
+            let description = format!(
+                "add a {} mount of {} at {} [{}]",
+                printable(mount.kind.as_deref().unwrap_or("default")),
+                printable(mount.source.as_deref().unwrap_or("nothing")),
+                printable(&mount.destination),
+                printable(&mount.options.join(","))
+            );
+            let fail = |reason: String| reject(description.clone(), reason);
+            clean_absolute(&mount.destination).map_err(|r| fail(format!("destination: {r}")))?;
+            if let Some(source) = &mount.source {
+                no_controls("the source", source).map_err(&fail)?;
+            }
+            if let Some(kind) = &mount.kind
+                && (kind.is_empty()
+                    || !kind
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
+            {
+                return Err(fail(format!(
+                    "mount type `{}` is malformed",
+                    printable(kind)
+                )));
+            }
+            check_options(&mount.options).map_err(&fail)?;
+            let entry = reach::Entry {
+                destination: mount.destination.clone(),
+                kind: mount.kind.clone(),
+                source: mount.source.clone(),
+                options: mount.options.clone(),
+            };
+            if entry.is_bind() {
+                let source = mount.source.as_deref().unwrap_or_default();
+                clean_absolute(source).map_err(|r| fail(format!("bind source: {r}")))?;
+            } else if mount.kind.is_none() {
+                return Err(fail("a mount that is not a bind needs a type".into()));
+            }
+            let mut oci = OciMount::default();
+            oci.set_destination(PathBuf::from(&mount.destination));
+            oci.set_typ(mount.kind.clone());
+            oci.set_source(mount.source.as_ref().map(PathBuf::from));
+            oci.set_options(Some(mount.options.clone()));
+            Ok((description, Action::AddMount(oci)))
+        }
+    }
+}
+
+/// Checks a mount action against the spec as it stands, and classifies
+/// it by what the container reaches before and after.
+fn judge_mount(spec: &Spec, description: String, action: Action) -> CheckResult {
+    let before: &[OciMount] = spec.mounts().as_deref().unwrap_or_default();
+    let mut needs = Vec::new();
+    let destination = match &action {
+        Action::AddMount(mount) => {
+            let destination = mount.destination().to_string_lossy().into_owned();
+            if find_mount(before, &destination).is_some() {
+                return Err(reject(
+                    description,
+                    "a mount already exists at that destination; remove it first",
+                ));
+            }
+            let entry = reach::Entry::from_oci(mount);
+            match entry.object() {
+                reach::Object::Bind { source, .. } => {
+                    needs.push(Grant::BindSource(PathBuf::from(source)));
+                }
+                reach::Object::Kernel { kind, .. } => needs.push(Grant::MountType(kind)),
+                reach::Object::Fresh { .. } | reach::Object::Root => {}
+            }
+            // A new mount must refuse set-user-id programs and devices,
+            // and hold no option the model does not know.
+            let inert = reach::RUNTIMES
+                .iter()
+                .all(|runtime| entry.layers(*runtime).top.inert());
+            if !inert || !entry.unknown_options().is_empty() {
+                needs.push(Grant::MountOptions);
+            }
+            destination
+        }
+        Action::RemoveMount(destination) => {
+            if find_mount(before, destination).is_none() {
+                return Err(reject(description, "there is no mount at that destination"));
+            }
+            destination.clone()
+        }
+        Action::SetMountOptions(destination, options) => {
+            let Some(existing) = find_mount(before, destination) else {
                 return Err(reject(description, "there is no mount at that destination"));
             };
-            check_options(&set.options).map_err(|r| reject(description.clone(), r))?;
-            let before = existing.options().clone().unwrap_or_default();
-            let kind = existing.typ().as_deref();
-            if is_bind(kind, &before) != is_bind(kind, &set.options) {
+            let was = reach::Entry::from_oci(existing);
+            let now = reach::Entry {
+                options: options.clone(),
+                ..was.clone()
+            };
+            if was.is_bind() != now.is_bind() {
                 return Err(reject(
                     description,
                     "options cannot turn a mount into a bind mount or back",
                 ));
             }
-            let has = |opts: &[String], o: &str| opts.iter().any(|x| x == o);
-            let loosens = STRICT_OPTIONS
+            let known_before = was.unknown_options();
+            if now
+                .unknown_options()
                 .iter()
-                .any(|o| has(&before, o) && !has(&set.options, o))
-                || LEAKY_PROPAGATION
-                    .iter()
-                    .any(|o| has(&set.options, o) && !has(&before, o));
-            Ok(Checked {
-                description,
-                effect: if loosens {
-                    Effect::Widening(Grant::MountOptions)
-                } else {
-                    Effect::Restricting
-                },
-                fields: vec![Field::Mount(set.destination.clone())],
-                action: Action::SetMountOptions(set.destination.clone(), set.options.clone()),
-            })
+                .any(|o| !known_before.contains(o))
+            {
+                needs.push(Grant::MountOptions);
+            }
+            destination.clone()
         }
-    }
-}
-
-fn check_add_mount(spec: &Spec, mount: &Mount) -> CheckResult {
-    let description = format!(
-        "add a {} mount of {} at {} [{}]",
-        mount.kind.as_deref().unwrap_or("default"),
-        mount.source.as_deref().unwrap_or("nothing"),
-        mount.destination,
-        mount.options.join(",")
-    );
-    let fail = |reason: String| reject(description.clone(), reason);
-    clean_absolute(&mount.destination).map_err(|r| fail(format!("destination: {r}")))?;
-    if let Some(kind) = &mount.kind
-        && (kind.is_empty()
-            || !kind
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
-    {
-        return Err(fail(format!("mount type `{kind}` is malformed")));
-    }
-    check_options(&mount.options).map_err(fail)?;
-    if find_mount(spec, &mount.destination).is_some() {
-        return Err(fail(
-            "a mount already exists at that destination; remove it first".into(),
-        ));
-    }
-    let bind = is_bind(mount.kind.as_deref(), &mount.options);
-    let effect = if bind {
-        let source = mount.source.as_deref().unwrap_or_default();
-        clean_absolute(source).map_err(|r| fail(format!("bind source: {r}")))?;
-        Effect::Widening(Grant::BindSource(PathBuf::from(source)))
-    } else {
-        match mount.kind.as_deref() {
-            Some(kind) if EMPTY_KINDS.contains(&kind) => Effect::Restricting,
-            Some(kind) => Effect::Widening(Grant::MountType(kind.to_string())),
-            None => return Err(fail("a mount that is not a bind needs a type".into())),
-        }
+        _ => unreachable!("only mount actions are judged here"),
     };
-    let mut oci = OciMount::default();
-    oci.set_destination(PathBuf::from(&mount.destination));
-    oci.set_typ(mount.kind.clone());
-    oci.set_source(mount.source.as_ref().map(PathBuf::from));
-    oci.set_options(Some(mount.options.clone()));
+    if !matches!(action, Action::AddMount(_)) {
+        let mut after = before.to_vec();
+        apply_mounts(&mut after, &action);
+        if let Some(widened) = reach::Table::new(&after).wider_than(&reach::Table::new(before)) {
+            tracing::debug!(
+                change = %description,
+                path = %widened.path,
+                runtime = ?widened.runtime,
+                "widening: {}",
+                widened.why
+            );
+            if !needs.contains(&Grant::MountOptions) {
+                needs.push(Grant::MountOptions);
+            }
+        }
+    }
     Ok(Checked {
         description,
-        effect,
-        fields: vec![Field::Mount(mount.destination.clone())],
-        action: Action::AddMount(oci),
+        effect: if needs.is_empty() {
+            Effect::Restricting
+        } else {
+            Effect::Widening(needs)
+        },
+        fields: vec![Field::Mount(destination)],
+        action,
     })
+}
+
+impl Checked {
+    /// Checks the change again against the spec as the changes before it
+    /// left it: a change is judged by what it does where it applies.
+    pub fn recheck(self, spec: &Spec) -> CheckResult {
+        match self.action {
+            Action::AddMount(_) | Action::RemoveMount(_) | Action::SetMountOptions(..) => {
+                judge_mount(spec, self.description, self.action)
+            }
+            _ => Ok(self),
+        }
+    }
 }
 
 /// Checks a capability change.
@@ -311,7 +464,7 @@ pub fn check_capability(change: &CapabilityChange) -> CheckResult {
     }
     Ok(Checked {
         effect: if add {
-            Effect::Widening(Grant::AddCapability(target.name.clone()))
+            Effect::Widening(vec![Grant::AddCapability(target.name.clone())])
         } else {
             Effect::Restricting
         },
@@ -354,11 +507,11 @@ pub fn check_namespace(spec: &Spec, change: &NamespaceChange) -> CheckResult {
         }
         NamespaceChange::Join(join) => {
             let name = namespace_name(join.kind);
-            let description = format!("join the {name} namespace at `{}`", join.path);
+            let description = format!("join the {name} namespace at `{}`", printable(&join.path));
             clean_absolute(&join.path).map_err(|r| reject(description.clone(), r))?;
             Ok(Checked {
                 description,
-                effect: Effect::Widening(Grant::JoinNamespaces),
+                effect: Effect::Widening(vec![Grant::JoinNamespaces]),
                 fields: vec![Field::Namespace(name)],
                 action: Action::Namespace(join.kind, Some(Some(PathBuf::from(&join.path)))),
             })
@@ -367,7 +520,7 @@ pub fn check_namespace(spec: &Spec, change: &NamespaceChange) -> CheckResult {
             let name = namespace_name(*kind);
             Ok(Checked {
                 description: format!("share the host's {name} namespace"),
-                effect: Effect::Widening(Grant::HostNamespace(*kind)),
+                effect: Effect::Widening(vec![Grant::HostNamespace(*kind)]),
                 fields: vec![Field::Namespace(name)],
                 action: Action::Namespace(*kind, None),
             })
@@ -403,7 +556,7 @@ pub fn check_namespace(spec: &Spec, change: &NamespaceChange) -> CheckResult {
             let gids = convert(&maps.gid_mappings).map_err(|r| reject(description.clone(), r))?;
             Ok(Checked {
                 description,
-                effect: Effect::Widening(Grant::IdMappings),
+                effect: Effect::Widening(vec![Grant::IdMappings]),
                 fields: vec![Field::IdMappings],
                 action: Action::IdMappings(uids, gids),
             })
@@ -415,21 +568,8 @@ impl Checked {
     /// Applies the change to the spec.
     pub fn apply(self, spec: &mut Spec) {
         match self.action {
-            Action::AddMount(mount) => spec.mounts_mut().get_or_insert_default().push(mount),
-            Action::RemoveMount(destination) => {
-                if let Some(mounts) = spec.mounts_mut() {
-                    mounts.retain(|m| m.destination() != Path::new(&destination));
-                }
-            }
-            Action::SetMountOptions(destination, options) => {
-                if let Some(mount) = spec
-                    .mounts_mut()
-                    .iter_mut()
-                    .flatten()
-                    .find(|m| m.destination() == Path::new(&destination))
-                {
-                    mount.set_options(Some(options));
-                }
+            Action::AddMount(_) | Action::RemoveMount(_) | Action::SetMountOptions(..) => {
+                apply_mounts(spec.mounts_mut().get_or_insert_default(), &self.action);
             }
             Action::Capabilities { add, cap, sets } => {
                 let process = spec.process_mut().get_or_insert_default();
@@ -542,7 +682,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             checked.effect,
-            Effect::Widening(Grant::AddCapability("CAP_NET_ADMIN".into()))
+            Effect::Widening(vec![Grant::AddCapability("CAP_NET_ADMIN".into())])
         );
     }
 
@@ -569,16 +709,22 @@ mod tests {
         .unwrap();
         assert_eq!(
             bind.effect,
-            Effect::Widening(Grant::BindSource("/srv/data".into()))
+            Effect::Widening(vec![
+                Grant::BindSource("/srv/data".into()),
+                Grant::MountOptions
+            ])
         );
-        let tmpfs = Mount {
+        let mut tmpfs = Mount {
             destination: "/scratch".into(),
             kind: Some("tmpfs".into()),
             source: Some("tmpfs".into()),
-            options: vec!["size=1m".into()],
+            options: vec!["nosuid".into(), "nodev".into(), "size=1m".into()],
         };
-        let checked = check_mount(&spec(), &MountChange::Add(tmpfs)).unwrap();
+        let checked = check_mount(&spec(), &MountChange::Add(tmpfs.clone())).unwrap();
         assert_eq!(checked.effect, Effect::Restricting);
+        tmpfs.options = vec!["size=1m".into()];
+        let checked = check_mount(&spec(), &MountChange::Add(tmpfs)).unwrap();
+        assert_eq!(checked.effect, Effect::Widening(vec![Grant::MountOptions]));
     }
 
     #[test]
@@ -596,29 +742,199 @@ mod tests {
         let mut spec = spec();
         check_mount(
             &spec,
-            &MountChange::Add(bind("/srv", "/srv", &["rbind", "rw"])),
+            &MountChange::Add(bind("/srv", "/srv", &["rbind", "rw", "nosuid", "nodev"])),
         )
         .unwrap()
         .apply(&mut spec);
         let ro = check_mount(
             &spec,
-            &MountChange::SetOptions(MountOptions {
-                destination: "/srv".into(),
-                options: vec!["rbind".into(), "ro".into()],
-            }),
+            &set_options("/srv", &["rbind", "nosuid", "nodev", "ro"]),
         )
         .unwrap();
         assert_eq!(ro.effect, Effect::Restricting);
         ro.apply(&mut spec);
         let rw = check_mount(
             &spec,
-            &MountChange::SetOptions(MountOptions {
-                destination: "/srv".into(),
-                options: vec!["rbind".into(), "rw".into()],
-            }),
+            &set_options("/srv", &["rbind", "nosuid", "nodev", "rw"]),
         )
         .unwrap();
-        assert_eq!(rw.effect, Effect::Widening(Grant::MountOptions));
+        assert_eq!(rw.effect, Effect::Widening(vec![Grant::MountOptions]));
+    }
+
+    fn set_options(destination: &str, options: &[&str]) -> MountChange {
+        MountChange::SetOptions(MountOptions {
+            destination: destination.into(),
+            options: options.iter().map(|o| o.to_string()).collect(),
+        })
+    }
+
+    fn with(mounts: &[Mount]) -> Spec {
+        let mut spec = spec();
+        for mount in mounts {
+            check_mount(&spec, &MountChange::Add(mount.clone()))
+                .unwrap()
+                .apply(&mut spec);
+        }
+        spec
+    }
+
+    fn effect(spec: &Spec, change: MountChange) -> Effect {
+        check_mount(spec, &change).unwrap().effect
+    }
+
+    const LOOSER: Effect = Effect::Restricting;
+
+    fn widening() -> Effect {
+        Effect::Widening(vec![Grant::MountOptions])
+    }
+
+    #[test]
+    fn the_last_option_wins() {
+        let sys = ["nosuid", "noexec", "nodev", "ro"];
+        let spec = spec();
+        for appended in [&["rw"][..], &["ro", "rw"], &["suid"], &["dev"], &["exec"]] {
+            let mut options = sys.to_vec();
+            options.extend(appended);
+            assert_eq!(
+                effect(&spec, set_options("/sys", &options)),
+                widening(),
+                "{appended:?}"
+            );
+        }
+        let mut options = sys.to_vec();
+        options.extend(["rw", "ro", "noatime"]);
+        assert_eq!(effect(&spec, set_options("/sys", &options)), LOOSER);
+    }
+
+    #[test]
+    fn recursive_forms_count_and_are_not_enough_alone() {
+        let spec = with(&[bind("/srv", "/data", &["rbind", "ro", "nosuid", "nodev"])]);
+        for options in [
+            &["rbind", "ro", "nosuid", "nodev", "rrw"][..],
+            &["rbind", "ro", "nosuid", "nodev", "rsuid"],
+            // Not read-only under chroot isolation, which ignores `rro`.
+            &["rbind", "rro", "nosuid", "nodev"],
+        ] {
+            assert_eq!(effect(&spec, set_options("/data", options)), widening());
+        }
+        let options = ["rbind", "ro", "nosuid", "nodev", "rro", "rnosuid"];
+        assert_eq!(effect(&spec, set_options("/data", &options)), LOOSER);
+    }
+
+    #[test]
+    fn read_only_on_a_bind_that_kept_its_sources_flags_must_set_them_all() {
+        let spec = with(&[bind("/srv", "/data", &["rbind", "rw"])]);
+        assert_eq!(
+            effect(&spec, set_options("/data", &["rbind", "ro"])),
+            widening()
+        );
+        let all = ["rbind", "nosuid", "nodev", "noexec", "ro"];
+        assert_eq!(effect(&spec, set_options("/data", &all)), LOOSER);
+    }
+
+    #[test]
+    fn bind_to_rbind_and_back_widen() {
+        let spec = with(&[bind("/srv", "/data", &["bind", "ro", "nosuid", "nodev"])]);
+        let options = ["rbind", "ro", "nosuid", "nodev"];
+        assert_eq!(effect(&spec, set_options("/data", &options)), widening());
+    }
+
+    #[test]
+    fn removals_that_uncover_something_widen() {
+        let mut spec = with(&[
+            bind("/srv", "/data", &["rbind", "rw", "nosuid", "nodev"]),
+            bind("/srv/sub", "/data/sub", &["rbind", "ro", "nosuid", "nodev"]),
+        ]);
+        crate::spec::use_host_rootfs(&mut spec);
+        for destination in ["/data/sub", "/data", "/run", "/tmp", "/proc", "/sys"] {
+            assert_eq!(
+                effect(&spec, MountChange::Remove(destination.into())),
+                widening(),
+                "{destination}"
+            );
+        }
+        // /dev/shm and /dev/mqueue hide only the fresh /dev tmpfs.
+        for destination in ["/dev/shm", "/dev/mqueue"] {
+            assert_eq!(
+                effect(&spec, MountChange::Remove(destination.into())),
+                LOOSER,
+                "{destination}"
+            );
+        }
+    }
+
+    #[test]
+    fn new_mounts_must_refuse_setuid_and_devices_and_hold_known_options() {
+        let tmpfs = |options: &[&str]| Mount {
+            destination: "/scratch".into(),
+            kind: Some("tmpfs".into()),
+            source: Some("tmpfs".into()),
+            options: options.iter().map(|o| o.to_string()).collect(),
+        };
+        let spec = spec();
+        for options in [
+            &["nosuid"][..],
+            &["nodev"],
+            &["nosuid", "nodev", "suid"],
+            &["nosuid", "nodev", "tmpcopyup"],
+        ] {
+            let change = MountChange::Add(tmpfs(options));
+            assert_eq!(effect(&spec, change), widening(), "{options:?}");
+        }
+        let change = MountChange::Add(tmpfs(&["nosuid", "nodev", "size=1m", "mode=700"]));
+        assert_eq!(effect(&spec, change), LOOSER);
+        let unknown = set_options("/dev/shm", &["nosuid", "nodev", "noexec", "huh"]);
+        assert_eq!(effect(&spec, unknown), widening());
+    }
+
+    #[test]
+    fn destinations_must_be_clean_in_every_change_and_match_the_specs_spelling() {
+        let mut spec = spec();
+        let mut mount = OciMount::default();
+        mount.set_destination("/data/".into());
+        mount.set_typ(Some("tmpfs".into()));
+        mount.set_options(Some(vec!["nosuid".into(), "nodev".into()]));
+        spec.mounts_mut().get_or_insert_default().push(mount);
+        for unclean in ["/data/", "//data", "/x/../data", "/data/."] {
+            let err = check_mount(&spec, &MountChange::Remove(unclean.into())).unwrap_err();
+            assert!(err.reason.starts_with("destination:"), "{unclean}: {err:?}");
+            let err = check_mount(&spec, &set_options(unclean, &["ro"])).unwrap_err();
+            assert!(err.reason.starts_with("destination:"), "{unclean}: {err:?}");
+        }
+        let checked = check_mount(&spec, &set_options("/data", &["nosuid", "nodev", "ro"]));
+        let checked = checked.unwrap();
+        assert_eq!(checked.fields, [Field::Mount("/data".into())]);
+        let add = check_mount(&spec, &MountChange::Add(bind("/srv", "/data", &["rbind"])));
+        assert!(add.unwrap_err().reason.contains("already exists"));
+    }
+
+    #[test]
+    fn control_characters_are_refused_and_escaped() {
+        let spec = spec();
+        let err = check_mount(
+            &spec,
+            &MountChange::Remove("/sys\n(no changes)\u{1b}[2K".into()),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.description,
+            r"remove the mount at /sys\n(no changes)\u{1b}[2K"
+        );
+        assert_eq!(
+            err.reason,
+            "destination: the path holds a control character (U+000A)"
+        );
+        let err = check_mount(&spec, &set_options("/sys", &["ro", "rw\u{85}"])).unwrap_err();
+        assert_eq!(
+            err.reason,
+            r"mount option `rw\u{85}` holds a control character (U+0085)"
+        );
+        let mut mount = bind("/srv\r", "/data", &["rbind", "nosuid", "nodev"]);
+        let err = check_mount(&spec, &MountChange::Add(mount.clone())).unwrap_err();
+        assert_eq!(err.reason, "the source holds a control character (U+000D)");
+        mount.source = Some("/srv".into());
+        mount.kind = Some("bind\t".into());
+        assert!(check_mount(&spec, &MountChange::Add(mount)).is_err());
     }
 
     #[test]
@@ -641,7 +957,7 @@ mod tests {
             check_namespace(&spec, &NamespaceChange::ShareHost(NamespaceKind::Network)).unwrap();
         assert_eq!(
             checked.effect,
-            Effect::Widening(Grant::HostNamespace(NamespaceKind::Network))
+            Effect::Widening(vec![Grant::HostNamespace(NamespaceKind::Network)])
         );
         checked.apply(&mut spec);
         assert!(has_namespace(&spec, NamespaceKind::Network).is_none());

@@ -6,7 +6,9 @@
 //! [`limits`], [`cache`] (compiled code) and [`progress`] (word of slow
 //! compiles), [`plugin`] (loading and export
 //! discovery), [`view`] and [`change`] (the container as plugins see it and
-//! the changes they return), [`grants`], and [`chain`] (running it all).
+//! the changes they return), [`reach`] (what a container reaches through
+//! its mounts, by which mount changes are judged), [`grants`], and
+//! [`chain`] (running it all).
 
 pub mod audit;
 pub mod bindings;
@@ -19,8 +21,11 @@ pub mod error;
 pub mod file;
 pub mod grants;
 pub mod limits;
+#[cfg(test)]
+mod oracle;
 pub mod plugin;
 pub mod progress;
+pub mod reach;
 pub mod sandbox;
 pub mod view;
 

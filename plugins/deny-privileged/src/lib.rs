@@ -1,8 +1,11 @@
 //! Validator: denies privileged containers, those holding CAP_SYS_ADMIN
-//! in any set or sharing the host's pid or network namespace.
+//! in any set, sharing the host's pid or network namespace, or joining
+//! an existing namespace by path (`/proc/1/ns/net` is the host's).
 //!
-//! Settings: `capabilities` (default `CAP_SYS_ADMIN`) and
-//! `host-namespaces` (default `pid,network`), comma-separated.
+//! Settings: `capabilities` (default `CAP_SYS_ADMIN`),
+//! `host-namespaces` (default `pid,network`) and `namespace-paths`, the
+//! namespace files the container may join (default: none), all
+//! comma-separated.
 
 use std::sync::OnceLock;
 
@@ -11,6 +14,27 @@ specgate_sdk::bindings!(world: "validator", path: "../../wit");
 struct Config {
     capabilities: Vec<String>,
     host_namespaces: Vec<NamespaceKind>,
+    namespace_paths: Vec<String>,
+}
+
+/// A path cleaned lexically (`.`, empty components, a trailing `/` and
+/// `..` resolved), so that no spelling of a path escapes the list; `None`
+/// when it is not absolute.
+fn clean(path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            name => parts.push(name),
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
@@ -22,7 +46,9 @@ impl exports::specgate::policy::plugin::Guest for DenyPrivileged {
         Info {
             name: "deny-privileged".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "denies CAP_SYS_ADMIN and the host's pid or network namespace".into(),
+            description:
+                "denies CAP_SYS_ADMIN, the host's pid or network namespace, and joined namespaces"
+                    .into(),
         }
     }
 
@@ -35,10 +61,14 @@ impl exports::specgate::policy::plugin::Guest for DenyPrivileged {
         let host_namespaces = settings
             .parsed_list("host-namespaces", "a namespace kind", parse_namespace_kind)
             .unwrap_or_else(|| vec![NamespaceKind::Pid, NamespaceKind::Network]);
+        let namespace_paths = settings
+            .parsed_list("namespace-paths", "an absolute path", clean)
+            .unwrap_or_default();
         settings.finish()?;
         let _ = CONFIG.set(Config {
             capabilities,
             host_namespaces,
+            namespace_paths,
         });
         Ok(())
     }
@@ -59,6 +89,19 @@ impl exports::specgate::policy::validate::Guest for DenyPrivileged {
                 return Err(deny(format!(
                     "privileged: the container shares the host's {} namespace",
                     namespace_kind_name(*kind)
+                )));
+            }
+        }
+        for namespace in &container.namespaces {
+            let Some(path) = &namespace.path else {
+                continue;
+            };
+            let allowed = clean(path).is_some_and(|p| config.namespace_paths.contains(&p));
+            if !allowed {
+                return Err(deny(format!(
+                    "privileged: the container joins the {} namespace at `{path}`, \
+                     which `namespace-paths` does not allow",
+                    namespace_kind_name(namespace.kind)
                 )));
             }
         }

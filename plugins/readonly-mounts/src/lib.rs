@@ -2,6 +2,14 @@
 //!
 //! Settings: `allow`, comma-separated container destinations whose bind
 //! mounts may stay writable (default: none).
+//!
+//! A mount counts as read-only as the host judges it (the last of `ro`
+//! and `rw` wins), so `ro,rw` is made read-only too. A runtime remounts a
+//! bind with exactly the flags its options set, clearing the source's
+//! own: a bind whose options set none kept the source's `nosuid`,
+//! `nodev` and `noexec`, which this plugin cannot see, so it sets all
+//! three with `ro` (the change would otherwise loosen them). A recursive
+//! bind's submounts are made read-only too (`rro`).
 
 use std::sync::OnceLock;
 
@@ -26,10 +34,29 @@ impl exports::specgate::policy::plugin::Guest for ReadonlyMounts {
         if let Some(bad) = allow.iter().find(|d| !d.starts_with('/')) {
             settings.error(format!("setting `allow`: `{bad}` is not an absolute path"));
         }
+        let allow = allow.iter().map(|d| clean(d)).collect();
         settings.finish()?;
         let _ = ALLOW.set(allow);
         Ok(())
     }
+}
+
+/// A destination as the host matches it, cleaned as the host cleans
+/// the spec's (`.`, empty components and a trailing `/` dropped, `..`
+/// taking the previous component away): the host refuses any other
+/// spelling in a change.
+fn clean(destination: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in destination.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            name => parts.push(name),
+        }
+    }
+    format!("/{}", parts.join("/"))
 }
 
 impl exports::specgate::policy::mounts::Guest for ReadonlyMounts {
@@ -37,12 +64,22 @@ impl exports::specgate::policy::mounts::Guest for ReadonlyMounts {
         let allow = ALLOW.get().map(Vec::as_slice).unwrap_or_default();
         Ok(container
             .bind_mounts()
-            .filter(|m| !m.is_read_only() && !allow.contains(&m.destination))
+            .filter(|m| !m.is_read_only() && !allow.contains(&clean(&m.destination)))
             .map(|m| {
-                let mut options: Vec<String> =
-                    m.options.iter().filter(|o| *o != "rw").cloned().collect();
+                let mut options: Vec<String> = m
+                    .options
+                    .iter()
+                    .filter(|o| *o != "rw" && *o != "rrw")
+                    .cloned()
+                    .collect();
+                if !m.sets_flags() {
+                    options.extend(["nosuid", "nodev", "noexec"].map(String::from));
+                }
                 options.push("ro".to_string());
-                set_mount_options(&m.destination, options)
+                if m.options.iter().any(|o| o == "rbind") {
+                    options.push("rro".to_string());
+                }
+                set_mount_options(&clean(&m.destination), options)
             })
             .collect())
     }

@@ -45,7 +45,9 @@ pub fn add_mount(mount: Mount) -> MountChange {
     MountChange::Add(mount)
 }
 
-/// Adds a tmpfs at `destination` with the given options.
+/// Adds a tmpfs at `destination` with the given options. Restricting
+/// only with `nosuid` and `nodev` among them: a tmpfs that allows
+/// set-user-id programs or devices needs the `mount-options` grant.
 pub fn add_tmpfs(destination: &str, options: &[&str]) -> MountChange {
     MountChange::Add(Mount {
         destination: destination.to_string(),
@@ -55,17 +57,23 @@ pub fn add_tmpfs(destination: &str, options: &[&str]) -> MountChange {
     })
 }
 
-/// Bind-mounts a host path into the container, read-only unless `writable`.
-/// Widening: the operator must grant the source prefix to the plugin.
+/// Bind-mounts a host path into the container, read-only (its submounts
+/// too) unless `writable`, refusing set-user-id programs and devices.
+/// Widening: the operator must grant the source prefix to the plugin; a
+/// bind that allowed set-user-id programs or devices would need
+/// `mount-options` too.
 pub fn add_bind_mount(source: &str, destination: &str, writable: bool) -> MountChange {
+    let mut options = vec!["rbind", "nosuid", "nodev"];
+    options.extend(if writable {
+        &["rw"][..]
+    } else {
+        &["ro", "rro"][..]
+    });
     MountChange::Add(Mount {
         destination: destination.to_string(),
         kind: Some("bind".to_string()),
         source: Some(source.to_string()),
-        options: vec![
-            "rbind".to_string(),
-            if writable { "rw" } else { "ro" }.to_string(),
-        ],
+        options: options.into_iter().map(String::from).collect(),
     })
 }
 

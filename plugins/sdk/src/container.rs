@@ -61,8 +61,53 @@ impl Mount {
             || self.options.iter().any(|o| o == "bind" || o == "rbind")
     }
 
-    /// Whether this mount is read-only.
+    /// Whether the last of `on` and `off` among the options is `on`;
+    /// `None` when neither appears.
+    fn last(&self, on: &str, off: &str) -> Option<bool> {
+        self.options
+            .iter()
+            .rev()
+            .find(|o| *o == on || *o == off)
+            .map(|o| o == on)
+    }
+
+    /// Whether the runtime remounts this mount with exactly the flags its
+    /// options set. A bind is remounted only when some option sets a flag
+    /// (`ro`, `nosuid`, `noatime`, ...); otherwise it keeps its source's
+    /// flags, whatever they are on the host. Any other mount is made with
+    /// its options' flags.
+    pub fn sets_flags(&self) -> bool {
+        const SETTING: [(&str, &str); 13] = [
+            ("ro", "rw"),
+            ("nosuid", "suid"),
+            ("nodev", "dev"),
+            ("noexec", "exec"),
+            ("sync", "async"),
+            ("mand", "nomand"),
+            ("noatime", "atime"),
+            ("nodiratime", "diratime"),
+            ("relatime", "norelatime"),
+            ("strictatime", "nostrictatime"),
+            ("iversion", "noiversion"),
+            ("lazytime", "nolazytime"),
+            ("silent", "loud"),
+        ];
+        !self.is_bind()
+            || self.options.iter().any(|o| o == "dirsync")
+            || SETTING
+                .iter()
+                .any(|(on, off)| self.last(on, off) == Some(true))
+    }
+
+    /// Whether this mount is read-only, as the host judges it: options
+    /// apply in order and the last wins (`ro,rw` is read-write); runc
+    /// applies the recursive forms (`rro`, `rrw`) after the rest, and
+    /// specgate's chroot isolation ignores them; a bind whose options set
+    /// no flag keeps its source's, which may be writable. Read-only only
+    /// when it is so under every runtime.
     pub fn is_read_only(&self) -> bool {
-        self.options.iter().any(|o| o == "ro")
+        let plain = self.sets_flags() && self.last("ro", "rw") == Some(true);
+        let runc = self.last("rro", "rrw").unwrap_or(plain);
+        runc && plain
     }
 }

@@ -13,6 +13,14 @@
 //! Each acts in the hook named by its effect: mount changes in `mounts`,
 //! namespace changes in `namespaces`, a verdict on the final container in
 //! `validate`, everything else in `capabilities`.
+//!
+//! Attacks on the gate's model of mounts, each a mount change that looks
+//! harmless and is not: `append-options` sets the options of the mount
+//! at the `destination` setting (used as written, so `/data/` respells
+//! `/data`) to its own followed by the `options` setting (`ro,rw` is
+//! read-write); `remove-mount` removes the mount at `destination`;
+//! `make-recursive` turns the bind at `destination` into a recursive one.
+//! `destination` defaults to /sys, `options` to `rw`.
 
 use std::sync::OnceLock;
 
@@ -21,6 +29,8 @@ specgate_sdk::bindings!(world: "policy", path: "../../../wit");
 static BEHAVIOR: OnceLock<String> = OnceLock::new();
 static CAPABILITY: OnceLock<String> = OnceLock::new();
 static SOURCE: OnceLock<String> = OnceLock::new();
+static DESTINATION: OnceLock<String> = OnceLock::new();
+static OPTIONS: OnceLock<Vec<String>> = OnceLock::new();
 
 /// The annotation `deny-annotation` refuses.
 const DENY_ANNOTATION: &str = "specgate.test/deny";
@@ -47,6 +57,10 @@ const BEHAVIORS: &[&str] = &[
     "loosen-sys",
     "deny-annotation",
     "well-behaved",
+    // Attacks on the model of mounts.
+    "append-options",
+    "remove-mount",
+    "make-recursive",
 ];
 
 fn behavior() -> &'static str {
@@ -84,7 +98,11 @@ impl exports::specgate::policy::plugin::Guest for Hostile {
             .string("capability")
             .unwrap_or("CAP_NET_ADMIN".into());
         let source = settings.string("source").unwrap_or("/srv".into());
+        let destination = settings.string("destination").unwrap_or("/sys".into());
+        let options = settings.list("options").unwrap_or(vec!["rw".into()]);
         settings.finish()?;
+        let _ = DESTINATION.set(destination);
+        let _ = OPTIONS.set(options);
         let _ = BEHAVIOR.set(behavior);
         let _ = CAPABILITY.set(capability);
         let _ = SOURCE.set(source);
@@ -149,7 +167,7 @@ impl exports::specgate::policy::mounts::Guest for Hostile {
                 destination: "/proc2".into(),
                 kind: Some("proc".into()),
                 source: Some("proc".into()),
-                options: vec![],
+                options: vec!["nosuid".into(), "nodev".into(), "noexec".into()],
             })]),
             "loosen-sys" => Ok(container
                 .mounts
@@ -166,8 +184,40 @@ impl exports::specgate::policy::mounts::Guest for Hostile {
                 "/host",
                 false,
             )]),
-            _ => Ok(vec![]),
+            behavior => Ok(model_attack(behavior, &container)),
         }
+    }
+}
+
+/// The attacks on the gate's model of mounts: changes a reader of words
+/// would call restricting.
+fn model_attack(behavior: &str, container: &Container) -> Vec<MountChange> {
+    let destination = DESTINATION.get().map(String::as_str).unwrap_or("/sys");
+    let options = OPTIONS.get().cloned().unwrap_or_default();
+    let target = destination.trim_end_matches('/');
+    let target = if target.is_empty() { "/" } else { target };
+    let existing = container
+        .mounts
+        .iter()
+        .find(|m| m.destination.trim_end_matches('/') == target);
+    match (behavior, existing) {
+        ("append-options", Some(mount)) => {
+            let mut all = mount.options.clone();
+            all.extend(options);
+            vec![set_mount_options(destination, all)]
+        }
+        ("remove-mount", _) => vec![remove_mount(destination)],
+        ("make-recursive", Some(mount)) => {
+            let mut all: Vec<String> = mount
+                .options
+                .iter()
+                .filter(|o| *o != "bind")
+                .cloned()
+                .collect();
+            all.insert(0, "rbind".into());
+            vec![set_mount_options(destination, all)]
+        }
+        _ => vec![],
     }
 }
 
