@@ -21,3 +21,4 @@ mod run;
 mod scaffold;
 mod stdio;
 mod wrapper;
+mod wrapper_exec;
