@@ -22,3 +22,4 @@ mod run;
 mod scaffold;
 mod stdio;
 mod wrapper;
+mod wrapper_exec;

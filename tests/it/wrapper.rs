@@ -12,13 +12,13 @@ use crate::util::*;
 
 /// A link named `specgate-runtime` to the binary under test, a policy file
 /// and an audit log, in a directory of their own.
-struct Wrapper {
-    dir: tempfile::TempDir,
+pub(super) struct Wrapper {
+    pub(super) dir: tempfile::TempDir,
 }
 
 impl Wrapper {
     /// Plugins by crate name, each with its settings as TOML (`{ ... }`).
-    fn new(plugins: &[(&str, &str)]) -> Self {
+    pub(super) fn new(plugins: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(specgate_bin(), dir.path().join("specgate-runtime")).unwrap();
         let mut policy = format!(
@@ -35,22 +35,22 @@ impl Wrapper {
         Wrapper { dir }
     }
 
-    fn link(&self) -> PathBuf {
+    pub(super) fn link(&self) -> PathBuf {
         self.dir.path().join("specgate-runtime")
     }
 
-    fn policy(&self) -> PathBuf {
+    pub(super) fn policy(&self) -> PathBuf {
         self.dir.path().join("policy.toml")
     }
 
     /// The wrapper through its link, with the policy and a cache.
-    fn command(&self) -> Command {
+    pub(super) fn command(&self) -> Command {
         let mut cmd = Command::new(self.link());
         self.environment(&mut cmd);
         cmd
     }
 
-    fn environment(&self, cmd: &mut Command) {
+    pub(super) fn environment(&self, cmd: &mut Command) {
         cmd.env("SPECGATE_POLICY", self.policy())
             .env("SPECGATE_CACHE_DIR", shared_cache())
             .env_remove("SPECGATE_RUNTIME")
@@ -60,7 +60,7 @@ impl Wrapper {
     /// A script that sets the wrapper's environment, then becomes it:
     /// conmon gives the runtime an almost empty environment, so podman
     /// cannot pass SPECGATE_POLICY on.
-    fn script(&self) -> PathBuf {
+    pub(super) fn script(&self) -> PathBuf {
         let path = self.dir.path().join("runtime.sh");
         std::fs::write(
             &path,
@@ -77,7 +77,7 @@ impl Wrapper {
     }
 
     /// A stand-in runtime that writes its argv, one per line, to `argv`.
-    fn recording_runtime(&self) -> PathBuf {
+    pub(super) fn recording_runtime(&self) -> PathBuf {
         let path = self.dir.path().join("recording-runc");
         std::fs::write(
             &path,
@@ -91,18 +91,18 @@ impl Wrapper {
         path
     }
 
-    fn argv_file(&self) -> PathBuf {
+    pub(super) fn argv_file(&self) -> PathBuf {
         self.dir.path().join("argv")
     }
 
     /// What the stand-in runtime was called with, if it was.
-    fn recorded_argv(&self) -> Option<Vec<String>> {
+    pub(super) fn recorded_argv(&self) -> Option<Vec<String>> {
         let text = std::fs::read_to_string(self.argv_file()).ok()?;
         Some(text.lines().map(str::to_string).collect())
     }
 
     /// The audit log's records.
-    fn audit(&self) -> Vec<serde_json::Value> {
+    pub(super) fn audit(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.dir.path().join("audit.jsonl"))
             .unwrap_or_default()
             .lines()
@@ -113,7 +113,7 @@ impl Wrapper {
 
 /// A bundle whose config.json is what `specgate spec` gives for `args`
 /// on `rootfs`, with `annotations`, mode 0640, as an engine leaves it.
-fn bundle(rootfs: &Path, annotations: &[&str], args: &[&str]) -> tempfile::TempDir {
+pub(super) fn bundle(rootfs: &Path, annotations: &[&str], args: &[&str]) -> tempfile::TempDir {
     let mut cmd = specgate();
     cmd.args(["spec", "--no-default-policy", "--rootfs"])
         .arg(rootfs);
@@ -138,13 +138,13 @@ fn bundle(rootfs: &Path, annotations: &[&str], args: &[&str]) -> tempfile::TempD
     dir
 }
 
-fn read_config(bundle: &Path) -> serde_json::Value {
+pub(super) fn read_config(bundle: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap()
 }
 
 /// The path of an engine's executable, or a failure saying what to
 /// install.
-fn engine(name: &str, package: &str) -> PathBuf {
+pub(super) fn engine(name: &str, package: &str) -> PathBuf {
     let path = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
         .map(|dir| dir.join(name))
         .find(|p| p.is_file());
@@ -546,15 +546,15 @@ fn podman_runs_containers_through_the_chain() {
 }
 
 /// A containerd of the test's own, killed when dropped.
-struct Containerd {
-    dir: tempfile::TempDir,
+pub(super) struct Containerd {
+    pub(super) dir: tempfile::TempDir,
     daemon: std::process::Child,
 }
 
 impl Containerd {
     /// Starts containerd with the wrapper's environment, which it passes
     /// to its shims and they to the runtime.
-    fn start(wrapper: &Wrapper) -> Self {
+    pub(super) fn start(wrapper: &Wrapper) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let config = d.join("config.toml");
@@ -600,7 +600,7 @@ impl Containerd {
         containerd
     }
 
-    fn ctr(&self) -> Command {
+    pub(super) fn ctr(&self) -> Command {
         let mut cmd = Command::new(engine("ctr", "containerd"));
         cmd.arg("--address").arg(self.dir.path().join("sock"));
         cmd

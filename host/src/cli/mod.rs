@@ -151,7 +151,9 @@ pub enum PluginCommand {
 pub struct ChainArgs {
     /// The policy file: the chain of plugins with their pins, settings,
     /// grants and limits [default: /etc/specgate/policy.toml when it
-    /// exists].
+    /// exists; without it there is no default chain, and only the
+    /// `--plugin`s given run (specgate-runtime, unlike this, refuses to
+    /// start containers without a policy)].
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
 
