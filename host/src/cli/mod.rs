@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::network::Networks;
 use crate::policy::audit;
+use crate::policy::error::escape;
 use crate::policy::file::PluginEntry;
 use crate::policy::limits::{parse_duration, parse_size};
 use crate::policy::{
@@ -691,10 +692,11 @@ fn run_container(
     {
         process.set_console_size(runtime::console::our_size());
     }
-    let report = chain
+    let mut report = chain
         .run(&mut spec, &id)
         .inspect_err(|e| record.denial = Some(e.to_string()))?;
     record.add_chain(&chain.plugins, &report);
+    let pins = std::mem::take(&mut report.pins);
     // The plugins' instances are not needed while the container runs.
     drop(report);
     spec::prepare(&spec, &rootfs)?;
@@ -704,8 +706,6 @@ fn run_container(
             "--network: CNI networks are configured between an OCI runtime's create and start; --isolation chroot has no runtime"
         );
     }
-    let json = spec::to_json(&spec)?;
-    record.config_sha256 = Some(hex::encode(Sha256::digest(json.as_bytes())));
 
     // Declared first, so dropped last: the guardian stands down only
     // once the bundle is gone.
@@ -713,6 +713,14 @@ fn run_container(
     let mut bundle = Bundle::create(&runtime::state_dir()?, &id)?;
     _guardian = runtime::gc::Guardian::start(runtime, &id, bundle.dir())
         .context("cannot start the run's guardian")?;
+    // Granted bind sources are mounted as they were checked, before the
+    // host's root: they are copied from the namespace the chain ran in.
+    let bundle_dir = bundle.dir().to_path_buf();
+    for mount_point in runtime::pin::attach(&bundle_dir, "pinned-", &mut spec, &pins)? {
+        bundle.track_mount(mount_point);
+    }
+    let json = spec::to_json(&spec)?;
+    record.config_sha256 = Some(hex::encode(Sha256::digest(json.as_bytes())));
     if options.rootfs.is_none() {
         if options.isolation == Isolation::Rootless {
             // The runtime binds the host's root there itself, in the
@@ -804,10 +812,12 @@ fn trace(cli: &Cli, args: &TraceArgs) -> Result<u8> {
     } else {
         let mut out = String::new();
         for plugin in &chain.plugins {
+            // Every line is one line: the changes and errors come escaped
+            // from the chain, names and paths are escaped here.
             out.push_str(&format!(
                 "plugin {} ({})\n",
-                plugin.name(),
-                plugin.path().display()
+                escape(plugin.name()),
+                escape(&plugin.path().display().to_string())
             ));
             let mut any = false;
             for applied in report.applied.iter().filter(|a| a.plugin == plugin.name()) {
@@ -853,9 +863,9 @@ fn inspect(cli: &Cli, file: &Path, json: bool) -> Result<u8> {
             "hooks": hooks,
             "exports": plugin.exports(),
             "imports": plugin.imports(),
-            "name": info.name,
-            "version": info.version,
-            "description": info.description,
+            "name": escape(&info.name),
+            "version": escape(&info.version),
+            "description": escape(&info.description),
         });
         format!("{}\n", serde_json::to_string_pretty(&value)?)
     } else {
@@ -868,9 +878,11 @@ fn inspect(cli: &Cli, file: &Path, json: bool) -> Result<u8> {
         line("contract:", &contract);
         line("hooks:", &hooks.join(", "));
         line("imports:", &plugin.imports().join(", "));
-        line("name:", &info.name);
-        line("version:", &info.version);
-        line("description:", &info.description);
+        // The plugin's own words: escaped, so that they cannot forge or
+        // erase lines.
+        line("name:", &escape(&info.name));
+        line("version:", &escape(&info.version));
+        line("description:", &escape(&info.description));
         out
     };
     write_stdout(out.as_bytes())?;

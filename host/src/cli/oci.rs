@@ -614,6 +614,11 @@ fn gate(
         .inspect_err(|e| record.denial = Some(e.to_string()))?;
     record.add_chain(&chain.plugins, &report);
     check_restore_labels(inv, &spec).inspect_err(|e| record.denial = Some(format!("{e:#}")))?;
+    // Granted bind sources are mounted as they were checked, in a mount
+    // namespace of this thread's own that the runtime, exec'd from it,
+    // inherits (docs/design-notes.md, "Pinned bind sources").
+    let bundle = config.path().parent().unwrap_or(Path::new("."));
+    crate::runtime::pin::attach(bundle, "specgate-pinned-", &mut spec, &report.pins)?;
     record.config_sha256 = Some(config.write_back(&spec)?);
     Ok(report)
 }

@@ -12,14 +12,14 @@ use wasmtime::component::Instance as WasmInstance;
 use super::bindings::plugin::Info;
 use super::bindings::types::Container;
 use super::bindings::{capabilities, mounts, namespaces, plugin, validate};
-use super::change::{self, Checked, Field, Rejected};
-use super::error::{PluginError, Problem, Stage};
+use super::change::{self, Checked, Effect, Field, Grant, Rejected};
+use super::error::{PluginError, Problem, Stage, escape};
 use super::file::{Mode, OnError};
-use super::grants::Grants;
+use super::grants::{Grants, PinnedSource};
 use super::limits::{Limits, bytes};
 use super::plugin::{Hook, Plugin};
 use super::sandbox::{Breach, PluginState, new_store};
-use super::view;
+use super::view::{self, Weight};
 
 /// One plugin in a chain, with what the operator gave it.
 #[derive(Debug)]
@@ -73,6 +73,10 @@ pub struct Report {
     /// In monitor mode: every denial, refused change and failure that
     /// enforcing would have stopped the run for.
     pub would_deny: Vec<PluginError>,
+    /// The granted bind sources of the changes applied, each opened when
+    /// its change was checked: the runtime must mount these objects, not
+    /// the paths again (`runtime::pin`).
+    pub pins: Vec<PinnedSource>,
     mode: Mode,
     /// The plugins' instances, freed with the report: a process that is
     /// about to exec or exit can forget the report instead, and skip
@@ -226,6 +230,7 @@ impl<'e, 'p> Running<'e, 'p> {
                     .settle(stage, outcome)?
                     .map_err(|d| denied($this, d.reason))?;
                 $this.check_count(stage, changes.len())?;
+                $this.check_bytes(stage, changes.weight())?;
                 changes.iter().map($check).collect()
             }};
         }
@@ -266,6 +271,17 @@ impl<'e, 'p> Running<'e, 'p> {
                 .plugin
                 .error(Stage::Validate, Problem::Denied(d.reason))
         })
+    }
+
+    fn check_bytes(&self, stage: Stage, bytes: usize) -> Result<(), PluginError> {
+        let limit = self.entry.limits.changes_bytes;
+        if bytes > limit {
+            return Err(self
+                .entry
+                .plugin
+                .error(stage, Problem::ChangesTooLarge { bytes, limit }));
+        }
+        Ok(())
     }
 
     fn check_count(&self, stage: Stage, count: usize) -> Result<(), PluginError> {
@@ -335,6 +351,21 @@ pub(super) async fn run(
         mode,
         ..Report::default()
     };
+    // The container as the user made it must fit what plugins are given.
+    if let Some(first) = entries.first() {
+        let bytes = view::container(spec, id).weight();
+        let limit = first.limits.view_bytes;
+        if bytes > limit {
+            let stage = first
+                .plugin
+                .hooks()
+                .first()
+                .map_or(Stage::Configure, |h| h.stage());
+            return Err(first
+                .plugin
+                .error(stage, Problem::ContainerTooLarge { bytes, limit }));
+        }
+    }
     let mut running = Vec::with_capacity(entries.len());
     for entry in entries {
         let started = Instant::now();
@@ -345,6 +376,11 @@ pub(super) async fn run(
         };
         match configured.await {
             Ok(instance) => running.push(instance),
+            // A validator that cannot even be configured has no word to
+            // give: `on-error = "skip"` does not apply to it.
+            Err(error) if entry.plugin.has_hook(Hook::Validate) => {
+                report.refuse(final_word(entry, error))?
+            }
             Err(error) => report.fail(entry, error)?,
         }
         report.timings.push((
@@ -361,28 +397,45 @@ pub(super) async fn run(
         // monitor) leaves no trace: the spec, the owners and the report go
         // back to before it. Only then is the snapshot worth taking.
         let survivable = instance.entry.on_error == OnError::Skip || mode == Mode::Monitor;
-        let before = survivable.then(|| (spec.clone(), owners.clone(), report.applied.len()));
+        let before = survivable.then(|| {
+            let counts = (report.applied.len(), report.pins.len());
+            (spec.clone(), owners.clone(), counts)
+        });
         if let Err(error) = adjust_all(instance, spec, id, &mut owners, &mut report).await {
             report.fail(instance.entry, error)?;
-            if let Some((spec_before, owners_before, applied)) = before {
+            if let Some((spec_before, owners_before, (applied, pins))) = before {
                 (*spec, owners) = (spec_before, owners_before);
                 report.applied.truncate(applied);
+                report.pins.truncate(pins);
             }
             *failed = true;
         }
     }
 
     // Validators cannot change the spec: they all see one view of it,
-    // built only when one runs.
+    // built only when one runs. A validator's word is final: its failure
+    // of any kind stops the run whatever its `on-error`, and one whose
+    // changes were skipped still judges the container, from a fresh
+    // instance (the failed one may be unusable).
     let mut container = None;
     for (instance, failed) in running.iter_mut().zip(failed) {
-        if failed || !instance.entry.plugin.has_hook(Hook::Validate) {
+        if !instance.entry.plugin.has_hook(Hook::Validate) {
             continue;
         }
         let container = container.get_or_insert_with(|| view::container(spec, id));
         let started = Instant::now();
-        if let Err(error) = instance.validate(container).await {
-            report.fail(instance.entry, error)?;
+        let verdict = if failed {
+            async {
+                let mut fresh = Running::start(engine, instance.entry).await?;
+                fresh.configure().await?;
+                fresh.validate(container).await
+            }
+            .await
+        } else {
+            instance.validate(container).await
+        };
+        if let Err(error) = verdict {
+            report.refuse(final_word(instance.entry, error))?;
         }
         report.timings.push((
             instance.entry.plugin.name().to_string(),
@@ -392,6 +445,15 @@ pub(super) async fn run(
     }
     report.instances = running.into_iter().map(|r| r.store).collect();
     Ok(report)
+}
+
+/// A validator's failure, which stops the run whatever its `on-error`:
+/// when that says `skip`, the error says why it did not apply.
+fn final_word(entry: &Entry<'_>, mut error: PluginError) -> PluginError {
+    if entry.on_error == OnError::Skip && !error.is_denial() {
+        error.problem = Problem::Validator(Box::new(error.problem));
+    }
+    error
 }
 
 impl Report {
@@ -444,6 +506,7 @@ async fn adjust_all(
             }
             other => other?,
         };
+        let mut changed = false;
         for (index, checked) in changes.into_iter().enumerate() {
             // Judged where it applies: after the changes before it.
             let checked = checked.recheck(spec).map_err(|r| {
@@ -467,7 +530,7 @@ async fn adjust_all(
                 )
             };
             let grant = match checked.effect.missing(|g| instance.entry.grants.allow(g)) {
-                None => checked.effect.grants(),
+                None => checked.effect.grants().map(|g| escape(&g).into_owned()),
                 Some(grant) => {
                     report.refuse(refuse(format!(
                         "widens the container and is not granted; the operator can allow it \
@@ -475,6 +538,24 @@ async fn adjust_all(
                     )))?;
                     continue;
                 }
+            };
+            // A granted bind source is opened now, once: what the runtime
+            // mounts is the object checked here, whatever the path does
+            // afterwards.
+            let source = match &checked.effect {
+                Effect::Widening(needs) => needs.iter().find_map(|g| match g {
+                    Grant::BindSource(source) => Some(source),
+                    _ => None,
+                }),
+                Effect::Restricting => None,
+            };
+            let pinned = match source.map(|source| instance.entry.grants.pin_bind(source)) {
+                Some(Ok(pinned)) => Some(pinned),
+                Some(Err(reason)) => {
+                    report.refuse(refuse(reason))?;
+                    continue;
+                }
+                None => None,
             };
             let taken = checked.fields.iter().find_map(|field| {
                 owners
@@ -496,10 +577,22 @@ async fn adjust_all(
             report.applied.push(Applied {
                 plugin: plugin.name().to_string(),
                 hook,
-                change: checked.description.clone(),
+                // Paths and options are the plugin's text: whoever reads
+                // the trace or the audit log sees them escaped.
+                change: escape(&checked.description).into_owned(),
                 grant,
             });
+            report.pins.extend(pinned);
             checked.apply(spec);
+            changed = true;
+        }
+        // Every later plugin must be able to read what this one leaves.
+        if changed {
+            let bytes = view::container(spec, id).weight();
+            let limit = instance.entry.limits.view_bytes;
+            if bytes > limit {
+                return Err(plugin.error(hook.stage(), Problem::ViewTooLarge { bytes, limit }));
+            }
         }
         report
             .timings

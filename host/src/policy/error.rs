@@ -1,6 +1,7 @@
 //! What can go wrong with a plugin, each error naming the plugin, its file
 //! and the stage at fault.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,9 +49,17 @@ impl fmt::Display for Stage {
     }
 }
 
-/// A plugin failed, or refused the run.
+/// A plugin failed, or refused the run. Its message has every control
+/// character escaped ([`escape`]): much of it is the plugin's own text (a
+/// denial's reason, a change's paths, a panic message), and it is printed
+/// on terminals and written to logs.
 #[derive(Debug, thiserror::Error)]
-#[error("plugin {plugin} ({}): {stage}: {problem}", path.display())]
+#[error(
+    "plugin {} ({}): {stage}: {}",
+    escape(.plugin),
+    escape(&.path.display().to_string()),
+    escape(&.problem.to_string())
+)]
 pub struct PluginError {
     /// The plugin's name in the chain.
     pub plugin: String,
@@ -159,6 +168,36 @@ pub enum Problem {
     /// host could not allocate (a full pool).
     #[error("failed: {0}")]
     Host(String),
+    /// A hook's changes are too large, in bytes.
+    #[error("returned {bytes} bytes of changes, over the limit of {limit} bytes")]
+    ChangesTooLarge {
+        /// Their size, as the limit counts it.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A plugin's changes made the container too large to hand on.
+    #[error(
+        "its changes make the container's view {bytes} bytes, over the limit of {limit} bytes \
+         that every later plugin must be able to read"
+    )]
+    ViewTooLarge {
+        /// The view's size with the changes.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The container is too large before any plugin changed it.
+    #[error(
+        "the container's view is {bytes} bytes before any plugin changed it, over the limit \
+         of {limit} bytes"
+    )]
+    ContainerTooLarge {
+        /// The view's size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// A hook returned more changes than allowed.
     #[error("returned {count} changes, over the limit of {limit}")]
     TooManyChanges {
@@ -183,4 +222,74 @@ pub enum Problem {
     /// The plugin refused the run.
     #[error("denied: {0}")]
     Denied(String),
+    /// A validator failed where its `on-error = "skip"` would have let
+    /// another plugin go: a validator's word is final.
+    #[error(
+        "{0} (on-error = \"skip\" does not apply to a plugin that exports validate: \
+         its failure always fails the run)"
+    )]
+    Validator(Box<Problem>),
+}
+
+/// Text a plugin (or anyone but specgate) chose, made safe to show on a
+/// terminal or in a line-based log: control characters (C0, DEL, C1), the
+/// Unicode line and paragraph separators and the bidirectional controls
+/// are written as escapes (`\n`, `\u{1b}`, `\u{202e}`), so that the text
+/// stays on its line and cannot move the cursor, erase, recolour or
+/// reorder what the reader sees. Anything else is kept as it is.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}'
+                | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert!(matches!(escape("/data/ünïcode ok"), Cow::Borrowed(_)));
+        assert_eq!(
+            escape("ok\n  (no changes)\r\u{1b}[2K\u{1b}[1A\t\u{7f}\u{9b}"),
+            "ok\\n  (no changes)\\r\\u{1b}[2K\\u{1b}[1A\\t\\u{7f}\\u{9b}"
+        );
+        assert_eq!(escape("a\u{202e}b\u{2028}c"), "a\\u{202e}b\\u{2028}c");
+    }
+
+    #[test]
+    fn plugin_errors_stay_on_one_line() {
+        let error = PluginError {
+            plugin: "flood".into(),
+            path: PathBuf::from("/p/flood.wasm"),
+            stage: Stage::Validate,
+            problem: Problem::Denied("no\nplugin other (x)\n  (no changes)\u{1b}[2K".into()),
+        };
+        let message = error.to_string();
+        assert!(!message.chars().any(char::is_control), "{message}");
+        assert_eq!(
+            message,
+            "plugin flood (/p/flood.wasm): validate: denied: no\\nplugin other (x)\\n  (no changes)\\u{1b}[2K"
+        );
+    }
 }

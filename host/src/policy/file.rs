@@ -146,7 +146,7 @@ struct RawGrants {
     #[serde(default)]
     add_capabilities: Vec<String>,
     #[serde(default)]
-    bind_sources: Vec<PathBuf>,
+    bind_sources: Vec<toml::Spanned<String>>,
     #[serde(default)]
     mount_types: Vec<String>,
     #[serde(default)]
@@ -222,6 +222,21 @@ impl Policy {
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let g = plugin.grants;
+            let bind_sources = g
+                .bind_sources
+                .iter()
+                .map(|prefix| {
+                    bind_prefix(prefix.get_ref()).map_err(|reason| {
+                        invalid(
+                            prefix.span().start,
+                            format!(
+                                "plugin {name}: bind-sources prefix {:?}: {reason}",
+                                prefix.get_ref()
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             plugins.push(PluginEntry {
                 name,
                 path,
@@ -237,7 +252,7 @@ impl Policy {
                                 .ok_or_else(|| at(format!("grants: `{c}` is not a capability")))
                         })
                         .collect::<Result<_, _>>()?,
-                    bind_sources: g.bind_sources,
+                    bind_sources,
                     mount_types: g.mount_types,
                     mount_options: g.mount_options,
                     host_namespaces: g.host_namespaces,
@@ -301,6 +316,26 @@ fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> PolicyFileErr
         error.span().map_or(0, |s| s.start),
         error.message().trim().to_string(),
     )
+}
+
+/// A `bind-sources` prefix: an absolute, clean path, so that what it
+/// grants is what it says. An empty prefix would grant every path, a
+/// relative one would depend on the directory specgate runs in, and `..`,
+/// `.` or `//` make a prefix read as another.
+fn bind_prefix(prefix: &str) -> Result<PathBuf, &'static str> {
+    if prefix.is_empty() {
+        return Err("empty: it would grant every path; write \"/\" if that is meant");
+    }
+    if prefix.chars().any(char::is_control) {
+        return Err("it holds a control character");
+    }
+    let Some(rest) = prefix.strip_prefix('/') else {
+        return Err("not an absolute path");
+    };
+    if !rest.is_empty() && rest.split('/').any(|part| matches!(part, "" | "." | "..")) {
+        return Err("not clean: it has `.`, `..`, `//` or a trailing `/`");
+    }
+    Ok(PathBuf::from(prefix))
 }
 
 /// A `runtime` value: a bare name stays a name (looked up in PATH when
@@ -437,6 +472,45 @@ grants = { add-capabilities = ["net_admin"], bind-sources = ["/srv/data"], join-
         std::fs::write(&path, "runtime = [\n").unwrap();
         let err = Policy::load_runtime(&path).unwrap_err();
         assert!(err.to_string().contains("policy.toml:"), "{err}");
+    }
+
+    #[test]
+    fn bind_prefixes_must_be_absolute_and_clean() {
+        let policy = |prefix: &str| {
+            format!(
+                "[[plugin]]\npath = \"a.wasm\"\ngrants = {{ bind-sources = [\"/srv\", {prefix:?}] }}\n"
+            )
+        };
+        assert_eq!(
+            parse(&policy("/srv/data")).unwrap().plugins[0]
+                .grants
+                .bind_sources,
+            [PathBuf::from("/srv"), PathBuf::from("/srv/data")]
+        );
+        assert_eq!(
+            parse(&policy("/")).unwrap().plugins[0].grants.bind_sources[1],
+            PathBuf::from("/")
+        );
+        for (prefix, reason) in [
+            ("", "empty: it would grant every path"),
+            ("srv/data", "not an absolute path"),
+            ("./srv", "not an absolute path"),
+            ("/srv/../etc", "not clean"),
+            ("/srv/./data", "not clean"),
+            ("/srv//data", "not clean"),
+            ("/srv/data/", "not clean"),
+            ("/srv/a\nb", "control character"),
+        ] {
+            let err = parse(&policy(prefix)).unwrap_err().to_string();
+            // Line 3, at the prefix's opening quote.
+            assert!(
+                err.starts_with(
+                    "policy file /etc/specgate/policy.toml:3:36: plugin a: bind-sources prefix"
+                ),
+                "{prefix:?}: {err}"
+            );
+            assert!(err.contains(reason), "{prefix:?}: {err}");
+        }
     }
 
     #[test]

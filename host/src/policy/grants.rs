@@ -1,6 +1,9 @@
 //! What an operator allows one plugin beyond restricting.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 
 use super::change::Grant;
 use super::view::namespace_name;
@@ -44,16 +47,89 @@ impl Grants {
 
     /// A source is allowed when, with its links resolved, it lies under a
     /// granted prefix, also resolved: neither `..` nor a symlink can lead
-    /// a granted path elsewhere. A source that does not exist is compared
-    /// as written (it was already refused if it had `..`), and the bind
-    /// itself then fails.
+    /// a granted path elsewhere. A source that cannot be resolved (a
+    /// dangling link, a missing path) is not allowed. This is the first
+    /// look; what is mounted is decided by [`Grants::pin_bind`].
     fn allows_bind(&self, source: &Path) -> bool {
-        let resolve = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-        let source = resolve(source);
+        self.granting_prefix(source).is_ok()
+    }
+
+    /// The source resolved, and the granted prefix (resolved) it lies
+    /// under.
+    fn granting_prefix(&self, source: &Path) -> Result<(PathBuf, PathBuf), String> {
+        let resolved = std::fs::canonicalize(source)
+            .map_err(|e| format!("bind source {}: cannot be resolved: {e}", source.display()))?;
         self.bind_sources
             .iter()
-            .any(|prefix| source.starts_with(resolve(prefix)))
+            .filter_map(|prefix| std::fs::canonicalize(prefix).ok())
+            .find(|prefix| resolved.starts_with(prefix))
+            .map(|prefix| (resolved.clone(), prefix))
+            .ok_or_else(|| {
+                format!(
+                    "bind source {} resolves to {}, under no granted prefix",
+                    source.display(),
+                    resolved.display()
+                )
+            })
     }
+
+    /// Resolves a granted bind source once, and opens what it resolves
+    /// to: the container gets exactly the object opened here, whatever
+    /// happens to the path afterwards (see `runtime::pin`).
+    ///
+    /// The source's links are resolved, and the result must lie under a
+    /// granted prefix (also resolved). Then the prefix is opened, and the
+    /// rest of the path below it, both with no link allowed anywhere
+    /// (`RESOLVE_NO_SYMLINKS`) and the rest kept beneath the prefix by the
+    /// kernel (`RESOLVE_BENEATH`): a link or directory swapped in between
+    /// the resolution and the opening fails the open, and the change is
+    /// refused, rather than leading it elsewhere.
+    pub fn pin_bind(&self, source: &Path) -> Result<PinnedSource, String> {
+        let (resolved, prefix) = self.granting_prefix(source)?;
+        let raced = |e: nix::Error| match e {
+            nix::Error::ELOOP | nix::Error::EXDEV | nix::Error::ENOENT | nix::Error::ENOTDIR => {
+                format!(
+                    "bind source {} changed while it was checked (it no longer resolves to {} \
+                     without links); refused",
+                    source.display(),
+                    resolved.display()
+                )
+            }
+            e => format!("bind source {}: cannot be opened: {e}", source.display()),
+        };
+        let how = |resolve: ResolveFlag| {
+            OpenHow::new()
+                .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+                .resolve(resolve | ResolveFlag::RESOLVE_NO_SYMLINKS)
+        };
+        let prefix_fd =
+            nix::fcntl::openat2(nix::fcntl::AT_FDCWD, &prefix, how(ResolveFlag::empty()))
+                .map_err(raced)?;
+        let below = resolved
+            .strip_prefix(&prefix)
+            .ok()
+            .filter(|rest| !rest.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let fd = nix::fcntl::openat2(&prefix_fd, below, how(ResolveFlag::RESOLVE_BENEATH))
+            .map_err(raced)?;
+        Ok(PinnedSource {
+            source: source.to_path_buf(),
+            resolved,
+            fd,
+        })
+    }
+}
+
+/// A granted bind source, opened once when its change was checked: the
+/// runtime mounts this object, never the path again.
+#[derive(Debug)]
+pub struct PinnedSource {
+    /// The source as the change wrote it.
+    pub source: PathBuf,
+    /// What it resolved to when it was opened.
+    pub resolved: PathBuf,
+    /// The object, opened `O_PATH`.
+    pub fd: OwnedFd,
 }
 
 #[cfg(test)]
@@ -82,5 +158,39 @@ mod tests {
         assert!(grants.allow(&Grant::BindSource(data.join("sub"))));
         assert!(!grants.allow(&Grant::BindSource(dir.path().join("database"))));
         assert!(!grants.allow(&Grant::BindSource(data.join("escape"))));
+        // A dangling link, or a missing path, is never granted.
+        std::os::unix::fs::symlink(data.join("nowhere"), data.join("dangling")).unwrap();
+        assert!(!grants.allow(&Grant::BindSource(data.join("dangling"))));
+        assert!(!grants.allow(&Grant::BindSource(data.join("missing"))));
+    }
+
+    #[test]
+    fn a_pinned_source_is_the_object_the_path_resolved_to() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(data.join("real")).unwrap();
+        std::os::unix::fs::symlink("real", data.join("link")).unwrap();
+        let grants = Grants {
+            bind_sources: vec![data.clone()],
+            ..Grants::default()
+        };
+        let pinned = grants.pin_bind(&data.join("link")).unwrap();
+        assert_eq!(pinned.resolved, data.canonicalize().unwrap().join("real"));
+        let opened = nix::sys::stat::fstat(&pinned.fd).unwrap();
+        let real = std::fs::metadata(data.join("real")).unwrap();
+        assert_eq!((opened.st_dev, opened.st_ino), (real.dev(), real.ino()));
+        // The prefix itself may be bound.
+        assert_eq!(
+            grants.pin_bind(&data).unwrap().resolved,
+            data.canonicalize().unwrap()
+        );
+        // A link out of the prefix is refused, naming where it leads.
+        std::os::unix::fs::symlink("/etc", data.join("escape")).unwrap();
+        let err = grants.pin_bind(&data.join("escape")).unwrap_err();
+        assert!(
+            err.ends_with("resolves to /etc, under no granted prefix"),
+            "{err}"
+        );
     }
 }

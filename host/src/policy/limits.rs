@@ -12,6 +12,15 @@ pub struct Limits {
     pub memory: usize,
     /// Changes one hook may return.
     pub changes_per_hook: usize,
+    /// Bytes of changes one hook may return, counted by
+    /// [`change_bytes`](crate::policy::chain): every string's length plus
+    /// [`ITEM_COST`] per change and per string. With the count above, no
+    /// plugin can grow the container past what the next can read.
+    pub changes_bytes: usize,
+    /// Bytes of the view of the container handed to a hook, counted the
+    /// same way. A plugin whose changes take it past this is refused, so
+    /// that it cannot push a later plugin (a validator) past its memory.
+    pub view_bytes: usize,
     /// Size of the plugin file, checked before it is read.
     pub plugin_file_size: u64,
     /// Bytes of log messages, stdout and stderr, each, per run.
@@ -42,6 +51,8 @@ impl Default for Limits {
             call_timeout: Duration::from_secs(1),
             memory: 64 << 20,
             changes_per_hook: 4096,
+            changes_bytes: 1 << 20,
+            view_bytes: 4 << 20,
             plugin_file_size: 64 << 20,
             output: 1 << 20,
             instances: 64,
@@ -49,6 +60,17 @@ impl Default for Limits {
         }
     }
 }
+
+/// What each item of a view or a change list (a change, a mount, a
+/// string) counts for beyond its text: an empty string still costs the
+/// guest a pointer and a length, and a list of empty strings must not be
+/// free.
+pub const ITEM_COST: usize = 16;
+
+/// What one `log` call counts for, at least, against the output bound:
+/// 300 000 empty messages cost as much as 300 000 messages of this many
+/// bytes, and stop well before that.
+pub const LOG_CALL_COST: usize = 64;
 
 /// How often the engine's epoch advances: the granularity of call
 /// deadlines.

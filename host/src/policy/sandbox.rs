@@ -10,7 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::specgate::policy::host::{self, Level};
 use super::bindings::specgate::policy::types;
-use super::limits::Limits;
+use super::limits::{LOG_CALL_COST, Limits};
 
 /// A limit a plugin went past, recorded by the host so that the trap it
 /// causes can be reported by name.
@@ -31,6 +31,10 @@ pub struct PluginState {
     table: ResourceTable,
     count_limit: usize,
     memory_limit: usize,
+    /// Bytes of linear memory over all the instance's memories: the limit
+    /// is on this sum, so that a component of many memories gets no more
+    /// than one of a single memory.
+    memory_total: usize,
     table_limit: usize,
     output_limit: usize,
     logged: usize,
@@ -68,6 +72,7 @@ impl PluginState {
             table: ResourceTable::new(),
             count_limit: limits.instances,
             memory_limit: limits.memory,
+            memory_total: 0,
             table_limit: limits.table_elements,
             output_limit: limits.output,
             logged: 0,
@@ -100,6 +105,7 @@ impl PluginState {
             let stream = if i == 0 { "stdout" } else { "stderr" };
             let text = String::from_utf8_lossy(new);
             for line in text.lines() {
+                let line = super::error::escape(line);
                 tracing::info!(target: "specgate::plugin", plugin = %self.plugin, stream, "{line}");
             }
             if i == 1 {
@@ -132,16 +138,25 @@ impl WasiView for PluginState {
 }
 
 impl ResourceLimiter for PluginState {
+    /// Called for every memory's creation (from 0) and growth: the
+    /// growth is added to the instance's total, which must stay within
+    /// the limit. Memories are never freed before the store; a growth
+    /// allowed here that then fails for want of address space stays
+    /// counted, which errs on the strict side.
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_limit {
+        let total = self
+            .memory_total
+            .saturating_add(desired.saturating_sub(current));
+        if total > self.memory_limit {
             self.breach = Some(Breach::Memory);
             wasmtime::bail!("memory limit exceeded");
         }
+        self.memory_total = total;
         Ok(true)
     }
 
@@ -174,12 +189,17 @@ impl ResourceLimiter for PluginState {
 impl types::Host for PluginState {}
 
 impl host::Host for PluginState {
+    /// Each call costs at least [`LOG_CALL_COST`] bytes of the output
+    /// bound, so that a flood of empty messages is stopped as one of long
+    /// ones is. A message's control characters are escaped: a plugin
+    /// cannot forge or erase lines of the log.
     fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        self.logged = self.logged.saturating_add(message.len());
+        self.logged = self.logged.saturating_add(message.len().max(LOG_CALL_COST));
         if self.logged > self.output_limit {
             self.breach = Some(Breach::Output);
             wasmtime::bail!("log output limit exceeded");
         }
+        let message = super::error::escape(&message);
         let plugin = &*self.plugin;
         match level {
             Level::Trace => tracing::trace!(target: "specgate::plugin", plugin, "{message}"),

@@ -4,8 +4,10 @@
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
 use super::bindings::types::{
-    CapabilitySet, CapabilitySets, Container, IdMapping, Mount, Namespace, NamespaceKind,
+    CapabilityChange, CapabilitySet, CapabilitySets, Container, IdMapping, Mount, MountChange,
+    Namespace, NamespaceChange, NamespaceKind,
 };
+use super::limits::ITEM_COST;
 use crate::spec::caps::{self, CapSet};
 
 /// Builds the view of `spec` given to every hook.
@@ -143,5 +145,164 @@ pub fn cap_set(set: CapabilitySet) -> CapSet {
         CapabilitySet::Inheritable => CapSet::Inheritable,
         CapabilitySet::Permitted => CapSet::Permitted,
         CapabilitySet::Ambient => CapSet::Ambient,
+    }
+}
+
+/// What a value passed to or from a plugin weighs against the limits on
+/// views and changes ([`Limits::view_bytes`], [`Limits::changes_bytes`]):
+/// the length of every string, plus [`ITEM_COST`] for every string, list
+/// element and record, so that neither long strings nor many empty ones
+/// come free.
+///
+/// [`Limits::view_bytes`]: super::limits::Limits::view_bytes
+/// [`Limits::changes_bytes`]: super::limits::Limits::changes_bytes
+pub trait Weight {
+    /// The value's weight in bytes.
+    fn weight(&self) -> usize;
+}
+
+impl Weight for String {
+    fn weight(&self) -> usize {
+        ITEM_COST.saturating_add(self.len())
+    }
+}
+
+impl<T: Weight> Weight for Option<T> {
+    fn weight(&self) -> usize {
+        self.as_ref().map_or(0, Weight::weight)
+    }
+}
+
+impl<T: Weight> Weight for [T] {
+    fn weight(&self) -> usize {
+        self.iter()
+            .fold(ITEM_COST, |sum, item| sum.saturating_add(item.weight()))
+    }
+}
+
+impl<T: Weight> Weight for Vec<T> {
+    fn weight(&self) -> usize {
+        self.as_slice().weight()
+    }
+}
+
+impl<A: Weight, B: Weight> Weight for (A, B) {
+    fn weight(&self) -> usize {
+        self.0.weight().saturating_add(self.1.weight())
+    }
+}
+
+/// Records of numbers and enums: one item each.
+macro_rules! flat {
+    ($($t:ty),*) => {$(
+        impl Weight for $t {
+            fn weight(&self) -> usize {
+                ITEM_COST
+            }
+        }
+    )*};
+}
+flat!(IdMapping, CapabilitySet, NamespaceKind);
+
+impl Weight for Mount {
+    fn weight(&self) -> usize {
+        [
+            ITEM_COST,
+            self.destination.weight(),
+            self.kind.weight(),
+            self.source.weight(),
+            self.options.weight(),
+        ]
+        .into_iter()
+        .fold(0, usize::saturating_add)
+    }
+}
+
+impl Weight for Namespace {
+    fn weight(&self) -> usize {
+        ITEM_COST.saturating_add(self.path.weight())
+    }
+}
+
+impl Weight for Container {
+    fn weight(&self) -> usize {
+        let caps = &self.capabilities;
+        [
+            ITEM_COST,
+            self.id.weight(),
+            self.args.weight(),
+            self.env.weight(),
+            self.cwd.weight(),
+            self.hostname.weight(),
+            self.annotations.weight(),
+            self.mounts.weight(),
+            caps.bounding.weight(),
+            caps.effective.weight(),
+            caps.inheritable.weight(),
+            caps.permitted.weight(),
+            caps.ambient.weight(),
+            self.namespaces.weight(),
+            self.uid_mappings.weight(),
+            self.gid_mappings.weight(),
+        ]
+        .into_iter()
+        .fold(0, usize::saturating_add)
+    }
+}
+
+impl Weight for MountChange {
+    fn weight(&self) -> usize {
+        ITEM_COST.saturating_add(match self {
+            MountChange::Add(mount) => mount.weight(),
+            MountChange::Remove(destination) => destination.weight(),
+            MountChange::SetOptions(set) => set
+                .destination
+                .weight()
+                .saturating_add(set.options.weight()),
+        })
+    }
+}
+
+impl Weight for CapabilityChange {
+    fn weight(&self) -> usize {
+        let (CapabilityChange::Add(target) | CapabilityChange::Drop(target)) = self;
+        ITEM_COST
+            .saturating_add(target.name.weight())
+            .saturating_add(target.sets.weight())
+    }
+}
+
+impl Weight for NamespaceChange {
+    fn weight(&self) -> usize {
+        ITEM_COST.saturating_add(match self {
+            NamespaceChange::Create(_) | NamespaceChange::ShareHost(_) => ITEM_COST,
+            NamespaceChange::Join(join) => join.path.weight(),
+            NamespaceChange::MapIds(maps) => maps
+                .uid_mappings
+                .weight()
+                .saturating_add(maps.gid_mappings.weight()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_strings_and_long_ones_both_weigh() {
+        let empty = MountChange::SetOptions(super::super::bindings::types::MountOptions {
+            destination: String::new(),
+            options: vec![String::new(); 1000],
+        });
+        assert!(empty.weight() > 1000 * ITEM_COST);
+        let long = MountChange::Remove("x".repeat(1 << 20));
+        assert!(long.weight() > 1 << 20);
+        let spec = crate::spec::default_spec("weight", &["/bin/true".into()]);
+        let view = container(&spec, "weight");
+        let base = view.weight();
+        let mut bigger = view.clone();
+        bigger.env.push("A=".repeat(1000));
+        assert_eq!(bigger.weight(), base + ITEM_COST + 2000);
     }
 }

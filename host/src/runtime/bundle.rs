@@ -120,6 +120,12 @@ impl Bundle {
         Ok(path)
     }
 
+    /// Records a mount made on `path`, a file or directory of the bundle:
+    /// it is unmounted before the bundle is removed.
+    pub fn track_mount(&mut self, path: PathBuf) {
+        self.mount_points.push(path);
+    }
+
     /// Creates an empty directory in the bundle, mode 0700, that only the
     /// runtime mounts on, in the container's mount namespace: specgate's
     /// own view of it stays empty.

@@ -4,9 +4,11 @@
 
 pub mod chroot;
 mod cpus;
+mod mount_api;
 mod sharers;
 
 pub use cpus::{Stay, alongside, start_elsewhere, stay_here, usable_cpus};
+pub use mount_api::clone_tree_of;
 pub use sharers::{hold_memory_until_exec, start_watcher};
 
 use std::ffi::CString;
