@@ -141,8 +141,7 @@ impl<'a> Attack<'a> {
 fn mount_flags(output: &str, dest: &str) -> Vec<String> {
     let line = output
         .lines()
-        .filter(|l| l.split(' ').nth(1) == Some(dest))
-        .next_back()
+        .rfind(|l| l.split(' ').nth(1) == Some(dest))
         .unwrap_or_else(|| panic!("no mount at {dest} in:\n{output}"));
     line.split(' ')
         .nth(3)

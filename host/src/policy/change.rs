@@ -15,8 +15,7 @@ use oci_spec::runtime::{
 };
 
 use super::bindings::types::{
-    CapabilityChange, CapabilityTarget, IdMapping, Mount, MountChange, NamespaceChange,
-    NamespaceKind,
+    CapabilityChange, CapabilityTarget, IdMapping, MountChange, NamespaceChange, NamespaceKind,
 };
 use super::reach;
 use super::view::{cap_set, namespace_name, namespace_type};
@@ -39,7 +38,7 @@ pub enum Effect {
 impl Effect {
     /// The first grant a widening change needs that `allowed` does not
     /// give; `None` when every one is given (or none is needed).
-    pub fn missing<'g>(&'g self, allowed: impl Fn(&Grant) -> bool) -> Option<&'g Grant> {
+    pub fn missing(&self, allowed: impl Fn(&Grant) -> bool) -> Option<&Grant> {
         match self {
             Effect::Restricting => None,
             Effect::Widening(needs) => needs.iter().find(|g| !allowed(g)),
@@ -617,7 +616,7 @@ fn empty_caps() -> LinuxCapabilities {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::bindings::types::{CapabilitySet, MountOptions, NamespaceJoin};
+    use crate::policy::bindings::types::{CapabilitySet, Mount, MountOptions, NamespaceJoin};
 
     fn spec() -> Spec {
         crate::spec::default_spec("test", &["/bin/true".into()])
