@@ -43,6 +43,28 @@ done
     path
 }
 
+/// A wrapper refusal: exit status 1 and the reason on stderr's last line,
+/// after the cache's compile progress, if the plugins were not cached yet.
+trait Refused {
+    fn refused(&self) -> &str;
+}
+
+impl Refused for Outcome {
+    #[track_caller]
+    fn refused(&self) -> &str {
+        assert_eq!(self.code, Some(1), "expected exit 1, got {self:#?}");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        let (last, before) = lines.split_last().expect("a reason on stderr");
+        assert!(
+            before
+                .iter()
+                .all(|l| l.starts_with("specgate: compiling plugin ")),
+            "{self:#?}"
+        );
+        last
+    }
+}
+
 /// Forgets the last call the stand-in runtime recorded.
 fn forget_calls(wrapper: &Wrapper) {
     let _ = std::fs::remove_file(wrapper.argv_file());
@@ -66,6 +88,19 @@ fn created(wrapper: &Wrapper, runtime: &Path, bundle: &Path, id: &str) {
     forget_calls(wrapper);
 }
 
+/// A bundle whose process has `noNewPrivileges`, as engines set it.
+fn exec_bundle(rootfs: &Path) -> tempfile::TempDir {
+    let bundle = bundle(rootfs, &[], &["sh"]);
+    let mut config = read_config(bundle.path());
+    config["process"]["noNewPrivileges"] = true.into();
+    std::fs::write(
+        bundle.path().join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+    bundle
+}
+
 fn exec_policy() -> Wrapper {
     Wrapper::new(&[
         ("drop-capabilities", "{ capabilities = [\"CAP_CHOWN\"] }"),
@@ -76,7 +111,7 @@ fn exec_policy() -> Wrapper {
 #[test]
 fn exec_flags_asking_for_more_never_reach_the_runtime() {
     let rootfs = specgate_tests::busybox_rootfs();
-    let bundle = bundle(rootfs.path(), &[], &["sh"]);
+    let bundle = exec_bundle(rootfs.path());
     let wrapper = exec_policy();
     let runtime = fake_runtime(&wrapper, bundle.path());
     created(&wrapper, &runtime, bundle.path(), "c1");
@@ -95,7 +130,7 @@ fn exec_flags_asking_for_more_never_reach_the_runtime() {
 
     // deny-privileged refuses, with its reason, where engines read it.
     let out = exec(&["--cap", "CAP_SYS_ADMIN"]);
-    let line = out.failure(1);
+    let line = out.refused();
     assert!(
         line.starts_with("specgate: plugin deny-privileged (")
             && line.ends_with("validate: denied: privileged: the container holds CAP_SYS_ADMIN"),
@@ -109,21 +144,21 @@ fn exec_flags_asking_for_more_never_reach_the_runtime() {
     // What the policy dropped at create it drops again: asked for by
     // name, the exec is refused rather than run with less than asked.
     let out = exec(&["-c", "CAP_CHOWN"]);
-    let line = out.failure(1);
+    let line = out.refused();
     assert!(
         line.starts_with("specgate: exec c1: the process would hold more than the policy lets this container have: CAP_CHOWN in the bounding set"),
         "{line}"
     );
     assert_eq!(wrapper.recorded_argv(), None);
     let out = exec(&["--no-new-privs=false"]);
-    assert!(out.failure(1).ends_with("noNewPrivileges off"), "{out:#?}");
+    assert!(out.refused().ends_with("noNewPrivileges off"), "{out:#?}");
     assert_eq!(wrapper.recorded_argv(), None);
 
     // runc adds `--cap` to the ambient set too, which the container's
     // process does not have.
     let out = exec(&["--cap", "CAP_KILL"]);
     assert!(
-        out.failure(1).ends_with("CAP_KILL in the ambient set"),
+        out.refused().ends_with("CAP_KILL in the ambient set"),
         "{out:#?}"
     );
     assert_eq!(wrapper.recorded_argv(), None);
@@ -170,7 +205,7 @@ fn exec_flags_asking_for_more_never_reach_the_runtime() {
 #[test]
 fn an_exec_process_file_is_held_to_the_container() {
     let rootfs = specgate_tests::busybox_rootfs();
-    let bundle = bundle(rootfs.path(), &[], &["sh"]);
+    let bundle = exec_bundle(rootfs.path());
     let wrapper = exec_policy();
     let runtime = fake_runtime(&wrapper, bundle.path());
     created(&wrapper, &runtime, bundle.path(), "c2");
@@ -235,7 +270,7 @@ fn an_exec_process_file_is_held_to_the_container() {
         .unwrap()
         .push("CAP_SYS_ADMIN".into());
     std::fs::write(&file, serde_json::to_vec(&process).unwrap()).unwrap();
-    let line = exec(&file).failure(1).to_string();
+    let line = exec(&file).refused().to_string();
     assert!(
         line.ends_with("the container holds CAP_SYS_ADMIN"),
         "{line}"
@@ -253,7 +288,7 @@ fn an_exec_process_file_is_held_to_the_container() {
     )
     .unwrap();
     std::fs::write(&file, serde_json::to_vec(&root).unwrap()).unwrap();
-    let line = exec(&file).failure(1).to_string();
+    let line = exec(&file).refused().to_string();
     assert!(
         line.ends_with("the process would run as uid 0; the container's runs as uid 1000"),
         "{line}"
@@ -263,7 +298,7 @@ fn an_exec_process_file_is_held_to_the_container() {
     // A process file the runtime would read otherwise.
     let doubled = r#"{"cwd":"/","args":["id"],"user":{"uid":1000,"gid":1000},"Capabilities":{"bounding":["CAP_SYS_ADMIN"]}}"#;
     std::fs::write(&file, doubled).unwrap();
-    let line = exec(&file).failure(1).to_string();
+    let line = exec(&file).refused().to_string();
     assert!(
         line.contains("key /Capabilities differs only in case"),
         "{line}"
@@ -280,7 +315,7 @@ fn exec_in_a_container_the_runtime_does_not_know_fails() {
         "no-such-container",
         "true",
     ]));
-    let line = out.failure(1);
+    let line = out.refused();
     assert!(
         line.starts_with("specgate: exec no-such-container: cannot find the container's bundle"),
         "{line}"
@@ -312,7 +347,7 @@ fn restore_is_gated_as_create() {
             .arg(id))
     };
     let line = restore(denied.path(), &["--detach"], "r1")
-        .failure(1)
+        .refused()
         .to_string();
     assert!(
         line.ends_with("annotation specgate.test/deny: not restored here"),
@@ -335,7 +370,7 @@ fn restore_is_gated_as_create() {
         &["--lsm-profile", "apparmor:unconfined"],
         "r3",
     )
-    .failure(1)
+    .refused()
     .to_string();
     assert!(
         line.contains("restore --lsm-profile apparmor:unconfined: not the label"),
@@ -377,7 +412,7 @@ fn without_a_policy_nothing_starts_but_containers_can_be_stopped() {
             .arg(bundle.path())
             .arg("np-1"));
         assert_eq!(
-            out.failure(1),
+            out.refused(),
             format!(
                 "specgate: {}: no policy: /etc/specgate/policy.toml does not exist and SPECGATE_POLICY is not set; install a policy (one with no plugin lets every container through) or set SPECGATE_NO_POLICY=1 to run containers unchecked",
                 command[0]
@@ -387,7 +422,7 @@ fn without_a_policy_nothing_starts_but_containers_can_be_stopped() {
     let out = run(without_policy(&wrapper)
         .env("SPECGATE_RUNTIME", &recording)
         .args(["exec", "np-1", "sh"]));
-    assert!(out.failure(1).contains("exec: no policy"), "{out:#?}");
+    assert!(out.refused().contains("exec: no policy"), "{out:#?}");
     // Named but missing: the same.
     let out = run(without_policy(&wrapper)
         .env("SPECGATE_POLICY", "/nonexistent/policy.toml")
@@ -396,7 +431,7 @@ fn without_a_policy_nothing_starts_but_containers_can_be_stopped() {
         .arg(bundle.path())
         .arg("np-1"));
     assert!(
-        out.failure(1)
+        out.refused()
             .starts_with("specgate: policy file /nonexistent/policy.toml"),
         "{out:#?}"
     );
@@ -432,15 +467,21 @@ fn without_a_policy_nothing_starts_but_containers_can_be_stopped() {
         if let Some(policy) = policy {
             cmd.env("SPECGATE_POLICY", policy);
         }
-        run(cmd.arg("--root").arg(state.path()).args(args).arg(&id))
+        run(cmd
+            .arg("--root")
+            .arg(state.path())
+            .args(&args[..1])
+            .arg(&id)
+            .args(&args[1..]))
     };
     let out = through(None, &["state"]);
     let state_json: serde_json::Value = serde_json::from_str(out.success()).unwrap();
     assert_eq!(state_json["status"], "running");
-    through(Some("/nonexistent/policy.toml"), &["kill"]).success();
+    through(Some("/nonexistent/policy.toml"), &["kill", "KILL"]).success();
     wait_until(10, || {
         through(None, &["state"]).stdout.contains("\"stopped\"")
     });
+    assert!(through(None, &["state"]).stdout.contains("\"stopped\""));
     through(None, &["delete"]).success();
     let out = through(None, &["state"]);
     assert_ne!(out.code, Some(0), "deleted: {out:#?}");
@@ -466,7 +507,7 @@ fn a_config_json_the_runtime_would_read_otherwise_is_refused() {
     config["Process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_SYS_ADMIN"]);
     let path = beside.path().join("config.json");
     std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
-    let line = create(beside.path()).failure(1).to_string();
+    let line = create(beside.path()).refused().to_string();
     assert!(
         line.contains("config.json: not a valid OCI runtime config: key /Process differs only in case from `process`"),
         "{line}"
@@ -481,7 +522,7 @@ fn a_config_json_the_runtime_would_read_otherwise_is_refused() {
         1,
     );
     std::fs::write(&path, &text).unwrap();
-    let line = create(twice.path()).failure(1).to_string();
+    let line = create(twice.path()).refused().to_string();
     assert!(
         line.contains("key /process/capabilities is given twice"),
         "{line}"
@@ -537,6 +578,13 @@ fn podman_exec_keeps_the_drop_and_privileged_is_refused() {
     let name = format!("specgate-exec-{}", std::process::id());
     let out = run(podman(&wrapper, state.path())
         .args(["run", "--detach", "--name", &name, "--network", "none"])
+        // This machine's hard limits are below podman's defaults.
+        .args([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ])
         .arg("--rootfs")
         .arg(rootfs.path())
         .args(["sleep", "1000"]));
@@ -617,7 +665,7 @@ fn ctr_exec_keeps_what_the_policy_dropped() {
         .arg(containerd.dir.path().join("runc"))
         .arg("--rootfs")
         .arg(rootfs.path())
-        .args([id, "sleep", "1000"]));
+        .args([id, "/bin/sleep", "1000"]));
     let _task = CtrTask {
         containerd: &containerd,
         id: id.to_string(),
@@ -631,7 +679,7 @@ fn ctr_exec_keeps_what_the_policy_dropped() {
         "--exec-id",
         "e1",
         id,
-        "grep",
+        "/bin/grep",
         "CapEff",
         "/proc/self/status",
     ]));
@@ -641,7 +689,7 @@ fn ctr_exec_keeps_what_the_policy_dropped() {
     let records = wrapper.audit();
     let exec = records
         .iter()
-        .find(|r| r["command"] == serde_json::json!(["grep", "CapEff", "/proc/self/status"]))
+        .find(|r| r["command"] == serde_json::json!(["/bin/grep", "CapEff", "/proc/self/status"]))
         .unwrap_or_else(|| panic!("no exec record: {records:#?}"));
     assert_eq!(exec["run_id"], id);
     assert!(

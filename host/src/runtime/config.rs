@@ -438,7 +438,7 @@ impl<'de> Visitor<'de> for Strict<'_> {
             }
             if !data_keys && let Some(field) = case_variant_of(&key) {
                 return Err(A::Error::custom(format!(
-                    "key {at} differs only in case from `{field}`, which the runtime reads it as"
+                    "key {at} differs only in case from `{field}`, and the runtime reads it as that field"
                 )));
             }
             let value = map.next_value_seed(Strict {

@@ -529,10 +529,12 @@ fn sealed_file(bytes: &[u8], inv: &Invocation) -> Result<RawFd> {
         ),
     )
     .context("cannot seal the memfd")?;
+    // As the runtime reads them (a Go int, any base); one it cannot read
+    // fails the runtime anyway.
     let count = |text: Option<String>| {
-        text.and_then(|t| t.trim().parse::<i32>().ok())
+        text.and_then(|t| go_uint32(&t, 0).ok())
+            .and_then(|n| i32::try_from(n).ok())
             .unwrap_or(0)
-            .max(0)
     };
     let preserved = count(
         inv.value("preserve-fds")
@@ -680,5 +682,36 @@ mod tests {
         let mut unnamed = ceiling();
         unnamed.set_apparmor_profile(None);
         assert!(hold_to(&mut unnamed, &ceiling()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_checked_process_is_a_sealed_file_above_the_passed_descriptors() {
+        let received: Vec<OsString> = [
+            "--root",
+            "/r",
+            "exec",
+            "--preserve-fds",
+            "0x5",
+            "--process",
+            "/engine.json",
+            "c1",
+        ]
+        .map(OsString::from)
+        .to_vec();
+        let inv = super::super::scan(&received).unwrap();
+        let fd = sealed_file(b"{\"cwd\":\"/\"}", &inv).unwrap();
+        assert!(fd >= 3 + 5, "{fd} is among the descriptors passed on");
+        let args = replace_process_arg(&inv, &received, fd).unwrap();
+        let path = format!("/proc/self/fd/{fd}");
+        assert_eq!(args[6], OsString::from(&path));
+        assert_eq!(args[..6], received[..6]);
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"cwd\":\"/\"}");
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(b"{}"));
+        assert!(written.is_err(), "the sealed file cannot be written");
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"cwd\":\"/\"}");
+        nix::unistd::close(fd).unwrap();
     }
 }
