@@ -7,6 +7,7 @@ mod cache;
 mod chroot;
 mod contract;
 mod example_plugins;
+mod gate_limits;
 mod hostile;
 mod inspect;
 mod network;
