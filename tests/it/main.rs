@@ -8,6 +8,7 @@ mod chroot;
 mod contract;
 mod example_plugins;
 mod gate;
+mod gate_limits;
 mod hostile;
 mod inspect;
 mod network;

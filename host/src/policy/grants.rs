@@ -148,7 +148,7 @@ mod tests {
     fn bind_prefixes_match_whole_components_after_resolving_links() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        std::fs::create_dir(&data).unwrap();
+        std::fs::create_dir_all(data.join("sub")).unwrap();
         std::fs::create_dir(dir.path().join("database")).unwrap();
         std::os::unix::fs::symlink("/etc", data.join("escape")).unwrap();
         let grants = Grants {
