@@ -122,10 +122,15 @@ pub fn guard(runtime: Option<&Runtime>, id: &str, bundle: &Path) {
     let mut byte = [0u8; 1];
     while matches!(std::io::stdin().read(&mut byte), Ok(n) if n > 0) {}
     if bundle.is_dir() && !owner_alive(bundle) {
-        if let Some(Err(e)) = runtime.map(|r| r.delete(id, bundle)) {
+        if let Some(Err(e)) = runtime.map(|r| r.delete_own(id, bundle)) {
             tracing::debug!("guard: {e}");
         }
-        drop(Bundle::adopt(bundle.to_path_buf()));
+        // Killed before the bundle goes: a chroot run's processes.
+        super::chroot::cgroup::kill_recorded(bundle);
+        match Bundle::adopt(bundle.to_path_buf()) {
+            Ok(bundle) => drop(bundle),
+            Err(e) => tracing::warn!("guard: {e}"),
+        }
     }
 }
 
@@ -143,10 +148,17 @@ pub fn collect(state_dir: &Path, runtime: &Runtime) -> Vec<String> {
             continue;
         }
         let id = entry.file_name().to_string_lossy().into_owned();
-        if let Err(e) = runtime.delete(&id, &dir) {
+        if let Err(e) = runtime.delete_own(&id, &dir) {
             tracing::debug!("gc: {e}");
         }
-        drop(Bundle::adopt(dir));
+        super::chroot::cgroup::kill_recorded(&dir);
+        match Bundle::adopt(dir) {
+            Ok(bundle) => drop(bundle),
+            Err(e) => {
+                tracing::warn!("gc: {e}");
+                continue;
+            }
+        }
         removed.push(id);
     }
     removed
