@@ -19,5 +19,6 @@ mod rootfs_safety;
 mod rootless;
 mod run;
 mod scaffold;
+mod state;
 mod stdio;
 mod wrapper;

@@ -341,3 +341,105 @@ fn gc_removes_the_leftovers_of_dead_runs() {
     assert!(out.success().lines().any(|l| l == name), "{out:#?}");
     assert_no_bundle(name);
 }
+
+/// A container made with plain runc, with its own bundle, under `name`;
+/// deleted when dropped.
+struct PlainRuncContainer {
+    name: String,
+    _bundle: tempfile::TempDir,
+}
+
+impl PlainRuncContainer {
+    fn start(name: &str) -> Self {
+        let bundle = tempfile::tempdir().unwrap();
+        let rootfs = specgate_tests::busybox_rootfs();
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(rootfs.path())
+            .arg(bundle.path().join("rootfs"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = std::process::Command::new("runc")
+            .args(["spec", "--bundle"])
+            .arg(bundle.path())
+            .status()
+            .expect("runc");
+        assert!(status.success());
+        let path = bundle.path().join("config.json");
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        config["process"]["terminal"] = false.into();
+        config["process"]["args"] = serde_json::json!(["sleep", "1000"]);
+        std::fs::write(&path, config.to_string()).unwrap();
+        let status = std::process::Command::new("runc")
+            .args(["run", "--detach", "--bundle"])
+            .arg(bundle.path())
+            .arg(name)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "runc run --detach {name}: {status}");
+        PlainRuncContainer {
+            name: name.to_string(),
+            _bundle: bundle,
+        }
+    }
+
+    /// Its status in runc's state.
+    fn status(&self) -> String {
+        let out = std::process::Command::new("runc")
+            .args(["state", &self.name])
+            .output()
+            .unwrap();
+        let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        state["status"].as_str().unwrap_or("gone").to_string()
+    }
+}
+
+impl Drop for PlainRuncContainer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("runc")
+            .args(["delete", "--force", &self.name])
+            .status();
+    }
+}
+
+/// A name that runc already has for a container specgate did not create
+/// (podman's, or one made with plain runc): the run fails saying so, and
+/// neither the run's cleanup nor `specgate gc` deletes that container.
+#[test]
+fn a_container_specgate_did_not_create_is_never_deleted() {
+    let name = format!("sg-clash-{}", std::process::id());
+    let theirs = PlainRuncContainer::start(&name);
+    assert_eq!(theirs.status(), "running");
+    let rootfs = specgate_tests::busybox_rootfs();
+    for options in [&[][..], &["-t"]] {
+        let out = run(specgate()
+            .args(["run", "--name", &name])
+            .args(options)
+            .arg("--rootfs")
+            .arg(rootfs.path())
+            .args(["--", "true"])
+            .stdin(std::process::Stdio::null()));
+        let error = out.failure(125);
+        assert!(
+            error.contains(&format!("container name `{name}` is already in use"))
+                && error.contains("that this run did not create"),
+            "{options:?}: {error}"
+        );
+        assert_eq!(theirs.status(), "running", "{options:?}");
+        assert_no_bundle(&name);
+    }
+    // A dead run's bundle under the same name: gc removes the bundle,
+    // not runc's container.
+    let bundle = Path::new("/run/specgate").join(&name);
+    std::fs::create_dir(&bundle).unwrap();
+    std::fs::write(bundle.join("owner"), "0 0\n").unwrap();
+    let out = run(specgate().arg("gc"));
+    assert!(out.success().lines().any(|l| l == name), "{out:#?}");
+    assert_no_bundle(&name);
+    assert_eq!(theirs.status(), "running");
+}

@@ -291,15 +291,16 @@ impl RootFs {
             crate::sys::attach_tree(tree.as_fd(), target.as_fd(), dest)?;
             options.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC)
         } else if matches!(typ, "cgroup" | "cgroup2") && !host_cgroup2() {
-            // A cgroup v1 host: a fresh, empty tmpfs, as runc gives one
-            // (runc fills it with the container's own hierarchies, which
-            // a run without a runtime does not have). Never the host's
-            // tmpfs, which the container could write to.
+            // A cgroup v1 host: a fresh, empty tmpfs of the container's
+            // own, as runc gives one (runc 1.1 leaves it writable, read-
+            // only being for the hierarchies it binds in it, which a run
+            // without a runtime does not have). Never the host's tmpfs,
+            // which the container could write to.
             mount(
                 Some("tmpfs"),
                 &at,
                 Some("tmpfs"),
-                options.flags,
+                options.flags & !MsFlags::MS_RDONLY,
                 Some("mode=755"),
             )
             .map_err(sys("mount", dest))?;
