@@ -443,3 +443,126 @@ fn a_container_specgate_did_not_create_is_never_deleted() {
     assert_no_bundle(&name);
     assert_eq!(theirs.status(), "running");
 }
+
+/// Runs `specgate run ARGS -- true`, failing the test if it has not
+/// ended within a minute (a FIFO read would block it for ever).
+fn run_bounded(args: &[&std::ffi::OsStr]) -> Outcome {
+    use std::io::Read;
+    let mut child = specgate()
+        .arg("run")
+        .args(args)
+        .args(["--", "true"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_within(&mut child, std::time::Duration::from_secs(60));
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    Outcome {
+        code: status.code(),
+        stdout,
+        stderr,
+    }
+}
+
+/// What the caller passes in: a hostname that is not one, and host files
+/// that are not regular files of a bounded size (a FIFO no one writes
+/// to, a link to /dev/zero, a 5 MiB file), fail at once, naming the
+/// option and what is wrong, and leave nothing behind.
+#[test]
+fn inputs_are_validated_and_host_files_bounded() {
+    use std::ffi::OsStr;
+    let rootfs = specgate_tests::busybox_rootfs();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let zero = dir.path().join("zero");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let big = dir.path().join("big");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(5 << 20)
+        .unwrap();
+    let cni = dir.path().join("cni");
+    std::fs::create_dir(&cni).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", cni.join("10-zero.conf")).unwrap();
+    let seccomp = format!("seccomp={}", fifo.display());
+    let long = "a".repeat(65);
+    let name = format!("sg-inputs-{}", std::process::id());
+    let os = |s: &'static str| OsStr::new(s);
+    let cases: Vec<(Vec<&OsStr>, String)> = vec![
+        (
+            vec![os("--hostname"), os("x\n203.0.113.9 github.com")],
+            r#"--hostname "x\n203.0.113.9 github.com": not a valid hostname"#.to_string(),
+        ),
+        (
+            vec![os("--hostname"), OsStr::new(&long)],
+            format!("--hostname \"{long}\": not a valid hostname"),
+        ),
+        (
+            vec![os("--env-file"), fifo.as_os_str()],
+            "not a regular file (a FIFO)".into(),
+        ),
+        (
+            vec![os("--env-file"), zero.as_os_str()],
+            "not a regular file (a character device)".into(),
+        ),
+        (
+            vec![os("--env-file"), big.as_os_str()],
+            "larger than the limit of 4194304 bytes".into(),
+        ),
+        (
+            vec![os("--security-opt"), OsStr::new(&seccomp)],
+            "not a regular file (a FIFO)".into(),
+        ),
+        (
+            vec![
+                os("--network"),
+                os("private"),
+                os("--cni-config-dir"),
+                cni.as_os_str(),
+            ],
+            "not a regular file (a character device)".into(),
+        ),
+    ];
+    for (options, expected) in cases {
+        let mut args = vec![os("--no-default-policy"), os("--name"), OsStr::new(&name)];
+        args.extend(&options);
+        args.extend([os("--rootfs"), rootfs.path().as_os_str()]);
+        let out = run_bounded(&args);
+        let error = out.failure(125);
+        assert!(error.contains(&expected), "{options:?}: {error}");
+        assert!(!error.contains('\0'), "{options:?}: {error}");
+        assert_no_bundle(&name);
+    }
+    // The policy file, which --no-default-policy would not read.
+    for (policy, expected) in [
+        (&fifo, "not a regular file (a FIFO)"),
+        (&zero, "not a regular file (a character device)"),
+    ] {
+        let out = run_bounded(&[
+            os("--policy"),
+            policy.as_os_str(),
+            os("--name"),
+            OsStr::new(&name),
+            os("--rootfs"),
+            rootfs.path().as_os_str(),
+        ]);
+        assert_eq!(out.code, Some(125), "{out:#?}");
+        assert!(out.stderr.contains(expected), "{out:#?}");
+        assert_no_bundle(&name);
+    }
+}

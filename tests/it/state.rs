@@ -175,7 +175,7 @@ fn a_runtime_dir_another_user_can_write_in_is_refused() {
                 "runtime state directory {}",
                 runtime_dir.display()
             )) && error.contains(why)
-                && error.contains("no access for others"),
+                && error.contains("that no one else may write in"),
             "{args:?}: {error}"
         );
     }

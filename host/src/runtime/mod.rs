@@ -117,7 +117,7 @@ pub enum NoRuntimeDir {
     /// The directory is not the caller's alone: another user could
     /// plant or swap what runs delete there.
     #[error(
-        "runtime state directory {}: {why}; it must be a directory owned by uid {uid} with no access for others (mode 0700)",
+        "runtime state directory {}: {why}; it must be a directory owned by uid {uid} that no one else may write in (mode 0700)",
         path.display()
     )]
     NotPrivate {
@@ -131,7 +131,10 @@ pub enum NoRuntimeDir {
 }
 
 /// Checks that `path` is a directory (not a link to one) owned by `uid`
-/// that no one else may enter, list or write.
+/// that no one else may write in: no one else can then plant, swap or
+/// remove what is in it. Others may still look (a runtime directory
+/// made 0755): the state directory specgate makes in it is 0700
+/// ([`bundle::Bundle::create`]), so they see nothing of specgate's.
 pub fn check_private_dir(path: &Path, uid: u32) -> Result<(), NoRuntimeDir> {
     use std::os::unix::fs::MetadataExt;
     let refuse = |why: String| NoRuntimeDir::NotPrivate {
@@ -149,7 +152,7 @@ pub fn check_private_dir(path: &Path, uid: u32) -> Result<(), NoRuntimeDir> {
     if metadata.uid() != uid {
         return Err(refuse(format!("owned by uid {}", metadata.uid())));
     }
-    if metadata.mode() & 0o077 != 0 {
+    if metadata.mode() & 0o022 != 0 {
         return Err(refuse(format!("mode {:04o}", metadata.mode() & 0o7777)));
     }
     Ok(())
