@@ -16,7 +16,8 @@ const PROBE: &str = "id; hostname; \
     grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status; \
     unshare -U true 2>&1; echo unshare $?; mount -t tmpfs t /tmp 2>&1; echo mount $?; \
     ulimit -n; grep -E '^Max (open files|processes|core)' /proc/self/limits; \
-    echo mounts; awk '{print $2, $4}' /proc/self/mounts";
+    touch /sys/fs/cgroup/specgate-probe 2>&1; echo cgroup-write $?; \
+    echo mounts; awk '{print $2, $4, $3}' /proc/self/mounts";
 
 /// Runs `specgate run --isolation ISOLATION OPTIONS -- ARGS` in `rootfs`.
 fn run_isolated(isolation: &str, rootfs: &Path, options: &[&str], args: &[&str]) -> Outcome {
@@ -35,15 +36,18 @@ fn run_isolated(isolation: &str, rootfs: &Path, options: &[&str], args: &[&str])
 }
 
 /// The probe's report, its mounts as a set of destinations with the
-/// options that matter (ro/rw, nosuid, nodev, noexec). Below
-/// /sys/fs/cgroup, what a cgroup v1 host shows differs by design: runc
-/// builds a tree of its own, chroot isolation binds the host's.
+/// options that matter (ro/rw, nosuid, nodev, noexec), and for
+/// /sys/fs/cgroup its filesystem type too: on a cgroup v1 host a fresh
+/// tmpfs under both, never the host's. Below it, what a cgroup v1 host
+/// shows differs by design: runc fills the tmpfs with the container's
+/// own hierarchies, chroot isolation leaves it empty.
 fn probe_report(stdout: &str) -> (Vec<String>, BTreeSet<String>) {
     let (head, mounts) = stdout.split_once("mounts\n").expect("probe output");
     let mounts = mounts
         .lines()
         .filter_map(|line| {
-            let (dest, options) = line.split_once(' ')?;
+            let mut fields = line.split(' ');
+            let (dest, options, fstype) = (fields.next()?, fields.next()?, fields.next()?);
             if dest.starts_with("/sys/fs/cgroup/") {
                 return None;
             }
@@ -51,6 +55,9 @@ fn probe_report(stdout: &str) -> (Vec<String>, BTreeSet<String>) {
                 .split(',')
                 .filter(|o| matches!(*o, "ro" | "rw" | "nosuid" | "nodev" | "noexec"))
                 .collect();
+            if dest == "/sys/fs/cgroup" {
+                return Some(format!("{dest} {} {fstype}", kept.join(",")));
+            }
             Some(format!("{dest} {}", kept.join(",")))
         })
         .collect();
@@ -83,6 +90,8 @@ fn assert_same_container(options: &[&str]) {
             .iter()
             .any(|m| m.starts_with("/sys/fs/cgroup "))
     );
+    // What the container wrote there, if anything, is not the host's.
+    assert!(!Path::new("/sys/fs/cgroup/specgate-probe").exists());
 }
 
 /// A user namespace of the container's own, mapped onto subordinate ids.
@@ -364,4 +373,244 @@ fn a_namespace_given_by_path_is_joined() {
     }
     holder.kill().unwrap();
     holder.wait().unwrap();
+}
+
+/// Whether the host's /sys/fs/cgroup is the unified (v2) hierarchy.
+fn host_cgroup2() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .unwrap()
+        .filesystem_type()
+        == nix::sys::statfs::CGROUP2_SUPER_MAGIC
+}
+
+#[test]
+fn the_hosts_cgroup_tree_is_out_of_reach() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    // On a cgroup v1 host, an empty tmpfs of the container's own; on a
+    // v2 host, its own cgroup namespace's tree, read-only.
+    let probe = format!("specgate-probe-{}", std::process::id());
+    let out = run_isolated(
+        "chroot",
+        rootfs.path(),
+        &[],
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "echo x > /sys/fs/cgroup/{probe} 2>/dev/null; \
+                 awk '$2 == \"/sys/fs/cgroup\" {{print $3}}' /proc/self/mounts; \
+                 ls /sys/fs/cgroup | grep -v {probe} | wc -l"
+            ),
+        ],
+    );
+    let lines: Vec<&str> = out.success().lines().collect();
+    if host_cgroup2() {
+        assert_eq!(lines.first(), Some(&"cgroup2"), "{out:#?}");
+    } else {
+        assert_eq!(lines, ["tmpfs", "0"], "{out:#?}");
+    }
+    assert!(
+        !Path::new("/sys/fs/cgroup").join(&probe).exists(),
+        "the container wrote {probe} in the host's /sys/fs/cgroup"
+    );
+}
+
+/// The host's specgate binary, as a process in the container could
+/// reach it through `/proc/PID/exe`, is never the file on disk: the
+/// container's init runs a sealed in-memory copy (CVE-2019-5736).
+#[test]
+fn the_containers_init_runs_a_sealed_copy_of_specgate() {
+    use std::os::fd::AsRawFd;
+    let before = sha256_of(specgate_bin());
+    // The command is whatever the container's init runs, through its
+    // own `/proc/self/exe`: specgate's `guard`, which waits on stdin
+    // (the host's root is the rootfs: the binary's libraries are there).
+    let needle = format!("guard sg-sealed-{} /nonexistent", std::process::id());
+    let mut args = vec!["/proc/self/exe".to_string()];
+    args.extend(needle.split(' ').map(str::to_string));
+    let mut child = specgate()
+        .args(["run", "-i", "--isolation", "chroot", "--"])
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let found = || {
+        pids_with(&needle).into_iter().find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.starts_with(b"/proc/self/exe\0guard\0"))
+        })
+    };
+    wait_until(20, || found().is_some());
+    let pid = found().expect("the container's process");
+    let exe = format!("/proc/{pid}/exe");
+    let target = std::fs::read_link(&exe).unwrap();
+    assert!(
+        target.to_string_lossy().starts_with("/memfd:specgate"),
+        "the container runs {}",
+        target.display()
+    );
+    // The attack: hold the executable, let its process end, then open it
+    // for writing.
+    let held = nix::fcntl::open(
+        exe.as_str(),
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let reopened = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/self/fd/{}", held.as_raw_fd()));
+    if let Ok(mut file) = reopened {
+        assert!(
+            std::io::Write::write_all(&mut file, b"#!").is_err(),
+            "the copy could be written"
+        );
+    }
+    assert_eq!(sha256_of(specgate_bin()), before);
+}
+
+/// Sharing the host's PID namespace, the container sees specgate, its
+/// parent: it cannot open its executable for writing either.
+#[test]
+fn a_container_cannot_open_specgates_executable_for_writing() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let before = sha256_of(specgate_bin());
+    let out = run_isolated(
+        "chroot",
+        rootfs.path(),
+        &["--pid", "host"],
+        &[
+            "sh",
+            "-c",
+            "for pid in $PPID 1; do \
+               if true 2>/dev/null >>/proc/$pid/exe; then echo opened $pid; else echo refused $pid; fi; \
+             done",
+        ],
+    );
+    let lines: Vec<&str> = out.success().lines().collect();
+    assert_eq!(lines.len(), 2, "{out:#?}");
+    assert!(lines.iter().all(|l| l.starts_with("refused ")), "{out:#?}");
+    assert_eq!(sha256_of(specgate_bin()), before);
+}
+
+/// A live, not yet reaped, process's state letter (`Z` for a zombie).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
+/// `--pid host`: the command backgrounds a `setsid` child, which leaves
+/// the container's init behind, in a session of its own. It dies with
+/// the run, whether the run ends or specgate is killed.
+#[test]
+fn what_a_container_sharing_the_hosts_pid_namespace_left_dies_with_the_run() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    for killed in [false, true] {
+        let name = format!("sg-pidhost-{}-{killed}", std::process::id());
+        let mut child = specgate()
+            .args([
+                "run",
+                "--isolation",
+                "chroot",
+                "--pid",
+                "host",
+                "--name",
+                &name,
+            ])
+            .arg("--rootfs")
+            .arg(rootfs.path())
+            .args([
+                "--",
+                "sh",
+                "-c",
+                if killed {
+                    "setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $!; exec sleep 1000"
+                } else {
+                    "setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $!"
+                },
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
+        let left: u32 = line.trim().parse().expect("the background child's pid");
+        if killed {
+            // Still running: its specgate is killed.
+            child.kill().unwrap();
+        }
+        let status = child.wait().unwrap();
+        if !killed {
+            assert!(status.success(), "{status}");
+        }
+        wait_until(20, || !alive(left));
+        assert!(
+            !alive(left),
+            "the container's background process {left} outlived the run (killed: {killed})"
+        );
+        let bundle = Path::new("/run/specgate").join(&name);
+        wait_until(10, || !bundle.exists());
+        assert!(!bundle.exists(), "{} was left behind", bundle.display());
+    }
+}
+
+/// With a user switch (`-u 1000`), which clears the kernel's
+/// parent-death signal, the container still dies with a killed specgate.
+#[test]
+fn a_killed_specgates_container_goes_with_it_after_a_user_switch() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = format!("sg-sigkill-user-{}", std::process::id());
+    let mut child = specgate()
+        .args([
+            "run",
+            "--isolation",
+            "chroot",
+            "-u",
+            "1000",
+            "--name",
+            &name,
+        ])
+        .arg("--rootfs")
+        .arg(rootfs.path())
+        .args(["--", "sh", "-c", "id -u; exec sleep 1000"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "1000\n");
+    let children = format!("/proc/{}/task/{}/children", child.id(), child.id());
+    let sleeping_init = || {
+        std::fs::read_to_string(&children)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|pid| pid.parse::<u32>().ok())
+            .find(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|cmdline| cmdline.starts_with("sleep\0"))
+            })
+    };
+    wait_until(20, || sleeping_init().is_some());
+    let init = sleeping_init().expect("the container's init among specgate's children");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until(20, || !alive(init));
+    assert!(
+        !alive(init),
+        "the container's init {init} outlived specgate"
+    );
+    let bundle = Path::new("/run/specgate").join(&name);
+    wait_until(10, || !bundle.exists());
+    assert!(!bundle.exists(), "{} was left behind", bundle.display());
 }

@@ -21,6 +21,7 @@ mod rootfs_safety;
 mod rootless;
 mod run;
 mod scaffold;
+mod state;
 mod stdio;
 mod wrapper;
 mod wrapper_exec;

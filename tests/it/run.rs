@@ -373,3 +373,228 @@ fn a_panic_while_runc_runs_is_cleaned_up_by_the_guard() {
         .unwrap();
     assert!(!state.status.success(), "runc still has {name}");
 }
+
+/// A container made with plain runc, with its own bundle, under `name`;
+/// deleted when dropped.
+struct PlainRuncContainer {
+    name: String,
+    _bundle: tempfile::TempDir,
+}
+
+impl PlainRuncContainer {
+    fn start(name: &str) -> Self {
+        let bundle = tempfile::tempdir().unwrap();
+        let rootfs = specgate_tests::busybox_rootfs();
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(rootfs.path())
+            .arg(bundle.path().join("rootfs"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = std::process::Command::new("runc")
+            .args(["spec", "--bundle"])
+            .arg(bundle.path())
+            .status()
+            .expect("runc");
+        assert!(status.success());
+        let path = bundle.path().join("config.json");
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        config["process"]["terminal"] = false.into();
+        config["process"]["args"] = serde_json::json!(["sleep", "1000"]);
+        std::fs::write(&path, config.to_string()).unwrap();
+        let status = std::process::Command::new("runc")
+            .args(["run", "--detach", "--bundle"])
+            .arg(bundle.path())
+            .arg(name)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "runc run --detach {name}: {status}");
+        PlainRuncContainer {
+            name: name.to_string(),
+            _bundle: bundle,
+        }
+    }
+
+    /// Its status in runc's state.
+    fn status(&self) -> String {
+        let out = std::process::Command::new("runc")
+            .args(["state", &self.name])
+            .output()
+            .unwrap();
+        let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        state["status"].as_str().unwrap_or("gone").to_string()
+    }
+}
+
+impl Drop for PlainRuncContainer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("runc")
+            .args(["delete", "--force", &self.name])
+            .status();
+    }
+}
+
+/// A name that runc already has for a container specgate did not create
+/// (podman's, or one made with plain runc): the run fails saying so, and
+/// neither the run's cleanup nor `specgate gc` deletes that container.
+#[test]
+fn a_container_specgate_did_not_create_is_never_deleted() {
+    let name = format!("sg-clash-{}", std::process::id());
+    let theirs = PlainRuncContainer::start(&name);
+    assert_eq!(theirs.status(), "running");
+    let rootfs = specgate_tests::busybox_rootfs();
+    for options in [&[][..], &["-t"]] {
+        let out = run(specgate()
+            .args(["run", "--name", &name])
+            .args(options)
+            .arg("--rootfs")
+            .arg(rootfs.path())
+            .args(["--", "true"])
+            .stdin(std::process::Stdio::null()));
+        let error = out.failure(125);
+        assert!(
+            error.contains(&format!("container name `{name}` is already in use"))
+                && error.contains("that this run did not create"),
+            "{options:?}: {error}"
+        );
+        assert_eq!(theirs.status(), "running", "{options:?}");
+        assert_no_bundle(&name);
+    }
+    // A dead run's bundle under the same name: gc removes the bundle,
+    // not runc's container.
+    let bundle = Path::new("/run/specgate").join(&name);
+    std::fs::create_dir(&bundle).unwrap();
+    std::fs::write(bundle.join("owner"), "0 0\n").unwrap();
+    let out = run(specgate().arg("gc"));
+    assert!(out.success().lines().any(|l| l == name), "{out:#?}");
+    assert_no_bundle(&name);
+    assert_eq!(theirs.status(), "running");
+}
+
+/// Runs `specgate run ARGS -- true`, failing the test if it has not
+/// ended within a minute (a FIFO read would block it for ever).
+fn run_bounded(args: &[&std::ffi::OsStr]) -> Outcome {
+    use std::io::Read;
+    let mut child = specgate()
+        .arg("run")
+        .args(args)
+        .args(["--", "true"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_within(&mut child, std::time::Duration::from_secs(60));
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    Outcome {
+        code: status.code(),
+        stdout,
+        stderr,
+    }
+}
+
+/// What the caller passes in: a hostname that is not one, and host files
+/// that are not regular files of a bounded size (a FIFO no one writes
+/// to, a link to /dev/zero, a 5 MiB file), fail at once, naming the
+/// option and what is wrong, and leave nothing behind.
+#[test]
+fn inputs_are_validated_and_host_files_bounded() {
+    use std::ffi::OsStr;
+    let rootfs = specgate_tests::busybox_rootfs();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let zero = dir.path().join("zero");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let big = dir.path().join("big");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(5 << 20)
+        .unwrap();
+    let cni = dir.path().join("cni");
+    std::fs::create_dir(&cni).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", cni.join("10-zero.conf")).unwrap();
+    let seccomp = format!("seccomp={}", fifo.display());
+    let long = "a".repeat(65);
+    let name = format!("sg-inputs-{}", std::process::id());
+    let os = |s: &'static str| OsStr::new(s);
+    let cases: Vec<(Vec<&OsStr>, String)> = vec![
+        (
+            vec![os("--hostname"), os("x\n203.0.113.9 github.com")],
+            r#"--hostname "x\n203.0.113.9 github.com": not a valid hostname"#.to_string(),
+        ),
+        (
+            vec![os("--hostname"), OsStr::new(&long)],
+            format!("--hostname \"{long}\": not a valid hostname"),
+        ),
+        (
+            vec![os("--env-file"), fifo.as_os_str()],
+            "not a regular file (a FIFO)".into(),
+        ),
+        (
+            vec![os("--env-file"), zero.as_os_str()],
+            "not a regular file (a character device)".into(),
+        ),
+        (
+            vec![os("--env-file"), big.as_os_str()],
+            "larger than the limit of 4194304 bytes".into(),
+        ),
+        (
+            vec![os("--security-opt"), OsStr::new(&seccomp)],
+            "not a regular file (a FIFO)".into(),
+        ),
+        (
+            vec![
+                os("--network"),
+                os("private"),
+                os("--cni-config-dir"),
+                cni.as_os_str(),
+            ],
+            "not a regular file (a character device)".into(),
+        ),
+    ];
+    for (options, expected) in cases {
+        let mut args = vec![os("--no-default-policy"), os("--name"), OsStr::new(&name)];
+        args.extend(&options);
+        args.extend([os("--rootfs"), rootfs.path().as_os_str()]);
+        let out = run_bounded(&args);
+        let error = out.failure(125);
+        assert!(error.contains(&expected), "{options:?}: {error}");
+        assert!(!error.contains('\0'), "{options:?}: {error}");
+        assert_no_bundle(&name);
+    }
+    // The policy file, which --no-default-policy would not read.
+    for (policy, expected) in [
+        (&fifo, "not a regular file (a FIFO)"),
+        (&zero, "not a regular file (a character device)"),
+    ] {
+        let out = run_bounded(&[
+            os("--policy"),
+            policy.as_os_str(),
+            os("--name"),
+            OsStr::new(&name),
+            os("--rootfs"),
+            rootfs.path().as_os_str(),
+        ]);
+        assert_eq!(out.code, Some(125), "{out:#?}");
+        assert!(out.stderr.contains(expected), "{out:#?}");
+        assert_no_bundle(&name);
+    }
+}

@@ -94,9 +94,11 @@ pub fn load_dir(dir: &Path) -> Result<Vec<NetworkList>, NetworkError> {
 }
 
 fn read(file: &Path) -> Result<Vec<u8>, NetworkError> {
-    std::fs::read(file).map_err(|source| NetworkError::ReadConfig {
-        file: file.to_path_buf(),
-        source,
+    crate::sys::bounded::read_bounded(file, crate::sys::bounded::CONFIG_LIMIT).map_err(|source| {
+        NetworkError::ReadConfig {
+            file: file.to_path_buf(),
+            source,
+        }
     })
 }
 

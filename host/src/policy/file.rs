@@ -168,10 +168,11 @@ impl Policy {
 
     /// A policy file's text, for [`Policy::parse`].
     pub fn read(path: &Path) -> Result<String, PolicyFileError> {
-        std::fs::read_to_string(path).map_err(|source| PolicyFileError::Read {
-            path: path.to_path_buf(),
-            source,
-        })
+        crate::sys::bounded::read_bounded_to_string(path, crate::sys::bounded::CONFIG_LIMIT)
+            .map_err(|source| PolicyFileError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
     }
 
     /// Parses a policy file's text.

@@ -1,10 +1,22 @@
 //! The bundle: a private directory per run holding config.json (and the
 //! default rootfs's mount point), removed when the run ends.
+//!
+//! The state directory and each bundle are reached through directory
+//! handles opened without following links, and the bundle's files are
+//! removed relative to them: even a state directory someone else could
+//! write in (refused, but refused by a check a racing user might beat)
+//! could not turn a swapped link into a removal outside the bundle.
 
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{ErrorKind, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::Mode;
+use nix::unistd::UnlinkatFlags;
 
 /// Errors creating or writing a bundle.
 #[derive(Debug, thiserror::Error)]
@@ -12,6 +24,9 @@ pub enum BundleError {
     /// Another run uses the same container id.
     #[error("container name `{0}` is already in use (bundle {1} exists)")]
     InUse(String, PathBuf),
+    /// The state directory is not the caller's alone.
+    #[error(transparent)]
+    NotPrivate(#[from] super::NoRuntimeDir),
     /// A file operation failed.
     #[error("bundle {path}: {source}")]
     Io {
@@ -26,47 +41,134 @@ pub enum BundleError {
 #[derive(Debug)]
 pub struct Bundle {
     dir: PathBuf,
+    /// The state directory holding it, opened without following a link.
+    state: OwnedFd,
+    /// The bundle's name in `state`.
+    name: OsString,
     mount_points: Vec<PathBuf>,
+}
+
+/// Opens a directory entry of `dir` without following a link.
+fn open_dir_at(dir: impl AsFd, name: &OsStr) -> nix::Result<OwnedFd> {
+    openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// Opens the state directory `path` (its last component not through a
+/// link) and checks, on the open handle, that it is the caller's alone.
+fn open_state_dir(path: &Path) -> Result<OwnedFd, BundleError> {
+    let io = |source: nix::Error| BundleError::Io {
+        path: path.to_path_buf(),
+        source: source.into(),
+    };
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io)?;
+    let stat = nix::sys::stat::fstat(&fd).map_err(io)?;
+    let uid = nix::unistd::geteuid().as_raw();
+    let refuse = |why: String| {
+        BundleError::NotPrivate(super::NoRuntimeDir::NotPrivate {
+            path: path.to_path_buf(),
+            why,
+            uid,
+        })
+    };
+    if stat.st_uid != uid {
+        return Err(refuse(format!("owned by uid {}", stat.st_uid)));
+    }
+    if stat.st_mode & 0o022 != 0 {
+        return Err(refuse(format!("mode {:04o}", stat.st_mode & 0o7777)));
+    }
+    if stat.st_mode & 0o077 != 0 {
+        // Others could look, not write: nothing in it is theirs, and it
+        // is closed to them from now on.
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o700)).map_err(io)?;
+    }
+    Ok(fd)
 }
 
 impl Bundle {
     /// Creates `state_dir/id` with mode 0700 (and `state_dir`, 0700, if
     /// missing), holding the owner file that `specgate gc` reads: it is
-    /// made under a hidden name and renamed into place whole.
+    /// made under a hidden name and renamed into place whole. A state
+    /// directory that is a link, or is not the caller's with no access
+    /// for others, is refused.
     pub fn create(state_dir: &Path, id: &str) -> Result<Self, BundleError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| BundleError::Io { path, source }
         };
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(state_dir)
-            .map_err(io(state_dir))?;
+        let nix_io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source: nix::Error| BundleError::Io {
+                path,
+                source: source.into(),
+            }
+        };
+        match fs::DirBuilder::new().mode(0o700).create(state_dir) {
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                // `/run` for root; never a caller's runtime directory,
+                // which was checked to exist.
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(state_dir)
+                    .map_err(io(state_dir))?;
+            }
+            other => other.map_err(io(state_dir))?,
+        }
+        let state = open_state_dir(state_dir)?;
         let dir = state_dir.join(id);
-        if dir.exists() {
+        if nix::sys::stat::fstatat(&state, id, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).is_ok() {
             return Err(BundleError::InUse(id.to_string(), dir));
         }
+        let staging_name = format!(".{id}.{}", std::process::id());
+        let staging_path = state_dir.join(&staging_name);
+        nix::sys::stat::mkdirat(
+            &state,
+            staging_name.as_str(),
+            Mode::from_bits_truncate(0o700),
+        )
+        .map_err(nix_io(&staging_path))?;
+        // Removed on failure, through the same handles.
         let staging = Bundle {
-            dir: state_dir.join(format!(".{id}.{}", std::process::id())),
+            dir: staging_path.clone(),
+            state,
+            name: OsString::from(&staging_name),
             mount_points: Vec::new(),
         };
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&staging.dir)
-            .map_err(io(&staging.dir))?;
-        let owner = staging.dir.join(super::gc::OWNER_FILE);
-        fs::write(&owner, super::gc::owner_record()).map_err(io(&owner))?;
+        let owner_path = staging_path.join(super::gc::OWNER_FILE);
+        let staging_dir =
+            open_dir_at(&staging.state, staging.name.as_os_str()).map_err(nix_io(&staging_path))?;
+        let owner = openat(
+            &staging_dir,
+            super::gc::OWNER_FILE,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(nix_io(&owner_path))?;
+        fs::File::from(owner)
+            .write_all(super::gc::owner_record().as_bytes())
+            .map_err(io(&owner_path))?;
         match nix::fcntl::renameat2(
-            nix::fcntl::AT_FDCWD,
-            &staging.dir,
-            nix::fcntl::AT_FDCWD,
-            &dir,
+            &staging.state,
+            staging_name.as_str(),
+            &staging.state,
+            id,
             nix::fcntl::RenameFlags::RENAME_NOREPLACE,
         ) {
             Ok(()) => {
                 let mut bundle = staging;
                 bundle.dir = dir;
+                bundle.name = OsString::from(id);
                 Ok(bundle)
             }
             Err(nix::Error::EEXIST) => Err(BundleError::InUse(id.to_string(), dir)),
@@ -74,12 +176,21 @@ impl Bundle {
         }
     }
 
-    /// Takes charge of an existing bundle (a dead run's), to remove it.
-    pub fn adopt(dir: PathBuf) -> Self {
-        Bundle {
+    /// Takes charge of an existing bundle (a dead run's), to remove it;
+    /// its state directory must be the caller's alone.
+    pub fn adopt(dir: PathBuf) -> Result<Self, BundleError> {
+        let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+            return Err(BundleError::Io {
+                path: dir,
+                source: ErrorKind::InvalidInput.into(),
+            });
+        };
+        Ok(Bundle {
+            state: open_state_dir(parent)?,
+            name: name.to_os_string(),
             dir,
             mount_points: Vec::new(),
-        }
+        })
     }
 
     /// The bundle directory.
@@ -140,6 +251,53 @@ impl Bundle {
             })?;
         Ok(path)
     }
+
+    /// Removes the bundle's entries and then the bundle, every call
+    /// relative to a handle: the bundle opened from the state directory
+    /// without following a link (a link in its place is left alone, and
+    /// so is all it points to), its entries unlinked in it, links as
+    /// links, directories only when empty.
+    fn remove(&self) {
+        let bundle = match open_dir_at(&self.state, &self.name) {
+            Ok(fd) => fd,
+            Err(nix::Error::ENOENT) => return,
+            Err(e) => {
+                tracing::warn!(bundle = %self.dir.display(), "bundle not removed: {e}");
+                return;
+            }
+        };
+        let listed = bundle
+            .try_clone()
+            .map(|fd| cap_std::fs::Dir::from_std_file(fs::File::from(fd)))
+            .and_then(|dir| dir.entries());
+        let names: Vec<OsString> = match listed {
+            Ok(entries) => entries.flatten().map(|entry| entry.file_name()).collect(),
+            Err(e) => {
+                tracing::warn!(bundle = %self.dir.display(), "bundle not removed: {e}");
+                return;
+            }
+        };
+        for name in names {
+            let removed = match nix::unistd::unlinkat(
+                &bundle,
+                name.as_os_str(),
+                UnlinkatFlags::NoRemoveDir,
+            ) {
+                Err(nix::Error::EISDIR) => {
+                    nix::unistd::unlinkat(&bundle, name.as_os_str(), UnlinkatFlags::RemoveDir)
+                }
+                other => other,
+            };
+            if let Err(e) = removed {
+                tracing::warn!(path = %self.dir.join(&name).display(), "bundle entry not removed: {e}");
+            }
+        }
+        if let Err(e) =
+            nix::unistd::unlinkat(&self.state, self.name.as_os_str(), UnlinkatFlags::RemoveDir)
+        {
+            tracing::warn!(bundle = %self.dir.display(), "bundle not removed: {e}");
+        }
+    }
 }
 
 impl Drop for Bundle {
@@ -154,27 +312,7 @@ impl Drop for Bundle {
                 tracing::warn!("{e}");
             }
         }
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == ErrorKind::NotFound => return,
-            Err(e) => {
-                tracing::warn!(bundle = %self.dir.display(), "bundle not removed: {e}");
-                return;
-            }
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let removed = match entry.file_type() {
-                Ok(t) if t.is_dir() => fs::remove_dir(&path),
-                _ => fs::remove_file(&path),
-            };
-            if let Err(e) = removed {
-                tracing::warn!(path = %path.display(), "bundle entry not removed: {e}");
-            }
-        }
-        if let Err(e) = fs::remove_dir(&self.dir) {
-            tracing::warn!(bundle = %self.dir.display(), "bundle not removed: {e}");
-        }
+        self.remove();
     }
 }
 
@@ -198,5 +336,78 @@ mod tests {
         let dir = bundle.dir().to_path_buf();
         drop(bundle);
         assert!(!dir.exists());
+    }
+
+    /// A directory with files a cleanup must never touch.
+    fn victim() -> tempfile::TempDir {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("id_ed25519"), "key").unwrap();
+        fs::write(outside.path().join("notes.txt"), "notes").unwrap();
+        fs::create_dir(outside.path().join("empty")).unwrap();
+        outside
+    }
+
+    fn assert_untouched(outside: &Path) {
+        for name in ["id_ed25519", "notes.txt", "empty"] {
+            assert!(outside.join(name).exists(), "{name} was removed");
+        }
+    }
+
+    #[test]
+    fn a_bundle_swapped_for_a_link_is_left_and_what_it_points_to_too() {
+        let state = tempfile::tempdir().unwrap();
+        let outside = victim();
+        let bundle = Bundle::create(state.path(), "abc").unwrap();
+        bundle.write_config("{}").unwrap();
+        fs::rename(bundle.dir(), state.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), bundle.dir()).unwrap();
+        let dir = bundle.dir().to_path_buf();
+        drop(bundle);
+        assert_untouched(outside.path());
+        assert!(fs::symlink_metadata(&dir).unwrap().file_type().is_symlink());
+    }
+
+    #[test]
+    fn links_in_a_bundle_are_removed_as_links() {
+        let state = tempfile::tempdir().unwrap();
+        let outside = victim();
+        let bundle = Bundle::create(state.path(), "abc").unwrap();
+        let config = bundle.write_config("{}").unwrap();
+        fs::remove_file(&config).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("notes.txt"), &config).unwrap();
+        std::os::unix::fs::symlink(outside.path(), bundle.dir().join("rootfs")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("empty"), bundle.dir().join("e")).unwrap();
+        let dir = bundle.dir().to_path_buf();
+        drop(bundle);
+        assert_untouched(outside.path());
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_state_directory_others_may_write_or_a_link_to_one_is_refused() {
+        let state = tempfile::tempdir().unwrap();
+        fs::set_permissions(state.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+        let error = Bundle::create(state.path(), "abc").unwrap_err();
+        assert!(matches!(error, BundleError::NotPrivate(_)), "{error}");
+        assert!(error.to_string().contains("mode 1777"), "{error}");
+        assert!(!state.path().join("abc").exists());
+
+        let other = tempfile::tempdir().unwrap();
+        fs::set_permissions(state.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::chown(state.path(), Some(65534), None).unwrap();
+        let error = Bundle::create(state.path(), "abc").unwrap_err();
+        assert!(error.to_string().contains("owned by uid 65534"), "{error}");
+
+        let link = other.path().join("state");
+        let mine = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(mine.path(), &link).unwrap();
+        assert!(Bundle::create(&link, "abc").is_err());
+        assert!(!mine.path().join("abc").exists());
+
+        // Readable by others, writable by none but its owner: closed.
+        fs::set_permissions(mine.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        drop(Bundle::create(mine.path(), "abc").unwrap());
+        let mode = fs::metadata(mine.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 }

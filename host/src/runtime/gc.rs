@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::bundle::Bundle;
+use super::bundle::{Bundle, BundleError};
 use super::oci::Runtime;
 use crate::network;
 
@@ -170,23 +170,28 @@ pub fn guard(runtime: Option<&Runtime>, id: &str, bundle: &Path) {
     let mut byte = [0u8; 1];
     while matches!(std::io::stdin().read(&mut byte), Ok(n) if n > 0) {}
     if bundle.is_dir() && !owner_alive(bundle) {
-        remove_run(runtime, id, bundle);
+        if let Err(e) = remove_run(runtime, id, bundle) {
+            tracing::warn!("guard: {e}");
+        }
     }
 }
 
-/// Removes a dead run: its container, then its networks, then its
+/// Removes a dead run: its container (when it is the run's own), then
+/// its networks, then what a chroot run left in its cgroup, then its
 /// bundle, which goes last so that a cleanup killed on the way leaves
-/// what the next one needs to find the rest.
-fn remove_run(runtime: Option<&Runtime>, id: &str, bundle: &Path) {
+/// what the next one needs to find the rest. Fails when the bundle is not
+/// one specgate can adopt.
+fn remove_run(runtime: Option<&Runtime>, id: &str, bundle: &Path) -> Result<(), BundleError> {
     // The container's network namespace is opened before the container
     // goes, which would end it: DEL then removes the interfaces inside
     // it and what the plugins made for them outside.
     let networks = network::Leftovers::of(&network::ResultCache::default(), id);
-    if let Some(Err(e)) = runtime.map(|r| r.delete(id, bundle)) {
+    if let Some(Err(e)) = runtime.map(|r| r.delete_own(id, bundle)) {
         tracing::debug!("cleanup: {e}");
     }
     networks.release();
-    drop(Bundle::adopt(bundle.to_path_buf()));
+    super::chroot::cgroup::kill_recorded(bundle);
+    Bundle::adopt(bundle.to_path_buf()).map(drop)
 }
 
 /// Deletes the runtime state and the bundle of every dead run under
@@ -203,7 +208,10 @@ pub fn collect(state_dir: &Path, runtime: &Runtime) -> Vec<String> {
             continue;
         }
         let id = entry.file_name().to_string_lossy().into_owned();
-        remove_run(Some(runtime), &id, &dir);
+        if let Err(e) = remove_run(Some(runtime), &id, &dir) {
+            tracing::warn!("gc: {e}");
+            continue;
+        }
         removed.push(id);
     }
     // Records whose run is gone but whose DEL failed or never ran.

@@ -103,21 +103,66 @@ impl RunError {
     }
 }
 
-/// An unprivileged caller has no place for runtime state.
+/// An unprivileged caller has no place for runtime state, or one that
+/// is not private to it.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "XDG_RUNTIME_DIR is not set and /run/user/{uid} is not a directory of yours: set XDG_RUNTIME_DIR to a private directory you own (a systemd-logind login session sets it)"
-)]
-pub struct NoRuntimeDir {
-    /// The caller's uid.
-    pub uid: u32,
+pub enum NoRuntimeDir {
+    /// Neither XDG_RUNTIME_DIR nor /run/user/UID.
+    #[error(
+        "XDG_RUNTIME_DIR is not set and /run/user/{uid} is not a directory of yours: set XDG_RUNTIME_DIR to a private directory you own (a systemd-logind login session sets it)"
+    )]
+    Unset {
+        /// The caller's uid.
+        uid: u32,
+    },
+    /// The directory is not the caller's alone: another user could
+    /// plant or swap what runs delete there.
+    #[error(
+        "runtime state directory {}: {why}; it must be a directory owned by uid {uid} that no one else may write in (mode 0700)",
+        path.display()
+    )]
+    NotPrivate {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+        /// The caller's uid.
+        uid: u32,
+    },
+}
+
+/// Checks that `path` is a directory (not a link to one) owned by `uid`
+/// that no one else may write in: no one else can then plant, swap or
+/// remove what is in it. Others may still look (a runtime directory
+/// made 0755): the state directory specgate makes in it is 0700
+/// ([`bundle::Bundle::create`]), so they see nothing of specgate's.
+pub fn check_private_dir(path: &Path, uid: u32) -> Result<(), NoRuntimeDir> {
+    use std::os::unix::fs::MetadataExt;
+    let refuse = |why: String| NoRuntimeDir::NotPrivate {
+        path: path.to_path_buf(),
+        why,
+        uid,
+    };
+    let metadata = std::fs::symlink_metadata(path).map_err(|e| refuse(e.to_string()))?;
+    if metadata.file_type().is_symlink() {
+        return Err(refuse("a symbolic link".into()));
+    }
+    if !metadata.is_dir() {
+        return Err(refuse("not a directory".into()));
+    }
+    if metadata.uid() != uid {
+        return Err(refuse(format!("owned by uid {}", metadata.uid())));
+    }
+    if metadata.mode() & 0o022 != 0 {
+        return Err(refuse(format!("mode {:04o}", metadata.mode() & 0o7777)));
+    }
+    Ok(())
 }
 
 /// Where an unprivileged caller keeps runtime state, as podman finds it:
-/// `$XDG_RUNTIME_DIR`, else `/run/user/UID` when it is the caller's;
-/// none for root, whose state is under `/run`.
+/// `$XDG_RUNTIME_DIR`, else `/run/user/UID`; none for root, whose state
+/// is under `/run`. Either must be the caller's own, closed to others.
 fn user_runtime_dir() -> Result<Option<PathBuf>, NoRuntimeDir> {
-    use std::os::unix::fs::MetadataExt;
     let uid = nix::unistd::geteuid();
     if uid.is_root() {
         return Ok(None);
@@ -125,17 +170,22 @@ fn user_runtime_dir() -> Result<Option<PathBuf>, NoRuntimeDir> {
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from)
         && dir.is_absolute()
     {
+        check_private_dir(&dir, uid.as_raw())?;
         return Ok(Some(dir));
     }
     let dir = PathBuf::from(format!("/run/user/{uid}"));
-    match std::fs::metadata(&dir) {
-        Ok(m) if m.is_dir() && m.uid() == uid.as_raw() => Ok(Some(dir)),
-        _ => Err(NoRuntimeDir { uid: uid.as_raw() }),
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() => {
+            check_private_dir(&dir, uid.as_raw())?;
+            Ok(Some(dir))
+        }
+        _ => Err(NoRuntimeDir::Unset { uid: uid.as_raw() }),
     }
 }
 
 /// The state directory: `/run/specgate` for root, else
-/// `$XDG_RUNTIME_DIR/specgate`.
+/// `$XDG_RUNTIME_DIR/specgate`. Bundles are made in it only once it is
+/// found private to the caller ([`bundle::Bundle::create`]).
 pub fn state_dir() -> Result<PathBuf, NoRuntimeDir> {
     Ok(user_runtime_dir()?.map_or_else(
         || PathBuf::from("/run/specgate"),
@@ -238,10 +288,28 @@ pub fn run(
     stdio: StdioConfig,
     networks: &Networks,
 ) -> Result<u8, RunError> {
-    match (has_terminal(spec), networks.is_empty()) {
+    let outcome = match (has_terminal(spec), networks.is_empty()) {
         (true, _) => run_with_terminal(runtime, id, bundle, stdio, networks),
         (false, true) => run_with_pipes(runtime, id, bundle, spec, stdio),
         (false, false) => run_with_pipes_and_networks(runtime, id, bundle, spec, stdio, networks),
+    };
+    outcome.map_err(|error| name_clash(runtime, id, bundle.dir(), error))
+}
+
+/// A runtime that failed to make the container because its id is taken
+/// by a container of someone else's (`runc run` says "container with id
+/// exists"): the run fails naming the clash. That container was never
+/// touched ([`Runtime::delete_own`]).
+fn name_clash(runtime: &Runtime, id: &str, bundle: &Path, error: RunError) -> RunError {
+    if !matches!(
+        error,
+        RunError::Runtime(RuntimeError::Failed { .. } | RuntimeError::Command { .. })
+    ) {
+        return error;
+    }
+    match runtime.check_own(id, bundle) {
+        Err(taken @ RuntimeError::NameTaken { .. }) => taken.into(),
+        _ => error,
     }
 }
 
@@ -331,7 +399,7 @@ fn run_with_pipes(
         // Not the runtime's error, which is reported from its log: show
         // it.
         let _ = std::io::Write::write_all(&mut std::io::stderr(), &held);
-    } else if let Err(e) = runtime.delete(id, bundle.dir()) {
+    } else if let Err(e) = runtime.delete_own(id, bundle.dir()) {
         // A failed `run` may leave the container created.
         tracing::debug!("delete after a failed run: {e}");
     }
@@ -531,8 +599,11 @@ struct Created<'a> {
 
 impl Drop for Created<'_> {
     fn drop(&mut self) {
-        if let Err(e) = self.runtime.delete(self.id, self.bundle) {
-            tracing::warn!("{e}");
+        match self.runtime.delete_own(self.id, self.bundle) {
+            Ok(()) => {}
+            // Someone else's container under our id: reported by `run`.
+            Err(e @ RuntimeError::NameTaken { .. }) => tracing::debug!("{e}"),
+            Err(e) => tracing::warn!("{e}"),
         }
     }
 }

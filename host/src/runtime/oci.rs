@@ -41,6 +41,22 @@ pub enum RuntimeError {
         .0.display()
     )]
     IsSpecgate(PathBuf),
+    /// The container id is taken by a container this run did not
+    /// create (podman's, or one made with the runtime directly): it is
+    /// left alone.
+    #[error(
+        "container name `{id}` is already in use by a container of {} with bundle {} that this run did not create; choose another --name",
+        program.display(),
+        bundle.display()
+    )]
+    NameTaken {
+        /// The executable.
+        program: PathBuf,
+        /// The container id.
+        id: String,
+        /// The bundle the runtime's state records for it.
+        bundle: PathBuf,
+    },
     /// The command in the container could not be run.
     #[error("{message}")]
     Command {
@@ -298,8 +314,81 @@ impl Runtime {
         })
     }
 
-    /// Deletes the container's runtime state, killing what is left.
-    pub fn delete(&self, id: &str, bundle: &Path) -> Result<(), RuntimeError> {
+    /// The bundle the runtime's state records for container `id`; none
+    /// when the runtime has no such container.
+    pub fn state_bundle(&self, id: &str) -> Result<Option<PathBuf>, RuntimeError> {
+        let output = Command::new(&self.program)
+            .args(&self.flags)
+            .arg("state")
+            .arg(id)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::piped())
+            .output()
+            .map_err(|source| RuntimeError::Spawn {
+                program: self.program.clone(),
+                source,
+            })?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            // runc and crun both say so, in their own words.
+            if stderr.contains("does not exist") || stderr.contains("not exist") {
+                return Ok(None);
+            }
+            return Err(RuntimeError::Failed {
+                program: self.program.clone(),
+                command: "state",
+                id: id.to_string(),
+                message: stderr
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("no state")
+                    .to_string(),
+            });
+        }
+        let state: serde_json::Value =
+            serde_json::from_slice(&output.stdout).map_err(|e| RuntimeError::Failed {
+                program: self.program.clone(),
+                command: "state",
+                id: id.to_string(),
+                message: format!("unreadable state: {e}"),
+            })?;
+        Ok(Some(PathBuf::from(
+            state["bundle"].as_str().unwrap_or_default(),
+        )))
+    }
+
+    /// Fails with [`RuntimeError::NameTaken`] when the runtime has a
+    /// container `id` whose bundle is not `bundle`; none at all is fine.
+    pub fn check_own(&self, id: &str, bundle: &Path) -> Result<bool, RuntimeError> {
+        match self.state_bundle(id)? {
+            None => Ok(false),
+            Some(theirs) if same_directory(&theirs, bundle) => Ok(true),
+            Some(theirs) => Err(RuntimeError::NameTaken {
+                program: self.program.clone(),
+                id: id.to_string(),
+                bundle: theirs,
+            }),
+        }
+    }
+
+    /// Deletes the container `id` if, and only if, it is the one made
+    /// from `bundle`: the runtime's state must name that bundle. A
+    /// container of someone else's under the same id (a name clash, a
+    /// dead run's id reused) is never touched.
+    pub fn delete_own(&self, id: &str, bundle: &Path) -> Result<(), RuntimeError> {
+        if self.check_own(id, bundle)? {
+            self.delete(id, bundle)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Deletes the container's runtime state, killing what is left,
+    /// whoever made it: callers check it is theirs first
+    /// ([`Runtime::delete_own`]).
+    fn delete(&self, id: &str, bundle: &Path) -> Result<(), RuntimeError> {
         let log = bundle.join("runtime.log");
         let mut cmd = self.command(&log);
         cmd.arg("delete").arg("--force").arg(id);
@@ -344,6 +433,19 @@ impl Runtime {
             id: id.to_string(),
             message,
         })
+    }
+}
+
+/// Whether two paths name the same directory: the same path, or the
+/// same inode.
+fn same_directory(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if a == b {
+        return true;
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.is_dir() && a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 

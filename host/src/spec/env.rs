@@ -87,10 +87,11 @@ impl EnvArg {
 /// Reads an env file: one `KEY=VALUE` or bare `KEY` per line; blank lines
 /// and lines starting with `#` are skipped.
 pub fn read_env_file(path: &Path) -> Result<Vec<EnvArg>, EnvError> {
-    let text = std::fs::read_to_string(path).map_err(|source| EnvError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::sys::bounded::read_bounded_to_string(path, crate::sys::bounded::CONFIG_LIMIT)
+        .map_err(|source| EnvError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let mut args = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim_start();

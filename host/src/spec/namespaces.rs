@@ -19,6 +19,13 @@ pub enum NamespaceError {
     /// A hostname without a UTS namespace of the container's own.
     #[error("--hostname {0}: needs a private UTS namespace (not --uts host or ns:PATH)")]
     HostnameWithoutUts(String),
+    /// A hostname that is not an RFC 1123 name of at most 64 bytes: it
+    /// goes into the container's /etc/hosts, where a newline would add
+    /// entries of the caller's choosing.
+    #[error(
+        "--hostname {0:?}: not a valid hostname (letters, digits and hyphens in dot-separated labels of 1 to 63 characters, not starting or ending with a hyphen; at most 64 bytes)"
+    )]
+    InvalidHostname(String),
     /// `/proc/self/uid_map` or `gid_map` could not be read.
     #[error("cannot read {path}: {source}")]
     IdMap {
@@ -222,6 +229,26 @@ impl NamespaceOptions {
     }
 }
 
+/// The longest hostname the kernel takes (HOST_NAME_MAX).
+pub const HOSTNAME_MAX: usize = 64;
+
+/// Whether `name` is an RFC 1123 hostname of at most [`HOSTNAME_MAX`]
+/// bytes: dot-separated labels of 1 to 63 letters, digits and hyphens,
+/// none starting or ending with a hyphen.
+pub fn is_valid_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= HOSTNAME_MAX
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 /// Sets the spec's namespaces, id maps and hostname; `id` gives the
 /// default hostname (the short container id). Namespaces not named by an
 /// option keep the default spec's choice (mount always private).
@@ -269,6 +296,9 @@ pub fn apply(spec: &mut Spec, options: &NamespaceOptions, id: &str) -> Result<()
         })
         .collect();
     let hostname = match (&options.uts, &options.hostname) {
+        (_, Some(name)) if !is_valid_hostname(name) => {
+            return Err(NamespaceError::InvalidHostname(name.clone()));
+        }
         (Mode::Private, Some(name)) => Some(name.clone()),
         (Mode::Private, None) => Some(id.chars().take(12).collect()),
         (_, Some(name)) => return Err(NamespaceError::HostnameWithoutUts(name.clone())),
@@ -362,6 +392,40 @@ mod tests {
 
     fn spec() -> Spec {
         super::super::default_spec("0123456789abcdef", &["sh".into()])
+    }
+
+    #[test]
+    fn hostnames_are_rfc_1123_names_of_at_most_64_bytes() {
+        for good in ["web", "a", "db-1.internal", "0123456789ab", &"a".repeat(63)] {
+            assert!(is_valid_hostname(good), "{good}");
+        }
+        let long = format!("{}.{}", "a".repeat(32), "b".repeat(32));
+        for bad in [
+            "",
+            "web\n203.0.113.9 github.com",
+            "-web",
+            "web-",
+            "a..b",
+            ".a",
+            "a b",
+            "we_b",
+            "web\0",
+            "ü",
+            &long,
+            &"a".repeat(64),
+        ] {
+            assert!(!is_valid_hostname(bad), "{bad:?}");
+        }
+        let mut spec = spec();
+        let options = NamespaceOptions {
+            hostname: Some("x\n203.0.113.9 github.com".into()),
+            ..Default::default()
+        };
+        let error = apply(&mut spec, &options, "0123456789abcdef")
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("--hostname \"x\\n203"), "{error}");
+        assert!(!error.contains('\n'), "{error}");
     }
 
     #[test]

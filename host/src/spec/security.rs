@@ -184,10 +184,14 @@ pub fn apply(spec: &mut Spec, options: &[SecurityOpt]) -> Result<(), SecurityErr
     let profile = match seccomp_choice {
         Some(SecurityOpt::SeccompUnconfined) => None,
         Some(SecurityOpt::SeccompProfile(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|source| SecurityError::Read {
-                path: path.clone(),
-                source,
-            })?;
+            let limit = crate::sys::bounded::CONFIG_LIMIT;
+            let text =
+                crate::sys::bounded::read_bounded_to_string(path, limit).map_err(|source| {
+                    SecurityError::Read {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
             Some(seccomp::from_docker_json(&text, path, &bounding)?)
         }
         _ => Some(seccomp::default_profile(&bounding)?),

@@ -29,6 +29,8 @@ pub enum Step {
     Fork = 6,
     /// Moving descriptors into place, or exec'ing `chroot-init`.
     Exec = 7,
+    /// Entering the run's own cgroup.
+    Cgroup = 8,
 }
 
 impl Step {
@@ -42,6 +44,7 @@ impl Step {
             Step::Unshare,
             Step::Fork,
             Step::Exec,
+            Step::Cgroup,
         ]
         .into_iter()
         .find(|s| *s as u8 == byte)
@@ -77,8 +80,14 @@ pub struct Prologue {
     /// The bundle directory: the working directory of `chroot-init`,
     /// which relative paths in the spec are relative to.
     pub bundle: OwnedFd,
-    /// specgate's own executable.
+    /// specgate's own executable: a sealed copy of it
+    /// ([`super::sealed::sealed_self`]), never the host's file, which
+    /// the container could otherwise reach through `/proc/PID/exe`.
     pub exe: OwnedFd,
+    /// The `cgroup.procs` of the run's own cgroup, which the child
+    /// enters first of all, so that every process of the container is
+    /// born in it; none without one.
+    pub cgroup: Option<OwnedFd>,
     /// The arguments of `chroot-init`.
     pub argv: Vec<CString>,
     /// The sources of the spec's bind mounts, opened by specgate (as the
@@ -179,9 +188,15 @@ unsafe fn child(
 ) -> ! {
     let errors = p.errors.as_raw_fd();
     let sync = p.sync.as_raw_fd();
+    let cgroup: RawFd = p.cgroup.as_ref().map_or(-1, |fd| fd.as_raw_fd());
     // SAFETY: every call below is a raw system call on descriptors the
     // child inherited and on live locals; none allocates or locks.
     unsafe {
+        // Before anything else, and before any fork: every process of
+        // the container is born in the run's cgroup.
+        if cgroup >= 0 && libc::write(cgroup, c"0".as_ptr().cast(), 1) != 1 {
+            fail(errors, Step::Cgroup, 0);
+        }
         // First, while still the host's root: the bundle is private to
         // it.
         if libc::fchdir(p.bundle.as_raw_fd()) != 0 {

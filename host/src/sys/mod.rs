@@ -2,9 +2,11 @@
 //! `unsafe` block of the crate is in this module, including the two that
 //! map machine code wasmtime compiled.
 
+pub mod bounded;
 pub mod chroot;
 mod cpus;
 mod mount_api;
+pub mod sealed;
 mod sharers;
 
 pub use cpus::{Stay, alongside, start_elsewhere, stay_here, usable_cpus};

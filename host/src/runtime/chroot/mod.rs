@@ -22,6 +22,7 @@
 //! message.
 
 pub mod caps;
+pub mod cgroup;
 pub mod mounts;
 pub mod namespaces;
 pub mod process;
@@ -185,6 +186,10 @@ pub enum InitError {
     /// The command is not in the container's PATH.
     #[error("exec: \"{0}\": executable file not found in $PATH")]
     NotFound(String),
+    /// specgate ended while the container was being set up: nothing
+    /// would wait for it or clean up after it.
+    #[error("specgate is gone")]
+    ParentGone,
     /// execve failed.
     #[error("exec: \"{program}\": {}", errno.desc().to_lowercase())]
     Exec {
@@ -236,7 +241,7 @@ pub fn init() -> u8 {
         // Not started by specgate run: nothing to report to.
         return 125;
     };
-    let Err(error) = read_config().and_then(|spec| process::setup_and_exec(&spec));
+    let Err(error) = read_config().and_then(|spec| process::setup_and_exec(&spec, errors.as_fd()));
     let status = error.status();
     let mut report = vec![status];
     report.extend_from_slice(error.to_string().as_bytes());
@@ -260,17 +265,34 @@ struct Started {
 /// Runs the container of `bundle`, whose config.json is `spec`, and
 /// returns its exit status: its own code, or 128+N for signal N. Stdio
 /// is relayed and signals forwarded as for an OCI runtime; there is no
-/// runtime state to delete, and the container's processes die with its
-/// PID namespace (or, sharing the host's, with its init).
+/// runtime state to delete. The container's processes die with its PID
+/// namespace when it has one of its own; in any case, those left in the
+/// run's cgroup ([`cgroup`]) are killed once its init has exited,
+/// before the bundle goes (by the guardian, if specgate was killed).
 pub fn run(bundle: &Bundle, spec: &Spec, config: StdioConfig) -> Result<u8, RunError> {
+    let id = bundle
+        .dir()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cgroup = cgroup::RunCgroup::create(&id);
+    if let Some(cgroup) = &cgroup {
+        let record = format!("{}\n", cgroup.dir().display());
+        bundle.write_file(cgroup::CGROUP_FILE, record.as_bytes(), 0o600)?;
+    }
     if super::has_terminal(spec) {
-        run_with_terminal(bundle, spec, config)
+        run_with_terminal(bundle, spec, config, cgroup.as_ref())
     } else {
-        run_with_pipes(bundle, spec, config)
+        run_with_pipes(bundle, spec, config, cgroup.as_ref())
     }
 }
 
-fn run_with_pipes(bundle: &Bundle, spec: &Spec, config: StdioConfig) -> Result<u8, RunError> {
+fn run_with_pipes(
+    bundle: &Bundle,
+    spec: &Spec,
+    config: StdioConfig,
+    cgroup: Option<&cgroup::RunCgroup>,
+) -> Result<u8, RunError> {
     let forwarder = Forwarder::start(sys::catch_signals(&FORWARDED)?, None);
     let pipes = stdio::Pipes::new(config, stdio::container_root(spec))?;
     let exited = Arc::new(Event::new()?);
@@ -302,7 +324,7 @@ fn run_with_pipes(bundle: &Bundle, spec: &Spec, config: StdioConfig) -> Result<u
         pipes.container_stdout,
         pipes.container_stderr,
     ];
-    let status = start(bundle, spec, stdio, &forwarder).and_then(|(started, errors, _)| {
+    let status = start(bundle, spec, stdio, &forwarder, cgroup).and_then(|(started, errors, _)| {
         let setup = read_report(errors);
         let status = wait(started.init, &forwarder);
         match setup {
@@ -319,7 +341,12 @@ fn run_with_pipes(bundle: &Bundle, spec: &Spec, config: StdioConfig) -> Result<u
 /// A run with a terminal: the container's init makes it in the
 /// container's devpts and sends its master back on the socket it shares
 /// with specgate, which relays it as for runc's console socket.
-fn run_with_terminal(bundle: &Bundle, spec: &Spec, config: StdioConfig) -> Result<u8, RunError> {
+fn run_with_terminal(
+    bundle: &Bundle,
+    spec: &Spec,
+    config: StdioConfig,
+    cgroup: Option<&cgroup::RunCgroup>,
+) -> Result<u8, RunError> {
     let resizer = Arc::new(console::Resizer::default());
     let mut signals = FORWARDED.to_vec();
     signals.push(nix::sys::signal::Signal::SIGWINCH);
@@ -329,7 +356,13 @@ fn run_with_terminal(bundle: &Bundle, spec: &Spec, config: StdioConfig) -> Resul
             .map(OwnedFd::from)
             .map_err(stdio::StdioError::DevNull)
     };
-    let (started, errors, sync) = start(bundle, spec, [null()?, null()?, null()?], &forwarder)?;
+    let (started, errors, sync) = start(
+        bundle,
+        spec,
+        [null()?, null()?, null()?],
+        &forwarder,
+        cgroup,
+    )?;
     let master = sys::receive_fd(sync.as_fd()).ok().flatten();
     drop(sync);
     // End of file on the error pipe: the command was exec'd.
@@ -359,6 +392,7 @@ fn start(
     spec: &Spec,
     stdio: [OwnedFd; 3],
     forwarder: &Forwarder,
+    cgroup: Option<&cgroup::RunCgroup>,
 ) -> Result<(Started, std::fs::File, OwnedFd), RunError> {
     let plan = namespaces::plan(spec)?;
     let open = |what: &'static str, path: PathBuf| {
@@ -368,7 +402,16 @@ fn start(
     };
     let config = open("config.json", bundle.dir().join("config.json"))?;
     let bundle_dir = open("bundle", bundle.dir().to_path_buf())?;
-    let exe = open("specgate's executable", PathBuf::from("/proc/self/exe"))?;
+    // Never the host's file: a sealed copy (CVE-2019-5736).
+    let exe = sys::sealed::sealed_self()?;
+    let cgroup_procs = match cgroup {
+        Some(cgroup) => Some(cgroup.procs().map_err(|source| ChrootError::Open {
+            what: "the run's cgroup",
+            path: cgroup.dir().join("cgroup.procs"),
+            source,
+        })?),
+        None => None,
+    };
     let mut sources = Vec::new();
     for m in spec
         .mounts()
@@ -412,6 +455,7 @@ fn start(
         config,
         bundle: bundle_dir,
         exe,
+        cgroup: cgroup_procs,
         argv: vec![CString::from(c"specgate"), CString::from(c"chroot-init")],
         sources,
     };
@@ -508,6 +552,7 @@ fn read_report_from(errors: &mut std::fs::File, paths: &[PathBuf]) -> Option<Chr
             Some(Step::BecomeRoot) => "become root in the user namespace (is root mapped?)".into(),
             Some(Step::Unshare) => "unshare the namespaces".into(),
             Some(Step::Fork) => "fork into the PID namespace".into(),
+            Some(Step::Cgroup) => "enter the run's cgroup".into(),
             Some(Step::Exec) | None => "exec specgate chroot-init".into(),
         };
         return Some(ChrootError::Prologue { step, errno });

@@ -287,10 +287,24 @@ impl RootFs {
         // whether read-only must reach the submounts of a host tree
         // bound in place of a filesystem the kernel would not mount.
         let mut host_tree = false;
-        let mut cgroup_v1 = false;
         let remount = if let Some(tree) = &tree {
             crate::sys::attach_tree(tree.as_fd(), target.as_fd(), dest)?;
             options.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC)
+        } else if matches!(typ, "cgroup" | "cgroup2") && !host_cgroup2() {
+            // A cgroup v1 host: a fresh, empty tmpfs of the container's
+            // own, as runc gives one (runc 1.1 leaves it writable, read-
+            // only being for the hierarchies it binds in it, which a run
+            // without a runtime does not have). Never the host's tmpfs,
+            // which the container could write to.
+            mount(
+                Some("tmpfs"),
+                &at,
+                Some("tmpfs"),
+                options.flags & !MsFlags::MS_RDONLY,
+                Some("mode=755"),
+            )
+            .map_err(sys("mount", dest))?;
+            MsFlags::empty()
         } else {
             let fstype = if typ == "cgroup" { "cgroup2" } else { typ };
             let source: &Path = if matches!(typ, "cgroup" | "cgroup2" | "sysfs") {
@@ -298,13 +312,7 @@ impl RootFs {
             } else {
                 &source
             };
-            let attempt = if fstype == "cgroup2" && !host_cgroup2() {
-                // A cgroup v1 host: its hierarchies, as they are.
-                Err(nix::Error::EPERM)
-            } else {
-                mount(Some(source), &at, Some(fstype), options.flags, data)
-            };
-            match attempt {
+            match mount(Some(source), &at, Some(fstype), options.flags, data) {
                 // Where the kernel refuses cgroup2 (a user namespace
                 // without a cgroup namespace) or sysfs (one without a
                 // network namespace), the host's, bound read-only, as
@@ -314,8 +322,7 @@ impl RootFs {
                 {
                     rbind(Path::new("/sys/fs/cgroup")).map_err(sys("mount --rbind", dest))?;
                     host_tree = true;
-                    cgroup_v1 = !host_cgroup2();
-                    options.flags & !MsFlags::MS_REC
+                    MsFlags::MS_RDONLY | (options.flags & !MsFlags::MS_REC)
                 }
                 Err(nix::Error::EPERM) if typ == "sysfs" => {
                     rbind(Path::new("/sys")).map_err(sys("mount --rbind", dest))?;
@@ -341,16 +348,6 @@ impl RootFs {
                 .map_err(sys("mount -o remount,bind", dest))?;
             if host_tree && remount.contains(MsFlags::MS_RDONLY) {
                 crate::sys::make_recursively_read_only(&at)?;
-                if cgroup_v1 {
-                    // As runc: the hierarchies read-only, the tmpfs
-                    // holding them as asked otherwise.
-                    let flags = MsFlags::MS_BIND
-                        | MsFlags::MS_REMOUNT
-                        | (remount & !MsFlags::MS_RDONLY)
-                        | locked_flags(&at);
-                    mount(None::<&str>, &at, None::<&str>, flags, None::<&str>)
-                        .map_err(sys("mount -o remount,bind", dest))?;
-                }
             }
         }
         for change in &options.propagation {

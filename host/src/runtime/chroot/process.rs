@@ -20,7 +20,12 @@ use crate::spec::namespaces::has;
 
 /// Sets the container up as `spec` says, then execs its command; returns
 /// only on failure.
-pub fn setup_and_exec(spec: &Spec) -> Result<std::convert::Infallible, InitError> {
+pub fn setup_and_exec(
+    spec: &Spec,
+    errors: std::os::fd::BorrowedFd<'_>,
+) -> Result<std::convert::Infallible, InitError> {
+    // specgate, when it is in this PID namespace (0 when outside it).
+    let parent = nix::unistd::getppid();
     let process = spec.process().as_ref().ok_or(InitError::NoProcess)?;
     let user_namespace = has(spec, LinuxNamespaceType::User);
 
@@ -84,6 +89,10 @@ pub fn setup_and_exec(spec: &Spec) -> Result<std::convert::Infallible, InitError
     caps::apply_bounding(&sets)?;
     switch_user(process.user())?;
     caps::apply(&sets)?;
+    // The kernel forgets the parent-death signal when the credentials
+    // change (the user switch): armed again, then specgate checked for,
+    // in case it died before.
+    rearm_parent_death_signal(errors, parent)?;
     if early_chdir.is_err() {
         // Perhaps a directory only the container's user may enter.
         nix::unistd::chdir(cwd.as_path()).map_err(|errno| InitError::Cwd {
@@ -111,6 +120,45 @@ pub fn setup_and_exec(spec: &Spec) -> Result<std::convert::Infallible, InitError
         program: program.clone(),
         errno,
     })
+}
+
+/// Arms SIGKILL on specgate's death again, and fails if specgate has
+/// already gone: its pid `parent` is no longer this process's parent,
+/// or, where `getppid` cannot tell (in a new PID namespace specgate,
+/// outside it, reads as 0 alive or dead), the error pipe has no reader:
+/// specgate holds its read end until the command is exec'd, and a pipe
+/// whose readers are all gone polls as an error.
+fn rearm_parent_death_signal(
+    errors: std::os::fd::BorrowedFd<'_>,
+    parent: nix::unistd::Pid,
+) -> Result<(), InitError> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(|errno| {
+        InitError::Sys(crate::sys::SysError {
+            call: "prctl(PR_SET_PDEATHSIG)",
+            path: "/".into(),
+            errno,
+        })
+    })?;
+    if parent.as_raw() != 0 && nix::unistd::getppid() != parent {
+        return Err(InitError::ParentGone);
+    }
+    let mut fds = [PollFd::new(errors, PollFlags::POLLOUT)];
+    loop {
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return Ok(()),
+            Ok(_) => break,
+        }
+    }
+    let gone = fds[0]
+        .revents()
+        .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP));
+    if gone {
+        Err(InitError::ParentGone)
+    } else {
+        Ok(())
+    }
 }
 
 fn cstrings<'a>(items: impl Iterator<Item = &'a str>) -> Result<Vec<CString>, InitError> {
@@ -274,6 +322,26 @@ mod tests {
         let error = lookup("missing", Some(&path)).unwrap_err();
         assert_eq!(error.status(), 127);
         assert!(error.to_string().contains("executable file not found"));
+    }
+
+    #[test]
+    fn a_gone_specgate_is_told_by_its_error_pipe() {
+        use std::os::fd::AsFd;
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let parent = nix::unistd::getppid();
+        rearm_parent_death_signal(write.as_fd(), parent).unwrap();
+        // Reparented: not the parent it started with.
+        assert!(matches!(
+            rearm_parent_death_signal(write.as_fd(), nix::unistd::getpid()),
+            Err(InitError::ParentGone)
+        ));
+        drop(read);
+        assert!(matches!(
+            rearm_parent_death_signal(write.as_fd(), parent),
+            Err(InitError::ParentGone)
+        ));
+        // Disarmed again: the test process must not die with its parent.
+        nix::sys::prctl::set_pdeathsig(None).unwrap();
     }
 
     #[test]
