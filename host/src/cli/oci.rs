@@ -300,9 +300,10 @@ fn prepare(cli: &Cli, inv: &Invocation) -> Result<Runtime> {
         tracing::debug!("the exec tears down the memory itself: {error}");
     }
     // The runtime's own status is never seen: specgate becomes the
-    // runtime. A record with a status is one specgate stopped.
+    // runtime. The container's record is its `start`; one that specgate
+    // stopped ends here.
     if outcome.is_err() {
-        record.exit_status = Some(EXIT_RUNTIME_FAILURE);
+        record.end(EXIT_RUNTIME_FAILURE);
     }
     if let Some(log) = &chain.audit_log {
         record
@@ -328,10 +329,7 @@ fn gate(
     record: &mut audit::Record,
 ) -> Result<Report> {
     let mut spec = config.spec().clone();
-    let report = chain
-        .run(&mut spec, id)
-        .inspect_err(|e| record.denial = Some(e.to_string()))?;
-    record.add_chain(&chain.plugins, &report);
+    let report = chain.run_recorded(&mut spec, id, record)?;
     record.config_sha256 = Some(config.write_back(&spec)?);
     Ok(report)
 }

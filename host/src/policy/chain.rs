@@ -335,6 +335,20 @@ pub(super) async fn run(
         mode,
         ..Report::default()
     };
+    run_into(engine, entries, spec, id, &mut report).await?;
+    Ok(report)
+}
+
+/// Runs the chain as [`run`] does, into a report the caller keeps: when
+/// the chain refuses, it still says what the plugins did before.
+pub(super) async fn run_into(
+    engine: &wasmtime::Engine,
+    entries: &[Entry<'_>],
+    spec: &mut Spec,
+    id: &str,
+    report: &mut Report,
+) -> Result<(), PluginError> {
+    let mode = report.mode;
     let mut running = Vec::with_capacity(entries.len());
     for entry in entries {
         let started = Instant::now();
@@ -362,7 +376,7 @@ pub(super) async fn run(
         // back to before it. Only then is the snapshot worth taking.
         let survivable = instance.entry.on_error == OnError::Skip || mode == Mode::Monitor;
         let before = survivable.then(|| (spec.clone(), owners.clone(), report.applied.len()));
-        if let Err(error) = adjust_all(instance, spec, id, &mut owners, &mut report).await {
+        if let Err(error) = adjust_all(instance, spec, id, &mut owners, report).await {
             report.fail(instance.entry, error)?;
             if let Some((spec_before, owners_before, applied)) = before {
                 (*spec, owners) = (spec_before, owners_before);
@@ -391,10 +405,18 @@ pub(super) async fn run(
         ));
     }
     report.instances = running.into_iter().map(|r| r.store).collect();
-    Ok(report)
+    Ok(())
 }
 
 impl Report {
+    /// An empty report of a chain run in `mode`.
+    pub fn new(mode: Mode) -> Self {
+        Report {
+            mode,
+            ..Report::default()
+        }
+    }
+
     /// A refused change or a hook's denial: noted in monitor mode, else
     /// returned to stop the run.
     fn refuse(&mut self, error: PluginError) -> Result<(), PluginError> {

@@ -80,6 +80,15 @@ pub enum RunError {
     /// The container's networks could not be configured.
     #[error(transparent)]
     Network(#[from] network::NetworkError),
+    /// The run's start could not be audited: the container does not start
+    /// unrecorded.
+    #[error("audit log {}: {source}", path.display())]
+    Audit {
+        /// The audit log.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Waiting for the runtime or the container failed.
     #[error("waiting for process {pid}: {errno}")]
     Wait {
@@ -229,6 +238,12 @@ fn has_terminal(spec: &Spec) -> bool {
 /// create and start, which then replace its run: the container's init,
 /// orphaned by create, is reaped and signalled the same way, and the
 /// networks are removed after the container is deleted.
+///
+/// `starting` is called, with the networks joined, once nothing but the
+/// start of the container's process remains: before the runtime is
+/// started without networks, between the networks' ADD and the runtime's
+/// start with them. Its error stops the run before the container's
+/// process runs.
 pub fn run(
     runtime: &Runtime,
     id: &str,
@@ -236,13 +251,22 @@ pub fn run(
     spec: &Spec,
     stdio: StdioConfig,
     networks: &Networks,
+    starting: Starting<'_>,
 ) -> Result<u8, RunError> {
+    if networks.is_empty() {
+        starting(&[])?;
+    }
     match (has_terminal(spec), networks.is_empty()) {
-        (true, _) => run_with_terminal(runtime, id, bundle, stdio, networks),
+        (true, _) => run_with_terminal(runtime, id, bundle, stdio, networks, starting),
         (false, true) => run_with_pipes(runtime, id, bundle, spec, stdio),
-        (false, false) => run_with_pipes_and_networks(runtime, id, bundle, spec, stdio, networks),
+        (false, false) => {
+            run_with_pipes_and_networks(runtime, id, bundle, spec, stdio, networks, starting)
+        }
     }
 }
+
+/// What [`run`] calls right before the container's process can start.
+pub type Starting<'a> = &'a mut dyn FnMut(&[network::Joined<'_>]) -> Result<(), RunError>;
 
 /// The relays of a run without a terminal: specgate's stdin to the
 /// container, its stdout and stderr back. Finished (when the container's
@@ -344,6 +368,7 @@ fn run_with_pipes_and_networks(
     spec: &Spec,
     config: StdioConfig,
     networks: &Networks,
+    starting: Starting<'_>,
 ) -> Result<u8, RunError> {
     // Declared first, so dropped last: DEL comes after the container is
     // deleted, on every path.
@@ -378,6 +403,7 @@ fn run_with_pipes_and_networks(
     // start then fails, and everything is undone.
     forwarder.set(Some(init));
     _attached = networks.attach(id, init.as_raw())?;
+    starting(&_attached.joined())?;
     runtime.start(id, bundle.dir())?;
     let status = wait_init(init, &forwarder)?;
     let held = relays.finish();
@@ -392,6 +418,7 @@ fn run_with_terminal(
     bundle: &Bundle,
     config: StdioConfig,
     networks: &Networks,
+    starting: Starting<'_>,
 ) -> Result<u8, RunError> {
     // Declared first, so dropped last: DEL comes after the container is
     // deleted, on every path.
@@ -477,6 +504,7 @@ fn run_with_terminal(
     forwarder.set(Some(init));
     if !networks.is_empty() {
         _attached = networks.attach(id, init.as_raw())?;
+        starting(&_attached.joined())?;
         runtime.start(id, bundle.dir())?;
     }
 
