@@ -163,3 +163,174 @@ fn an_unchanged_plugin_is_not_hashed_again_and_a_changed_one_is() {
         "{line}"
     );
 }
+
+/// Makes a directory with these permission bits.
+fn dir_with_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir(path).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The uid the tests give what "another user" owns: nobody's.
+const OTHER_UID: u32 = 65534;
+
+#[test]
+fn a_symlinked_cache_directory_is_refused() {
+    let base = private_tempdir();
+    let real = base.path().join("real");
+    dir_with_mode(&real, 0o700);
+    let link = base.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let line = inspect_logged(&link).failure(125).to_string();
+    assert_eq!(
+        line,
+        format!(
+            "specgate: plugin cache directory {0}: {0} is a symbolic link; give the directory's real path",
+            link.display()
+        )
+    );
+    // A link further up the path is refused too, naming it.
+    let up = base.path().join("up");
+    std::os::unix::fs::symlink(base.path(), &up).unwrap();
+    let line = inspect_logged(&up.join("real")).failure(125).to_string();
+    assert!(
+        line.contains(&format!("{} is a symbolic link", up.display())),
+        "{line}"
+    );
+    assert!(entries(&real).is_empty(), "nothing was cached through a link");
+    // The real path is a cache like any other.
+    inspect_logged(&real).success();
+    assert_eq!(entries(&real).len(), 1);
+}
+
+#[test]
+fn a_parent_another_user_can_write_is_refused() {
+    let base = private_tempdir();
+    let chown = |path: &Path| std::os::unix::fs::chown(path, Some(OTHER_UID), Some(OTHER_UID));
+
+    // Writable by all, without the sticky bit: anyone could rename the
+    // cache away and put theirs in its place.
+    let open = base.path().join("open");
+    dir_with_mode(&open, 0o777);
+    let line = inspect_logged(&open.join("cache")).failure(125).to_string();
+    assert!(
+        line.contains(&format!("{} is writable by others (mode 777)", open.display())),
+        "{line}"
+    );
+    assert!(!open.join("cache").exists(), "nothing is made in it");
+
+    // Writable by a group.
+    let shared = base.path().join("shared");
+    dir_with_mode(&shared, 0o775);
+    let line = inspect_logged(&shared.join("cache")).failure(125).to_string();
+    assert!(line.contains("is writable by others (mode 775)"), "{line}");
+
+    // Owned by another user, who can open it up at any time.
+    let theirs = base.path().join("theirs");
+    dir_with_mode(&theirs, 0o755);
+    chown(&theirs).unwrap();
+    let line = inspect_logged(&theirs.join("cache")).failure(125).to_string();
+    assert!(
+        line.contains(&format!(
+            "{} is owned by uid {OTHER_UID}, neither root nor uid 0",
+            theirs.display()
+        )),
+        "{line}"
+    );
+    assert!(!theirs.join("cache").exists());
+
+    // A root-owned sticky directory, as /tmp is: others cannot rename what
+    // is ours in it, but what they made there is theirs.
+    let sticky = base.path().join("sticky");
+    dir_with_mode(&sticky, 0o1777);
+    let planted = sticky.join("planted");
+    dir_with_mode(&planted, 0o700);
+    chown(&planted).unwrap();
+    let line = inspect_logged(&planted.join("cache")).failure(125).to_string();
+    assert!(
+        line.contains(&format!(
+            "{} is writable by others (mode 1777), and planted in it belongs to uid {OTHER_UID}",
+            sticky.display()
+        )),
+        "{line}"
+    );
+    // A directory of ours there is fine: the tests' own caches are such.
+    let mine = sticky.join("mine");
+    inspect_logged(&mine).success();
+    assert_eq!(entries(&mine).len(), 1);
+}
+
+/// The cache entry of a plugin file.
+fn entry_of(cache: &Path, plugin: &Path) -> PathBuf {
+    let sha256 = sha256_of(plugin);
+    entries(cache)
+        .into_iter()
+        .find(|e| e.file_name().unwrap().to_string_lossy().starts_with(&sha256))
+        .unwrap_or_else(|| panic!("no entry for {}", plugin.display()))
+}
+
+/// `spec` with drop-capabilities dropping CAP_KILL; asserts that it ran
+/// and did just that, and returns stderr.
+fn spec_dropping_kill(cache: &Path) -> String {
+    let out = run(specgate_with_cache(cache)
+        .env("SPECGATE_LOG", "specgate=debug")
+        .arg("spec")
+        .arg("--plugin")
+        .arg(plugin("drop-capabilities"))
+        .args([
+            "--plugin-setting",
+            "drop-capabilities.capabilities=CAP_KILL",
+            "--",
+            "/bin/true",
+        ]));
+    let config: serde_json::Value = serde_json::from_str(out.success()).unwrap();
+    assert!(
+        !cap_set(&config, "bounding").contains(&"CAP_KILL".to_string()),
+        "{out:#?}"
+    );
+    out.stderr
+}
+
+#[test]
+fn an_entry_swapped_for_another_plugins_is_never_loaded() {
+    let cache = private_tempdir();
+    // Both plugins' entries, made by specgate.
+    inspect_logged(cache.path()).success();
+    spec_dropping_kill(cache.path());
+    let ours = entry_of(cache.path(), &plugin("drop-capabilities"));
+    let other = entry_of(cache.path(), &plugin("deny-privileged"));
+
+    // deny-privileged's entry, whole and intact, under drop-capabilities'
+    // name: its code would deny this container for holding CAP_KILL.
+    std::fs::copy(&other, &ours).unwrap();
+    let stderr = spec_dropping_kill(cache.path());
+    assert!(stderr.contains("corrupt; recompiling"), "{stderr}");
+
+    // Swapped in and out while runs load it: each run loads the bytes it
+    // checked, drop-capabilities' own or none.
+    let keep_ours = cache.path().join("keep-ours");
+    let keep_other = cache.path().join("keep-other");
+    std::fs::copy(&ours, &keep_ours).unwrap();
+    std::fs::copy(&other, &keep_other).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, ours) = (stop.clone(), ours.clone());
+        let staging = cache.path().join("staging");
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for source in [&keep_other, &keep_ours] {
+                    std::fs::hard_link(source, &staging).unwrap();
+                    std::fs::rename(&staging, &ours).unwrap();
+                    swaps += 1;
+                }
+            }
+            swaps
+        })
+    };
+    for _ in 0..30 {
+        spec_dropping_kill(cache.path());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(swapper.join().unwrap() > 0);
+}

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod audit;
 mod cache;
 mod chroot;
 mod contract;

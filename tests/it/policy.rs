@@ -231,7 +231,7 @@ fn trace_shows_each_plugins_changes() {
 }
 
 #[test]
-fn every_run_appends_one_audit_record() {
+fn every_run_appends_a_start_and_an_end_record() {
     let rootfs = specgate_tests::busybox_rootfs();
     let drop = plugin("drop-capabilities");
     let dir = policy(&format!(
@@ -261,10 +261,19 @@ fn every_run_appends_one_audit_record() {
         .lines()
         .map(|line| serde_json::from_str(line).expect("every line is one JSON object"))
         .collect();
-    assert_eq!(records.len(), 16);
+    assert_eq!(records.len(), 32);
+    for i in 0..16 {
+        let run_id = format!("specgate-test-audit-{i}");
+        let events: Vec<&serde_json::Value> = records
+            .iter()
+            .filter(|r| r["run_id"] == run_id.as_str())
+            .map(|r| &r["event"])
+            .collect();
+        assert_eq!(events, ["start", "end"], "{run_id}");
+    }
     let record = records
         .iter()
-        .find(|r| r["run_id"] == "specgate-test-audit-2")
+        .find(|r| r["run_id"] == "specgate-test-audit-2" && r["event"] == "end")
         .unwrap();
     assert_eq!(record["command"], serde_json::json!(["sh", "-c", "exit 2"]));
     assert_eq!(record["exit_status"], 2);
@@ -306,6 +315,7 @@ fn a_denied_run_is_audited() {
     out.failure(125);
     let log = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
     let record: serde_json::Value = serde_json::from_str(log.trim()).unwrap();
+    assert_eq!(record["event"], "end");
     assert_eq!(record["exit_status"], 125);
     assert!(
         record["denial"]

@@ -505,22 +505,30 @@ impl LoadedChain {
         rootfs: String,
         runtime: String,
     ) -> audit::Record {
-        audit::Record {
-            time: audit::now(),
-            run_id: run_id.to_string(),
-            command,
-            user: nix::unistd::getuid().as_raw(),
-            rootfs,
-            policy: self.policy.clone(),
-            mode: format!("{:?}", self.mode).to_lowercase(),
-            plugins: Vec::new(),
-            changes: Vec::new(),
-            skipped: Vec::new(),
-            would_deny: Vec::new(),
-            denial: None,
-            config_sha256: None,
-            runtime,
-            exit_status: None,
+        audit::Record::new(audit::Event::Start, run_id, command, rootfs, runtime)
+            .under(self.policy.clone(), self.mode)
+    }
+
+    /// Runs the chain over `spec`, and records in `record` what the
+    /// plugins did and, when they refuse, why: a refused run's record
+    /// still lists every plugin that ran, and its changes.
+    fn run_recorded(
+        &self,
+        spec: &mut oci_spec::runtime::Spec,
+        id: &str,
+        record: &mut audit::Record,
+    ) -> Result<Report, PluginError> {
+        let (report, outcome) = match &self.host {
+            Some(host) => host.run_chain_reporting(&self.entries(), spec, id, self.mode),
+            None => (Report::default(), Ok(())),
+        };
+        record.add_chain(&self.plugins, &report);
+        match outcome {
+            Ok(()) => Ok(report),
+            Err(error) => {
+                record.denial = Some(error.to_string());
+                Err(error)
+            }
         }
     }
 
@@ -660,7 +668,7 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
         stdio,
         &mut record,
     );
-    record.exit_status = Some(match &outcome {
+    record.end(match &outcome {
         Ok(status) => *status,
         Err(e) => exit_code(e),
     });
@@ -692,10 +700,7 @@ fn run_container(
     {
         process.set_console_size(runtime::console::our_size());
     }
-    let mut report = chain
-        .run(&mut spec, &id)
-        .inspect_err(|e| record.denial = Some(e.to_string()))?;
-    record.add_chain(&chain.plugins, &report);
+    let mut report = chain.run_recorded(&mut spec, &id, record)?;
     let pins = std::mem::take(&mut report.pins);
     // The plugins' instances are not needed while the container runs.
     drop(report);
@@ -735,9 +740,30 @@ fn run_container(
         bundle.write_file(&file.name, &file.contents, 0o644)?;
     }
     bundle.write_config(&json)?;
+    // The `start` record, once the container can only start: a specgate
+    // killed from here on leaves it.
+    let mut starting = |joined: &[crate::network::Joined<'_>]| {
+        record.time = audit::now();
+        record.networks = joined
+            .iter()
+            .map(|n| audit::NetworkRecord::from_cni(n.name, n.interface, n.result))
+            .collect();
+        match &chain.audit_log {
+            Some(log) => record.append(log).map_err(|source| runtime::RunError::Audit {
+                path: log.clone(),
+                source,
+            }),
+            None => Ok(()),
+        }
+    };
     Ok(match runtime {
-        Some(runtime) => runtime::run(runtime, &id, &bundle, &spec, stdio, &networks)?,
-        None => runtime::chroot::run(&bundle, &spec, stdio)?,
+        Some(runtime) => {
+            runtime::run(runtime, &id, &bundle, &spec, stdio, &networks, &mut starting)?
+        }
+        None => {
+            starting(&[])?;
+            runtime::chroot::run(&bundle, &spec, stdio)?
+        }
     })
 }
 

@@ -577,9 +577,10 @@ fn prepare(cli: &Cli, inv: &Invocation, received: &[OsString]) -> Result<Handove
         tracing::debug!("the exec tears down the memory itself: {error}");
     }
     // The runtime's own status is never seen: specgate becomes the
-    // runtime. A record with a status is one specgate stopped.
+    // runtime. The container's record is its `start`; one that specgate
+    // stopped ends here.
     if outcome.is_err() {
-        record.exit_status = Some(EXIT_RUNTIME_FAILURE);
+        record.end(EXIT_RUNTIME_FAILURE);
     }
     if let Some(log) = &chain.audit_log {
         record
@@ -609,10 +610,7 @@ fn gate(
     record: &mut audit::Record,
 ) -> Result<Report> {
     let mut spec = config.spec().clone();
-    let report = chain
-        .run(&mut spec, id)
-        .inspect_err(|e| record.denial = Some(e.to_string()))?;
-    record.add_chain(&chain.plugins, &report);
+    let report = chain.run_recorded(&mut spec, id, record)?;
     check_restore_labels(inv, &spec).inspect_err(|e| record.denial = Some(format!("{e:#}")))?;
     // Granted bind sources are mounted as they were checked, in a mount
     // namespace of this thread's own that the runtime, exec'd from it,

@@ -267,7 +267,30 @@ pub struct Attached<'a> {
     _netns: OwnedFd,
 }
 
+/// A network the container joined, as its ADD left it.
+#[derive(Debug, Clone, Copy)]
+pub struct Joined<'a> {
+    /// The network's name.
+    pub name: &'a str,
+    /// The container's interface on it.
+    pub interface: &'a str,
+    /// The CNI result of the list's last plugin.
+    pub result: Option<&'a Value>,
+}
+
 impl Attached<'_> {
+    /// The networks added so far, in order: what the audit record holds.
+    pub fn joined(&self) -> Vec<Joined<'_>> {
+        self.added
+            .iter()
+            .map(|added| Joined {
+                name: &self.networks.lists[added.list].name,
+                interface: &added.ifname,
+                result: added.result.as_ref(),
+            })
+            .collect()
+    }
+
     fn invocation<'b>(&'b self, ifname: &'b str) -> plugin::Invocation<'b> {
         plugin::Invocation {
             container_id: self.container_id,

@@ -3,7 +3,7 @@
 //!
 //! An entry's name is the plugin's sha256 and the engine's compatibility
 //! hash; its content is wasmtime's precompiled bytes followed by their
-//! XXH3-128 digest and a magic string. Precompiled code is executed as is,
+//! XXH3-128 digest, seeded with the entry's name, and a magic string. Precompiled code is executed as is,
 //! so an entry is only used after its digest checks out; anything else is
 //! discarded and recompiled. Entries are written to a temporary file and
 //! renamed into place, so concurrent first uses each see a whole entry.
@@ -14,27 +14,48 @@
 //! needed to load: a missing, corrupt or foreign sidecar only leaves the
 //! source unknown.
 //!
+//! Whoever can change what an entry's name leads to runs code in every
+//! process that loads it, so the directory is trusted only as far as the
+//! path to it is (see [`Cache::open`]): it is opened once, walking from
+//! `/` one component at a time without following links, and every
+//! directory on the way must be owned by root or by this uid and closed
+//! to others' writes. Everything in it is then reached relative to that
+//! descriptor, never by path, and never through a link: a directory
+//! swapped or renamed afterwards changes nothing.
+//!
 //! The digest guards against accidents (a truncated write, a flipped bit,
-//! a file from elsewhere), not against an attacker: the directory is
-//! private to its owner, who could as well replace the plugin itself. A
-//! fast non-cryptographic hash keeps a cached load well under a
-//! millisecond. The trailer, not a header, keeps the precompiled bytes at
-//! offset 0 so that wasmtime can map the file instead of copying it.
+//! a file from elsewhere, another plugin's entry under this one's name)
+//! and is checked over the very bytes that are
+//! loaded: an entry is read into memory once, checked there, and given to
+//! wasmtime from there, so a file rewritten in place after its check is
+//! never what runs. A fast non-cryptographic hash is enough: only this uid
+//! (or root) can write the directory, and it could as well replace the
+//! plugin itself.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component as PathPart, Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, openat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat, mkdirat};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::digests;
 
-const MAGIC: &[u8; 16] = b"specgate-cwasm\0\x02";
+const MAGIC: &[u8; 16] = b"specgate-cwasm\0\x03";
 const DIGEST_LEN: usize = 16;
+
+/// The largest entry read: far beyond any plugin's compiled code, and a
+/// bound on what a damaged file can make a load allocate.
+const MAX_ENTRY: u64 = 1 << 30;
 
 /// Errors of the cache directory itself. A bad entry is never an error: it
 /// is recompiled.
@@ -63,6 +84,55 @@ pub enum CacheError {
         /// The uid it must belong to: ours.
         euid: u32,
     },
+    /// Someone else could swap the directory, or one on the way to it.
+    #[error("plugin cache directory {dir}: {path} {problem}")]
+    Unsafe {
+        /// The cache directory, as given.
+        dir: PathBuf,
+        /// The directory (or link) at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: Unsafe,
+    },
+}
+
+/// Why a directory on the way to the cache cannot be trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unsafe {
+    /// A symbolic link, which the walk does not follow.
+    #[error("is a symbolic link; give the directory's real path")]
+    Link,
+    /// Not a directory.
+    #[error("is not a directory")]
+    NotDirectory,
+    /// Owned by another user, who could change it at will.
+    #[error("is owned by uid {uid}, neither root nor uid {euid}")]
+    Owner {
+        /// Its owner.
+        uid: u32,
+        /// Ours.
+        euid: u32,
+    },
+    /// Others may write to it, so rename or replace what it holds.
+    #[error("is writable by others (mode {mode:o}); only a root-owned sticky directory such as /tmp may be, when what the path takes from it is ours")]
+    Writable {
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A sticky directory open to all, whose next component is not ours.
+    #[error(
+        "is writable by others (mode {mode:o}), and {next} in it belongs to uid {owner}, not to uid {euid}"
+    )]
+    StickyNotOurs {
+        /// Its permission bits.
+        mode: u32,
+        /// The next component of the path.
+        next: String,
+        /// Who owns it.
+        owner: u32,
+        /// Ours.
+        euid: u32,
+    },
 }
 
 /// Where a component came from.
@@ -74,43 +144,41 @@ pub enum Source {
     Compiled,
 }
 
+/// The open cache directory: its path, for messages and listings, and
+/// the descriptor everything is reached through.
+#[derive(Debug)]
+struct Dir {
+    path: PathBuf,
+    fd: OwnedFd,
+}
+
 /// A cache directory, or none when caching is off.
 #[derive(Debug, Clone)]
 pub struct Cache {
-    dir: Option<PathBuf>,
+    dir: Option<Arc<Dir>>,
     compat: String,
 }
 
 impl Cache {
-    /// Opens (creating it 0700 if needed) the cache at `dir`. An existing
-    /// directory must be ours and closed to others.
+    /// Opens (creating it, and any missing parent, 0700 if needed) the
+    /// cache at `dir`.
+    ///
+    /// The path is walked from `/` one component at a time, without
+    /// following links (one is refused, naming it). Every directory on the
+    /// way must be owned by root or by this uid and not writable by group
+    /// or others: whoever can write a directory can rename what it holds,
+    /// and so swap the cache for a directory of theirs. The one exception
+    /// is a root-owned sticky directory such as /tmp, where others may
+    /// create names but not rename or remove ours: it is accepted when the
+    /// component the path takes from it belongs to this uid. The cache
+    /// directory itself must be ours and closed to all others (0700).
     pub fn open(engine: &Engine, dir: &Path) -> Result<Self, CacheError> {
-        let io = |source| CacheError::Io {
-            path: dir.to_path_buf(),
-            source,
-        };
-        match fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-        {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io(e)),
-        }
-        let meta = fs::metadata(dir).map_err(io)?;
-        let euid = nix::unistd::geteuid().as_raw();
-        let mode = meta.permissions().mode() & 0o7777;
-        if meta.uid() != euid || mode & 0o077 != 0 {
-            return Err(CacheError::NotPrivate {
-                path: dir.to_path_buf(),
-                uid: meta.uid(),
-                mode,
-                euid,
-            });
-        }
+        let fd = open_private_dir(dir)?;
         Ok(Cache {
-            dir: Some(dir.to_path_buf()),
+            dir: Some(Arc::new(Dir {
+                path: dir.to_path_buf(),
+                fd,
+            })),
             compat: compat_key(engine),
         })
     }
@@ -125,79 +193,86 @@ impl Cache {
 
     /// The directory, when caching is on.
     pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_deref()
+        self.dir.as_ref().map(|d| d.path.as_path())
     }
 
-    /// The entry file for a plugin with this sha256 (hex).
+    /// The name of the entry for a plugin with this sha256 (hex).
+    fn entry_name(&self, sha256: &str) -> String {
+        format!("{sha256}-{}.cwasm", self.compat)
+    }
+
+    /// The entry file for a plugin with this sha256 (hex), for messages:
+    /// the cache never opens it by this path.
     pub fn entry_path(&self, sha256: &str) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
-        Some(dir.join(format!("{sha256}-{}.cwasm", self.compat)))
+        Some(dir.path.join(self.entry_name(sha256)))
     }
 
     /// The sha256 remembered for a plugin file that has not changed since
     /// it was last hashed (see [`digests`](super::digests)).
     pub fn remembered_digest(&self, meta: &fs::Metadata) -> Option<String> {
-        digests::recall(self.dir.as_ref()?, meta)
+        digests::recall(&self.dir.as_ref()?.fd, meta)
     }
 
     /// Remembers a plugin file's sha256, with its identity and times.
     pub fn remember_digest(&self, meta: &fs::Metadata, sha256: &str) {
         if let Some(dir) = &self.dir {
-            digests::record(dir, meta, sha256);
+            digests::record(&dir.fd, meta, sha256);
         }
-    }
-
-    /// The sidecar of an entry: where its plugin was last seen.
-    fn meta_path(entry: &Path) -> PathBuf {
-        entry.with_extension("json")
     }
 
     /// The cached component for this plugin, if a valid entry exists. A
     /// corrupt, truncated or foreign entry is removed.
     ///
+    /// The entry is opened relative to the directory, without following a
+    /// link, and must be a regular file of ours that no one else may
+    /// write. It is read into memory once; its digest is checked there,
+    /// and wasmtime loads those same bytes.
+    ///
     /// A hit marks the entry as used (its mtime) at most once per
     /// [`USE_GRANULARITY`], and then also records `source` as where the
-    /// plugin was last seen: a hit otherwise costs one `fstat` more.
+    /// plugin was last seen.
     pub fn lookup(&self, engine: &Engine, sha256: &str, source: &Path) -> Option<Component> {
-        let path = self.entry_path(sha256)?;
-        let file = match fs::File::open(&path) {
+        let dir = self.dir.as_ref()?;
+        let name = self.entry_name(sha256);
+        let path = dir.path.join(&name);
+        let file = match open_file(&dir.fd, &name) {
             Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => return None,
             Err(e) => {
-                tracing::warn!(path = %path.display(), "plugin cache entry unreadable: {e}");
+                // A link or a directory in an entry's place is no entry of
+                // ours: out of the way with it.
+                tracing::warn!(path = %path.display(), "plugin cache entry unusable ({e}); recompiling");
+                discard(&dir.fd, &name, &path);
                 return None;
             }
         };
-        let mapped = match crate::sys::MappedFile::new(&file) {
-            Ok(mapped) => mapped,
+        let bytes = match read_entry(&file) {
+            Ok(bytes) => bytes,
             Err(e) => {
-                tracing::warn!(path = %path.display(), "plugin cache entry unreadable: {e}");
+                tracing::warn!(path = %path.display(), "plugin cache entry unusable ({e}); recompiling");
+                discard(&dir.fd, &name, &path);
                 return None;
             }
         };
-        let intact = mapped
-            .as_ref()
-            .is_some_and(|m| verified_payload(m.bytes()).is_some());
-        drop(mapped);
-        if !intact {
+        let Some(payload) = verified_payload(&name, &bytes) else {
             tracing::warn!(path = %path.display(), "plugin cache entry is corrupt; recompiling");
-            discard(&path);
-            discard(&Self::meta_path(&path));
+            discard(&dir.fd, &name, &path);
+            discard(&dir.fd, &meta_name(&name), &path);
             return None;
-        }
-        // The content was checked above against its digest, and the
-        // directory is private to this uid (see `open`); entries are only
-        // ever replaced whole, by rename, with another checked entry for
-        // the same plugin.
-        match crate::sys::map_trusted_component(engine, &path) {
+        };
+        // These bytes are in this process's memory, where no one else can
+        // change them, and their digest was checked just now; the directory
+        // they came from is private to this uid (see `open`).
+        match crate::sys::load_trusted_component(engine, payload) {
             Ok(component) => {
                 tracing::debug!(path = %path.display(), "plugin cache hit");
-                mark_used(&file, &path, source);
+                mark_used(dir, &file, &name, source);
                 Some(component)
             }
             Err(e) => {
                 tracing::warn!(path = %path.display(), "plugin cache entry is foreign ({e}); recompiling");
-                discard(&path);
+                discard(&dir.fd, &name, &path);
                 None
             }
         }
@@ -224,19 +299,26 @@ impl Cache {
     /// Stores a compiled plugin, with where it came from. A failure to
     /// store is logged and costs only the next run's compile.
     pub fn store(&self, sha256: &str, compiled: &Compiled, source: &Path, wasm_size: u64) {
-        let Some(path) = self.entry_path(sha256) else {
+        let Some(dir) = &self.dir else {
             return;
         };
+        let name = self.entry_name(sha256);
+        let path = dir.path.join(&name);
         let meta = Meta {
             source: absolute(source),
             wasm_size: Some(wasm_size),
         };
         // The sidecar first: an entry is never seen without one, except
         // from caches older than sidecars.
-        if let Err(e) = write_meta(&Self::meta_path(&path), &meta) {
+        if let Err(e) = write_meta(&dir.fd, &meta_name(&name), &meta) {
             tracing::debug!(path = %path.display(), "plugin cache sidecar not written: {e}");
         }
-        if let Err(e) = store(&path, &compiled.precompiled) {
+        let written = replace(&dir.fd, ".entry-", &name, |file| {
+            file.write_all(&compiled.precompiled)?;
+            file.write_all(&digest_of(&name, &compiled.precompiled))?;
+            file.write_all(MAGIC)
+        });
+        if let Err(e) = written {
             tracing::warn!(path = %path.display(), "plugin cache entry not written: {e}");
         }
     }
@@ -248,33 +330,27 @@ impl Cache {
         let Some(dir) = &self.dir else {
             return Ok(Vec::new());
         };
-        let io = |source| CacheError::Io {
-            path: dir.clone(),
-            source,
-        };
         let mut entries = Vec::new();
-        for item in fs::read_dir(dir).map_err(io)? {
-            let item = item.map_err(io)?;
-            let name = item.file_name();
+        for name in dir.names()? {
             let Some((sha256, compat)) = name.to_str().and_then(parse_entry_name) else {
                 continue;
             };
-            let path = item.path();
+            let name = name.to_string_lossy();
             // Gone meanwhile (a concurrent prune or recompile): not listed.
-            let Ok(meta) = fs::symlink_metadata(&path) else {
+            let Ok(stat) = stat_at(&dir.fd, &name) else {
                 continue;
             };
-            if !meta.is_file() {
+            if !is_regular(&stat) {
                 continue;
             }
-            let sidecar = read_meta(&Self::meta_path(&path));
+            let sidecar = read_meta(&dir.fd, &meta_name(&name));
             entries.push(CacheEntry {
                 sha256: sha256.to_string(),
                 this_engine: compat == self.compat,
-                size: meta.len(),
-                last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                size: stat.st_size as u64,
+                last_used: mtime(&stat),
                 source: sidecar.as_ref().and_then(|m| m.source.clone()),
-                path,
+                path: dir.path.join(&*name),
             });
         }
         entries.sort_by(|a, b| a.last_used.cmp(&b.last_used).then(a.sha256.cmp(&b.sha256)));
@@ -288,48 +364,38 @@ impl Cache {
         let Some(dir) = &self.dir else {
             return Ok((0, 0));
         };
-        let io = |source| CacheError::Io {
-            path: dir.clone(),
-            source,
-        };
-        let items = fs::read_dir(dir)
-            .map_err(io)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(io)?;
-        let compiled: std::collections::HashSet<String> = items
+        let names = dir.names()?;
+        let compiled: std::collections::HashSet<String> = names
             .iter()
-            .filter_map(|item| {
-                let name = item.file_name();
+            .filter_map(|name| {
                 let (sha256, _) = parse_entry_name(name.to_str()?)?;
                 Some(sha256.to_string())
             })
             .collect();
         let now = SystemTime::now();
         let (mut count, mut bytes) = (0, 0);
-        for item in items {
-            let path = item.path();
-            let Ok(meta) = fs::symlink_metadata(&path) else {
+        for name in names {
+            let name = name.to_string_lossy();
+            let Ok(stat) = stat_at(&dir.fd, &name) else {
                 continue;
             };
-            let name = item.file_name();
-            let name = name.to_string_lossy();
             let leftover = if [".entry-", ".meta-", ".digest-"]
                 .iter()
                 .any(|prefix| name.starts_with(prefix))
             {
-                meta.modified()
-                    .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > LEFTOVER_AGE)
+                now.duration_since(mtime(&stat)).unwrap_or_default() > LEFTOVER_AGE
             } else if let Some(stem) = name.strip_suffix(".json") {
-                parse_entry_name(&format!("{stem}.cwasm")).is_some()
-                    && !path.with_extension("cwasm").exists()
+                let entry = format!("{stem}.cwasm");
+                parse_entry_name(&entry).is_some() && stat_at(&dir.fd, &entry).is_err()
             } else if name.ends_with(digests::SUFFIX) {
-                digests::recorded_digest(&path).is_none_or(|sha256| !compiled.contains(&sha256))
+                digests::recorded_digest(&dir.fd, &name)
+                    .is_none_or(|sha256| !compiled.contains(&sha256))
             } else {
                 false
             };
-            if leftover && meta.is_file() && fs::remove_file(&path).is_ok() {
+            if leftover && is_regular(&stat) && remove_at(&dir.fd, &name).is_ok() {
                 count += 1;
-                bytes += meta.len();
+                bytes += stat.st_size as u64;
             }
         }
         Ok((count, bytes))
@@ -338,14 +404,48 @@ impl Cache {
     /// Removes an entry and its sidecar. One already gone is no error: a
     /// concurrent prune got there first.
     pub fn remove(&self, entry: &CacheEntry) -> Result<(), CacheError> {
-        for path in [entry.path.clone(), Self::meta_path(&entry.path)] {
-            match fs::remove_file(&path) {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        let Some(name) = entry.path.file_name().map(OsStr::to_string_lossy) else {
+            return Ok(());
+        };
+        for name in [name.to_string(), meta_name(&name)] {
+            match remove_at(&dir.fd, &name) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(source) => return Err(CacheError::Io { path, source }),
+                Err(source) => {
+                    return Err(CacheError::Io {
+                        path: dir.path.join(name),
+                        source,
+                    });
+                }
             }
         }
         Ok(())
+    }
+}
+
+impl Dir {
+    /// The names in the directory, read through its descriptor.
+    fn names(&self) -> Result<Vec<std::ffi::OsString>, CacheError> {
+        let io = |source: std::io::Error| CacheError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let fd = openat(
+            &self.fd,
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io(e.into()))?;
+        let list = cap_std::fs::Dir::from_std_file(fs::File::from(fd));
+        let mut names = Vec::new();
+        for item in list.entries().map_err(io)? {
+            names.push(item.map_err(io)?.file_name());
+        }
+        Ok(names)
     }
 }
 
@@ -395,6 +495,248 @@ struct Meta {
     wasm_size: Option<u64>,
 }
 
+/// Opens the cache directory as [`Cache::open`] says: every component
+/// from `/` checked, none followed if it is a link, missing ones created
+/// 0700. Returns a descriptor of the directory itself.
+fn open_private_dir(dir: &Path) -> Result<OwnedFd, CacheError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source: std::io::Error| CacheError::Io { path, source }
+    };
+    let absolute = std::path::absolute(dir).map_err(io(dir))?;
+    // `..` is taken lexically: the walk follows no link, so a parent is
+    // the directory walked through just before.
+    let mut parts: Vec<&OsStr> = Vec::new();
+    for part in absolute.components() {
+        match part {
+            PathPart::Normal(name) => parts.push(name),
+            PathPart::ParentDir => {
+                parts.pop();
+            }
+            PathPart::RootDir | PathPart::CurDir | PathPart::Prefix(_) => {}
+        }
+    }
+    let euid = nix::unistd::geteuid().as_raw();
+    let unsafe_at = |path: &Path, problem| CacheError::Unsafe {
+        dir: dir.to_path_buf(),
+        path: path.to_path_buf(),
+        problem,
+    };
+    // O_PATH: passing through a directory needs only search permission,
+    // as the kernel's own walk does.
+    let walk = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let root = Path::new("/");
+    let mut current = openat(nix::fcntl::AT_FDCWD, root, walk, Mode::empty())
+        .map_err(|e| io(root)(e.into()))?;
+    let mut current_stat = fstat(&current).map_err(|e| io(root)(e.into()))?;
+    let mut walked = PathBuf::from("/");
+    for name in parts {
+        let next = walked.join(name);
+        // The directory walked through must be safe before anything is
+        // created in it.
+        let sticky_open = trust_parent(&current_stat, euid).map_err(|p| unsafe_at(&walked, p))?;
+        let fd = match openat(&current, name, walk, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => {
+                match mkdirat(&current, name, Mode::from_bits_truncate(0o700)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(io(&next)(e.into())),
+                }
+                openat(&current, name, walk, Mode::empty()).map_err(|e| {
+                    not_a_directory(&current, name, e).map_or_else(
+                        || io(&next)(e.into()),
+                        |problem| unsafe_at(&next, problem),
+                    )
+                })?
+            }
+            Err(e) => {
+                return Err(not_a_directory(&current, name, e).map_or_else(
+                    || io(&next)(e.into()),
+                    |problem| unsafe_at(&next, problem),
+                ));
+            }
+        };
+        let stat = fstat(&fd).map_err(|e| io(&next)(e.into()))?;
+        if sticky_open && stat.st_uid != euid {
+            return Err(unsafe_at(
+                &walked,
+                Unsafe::StickyNotOurs {
+                    mode: permissions(&current_stat),
+                    next: name.to_string_lossy().into_owned(),
+                    owner: stat.st_uid,
+                    euid,
+                },
+            ));
+        }
+        (current, current_stat, walked) = (fd, stat, next);
+    }
+    let mode = permissions(&current_stat);
+    if current_stat.st_uid != euid || mode & 0o077 != 0 {
+        return Err(CacheError::NotPrivate {
+            path: dir.to_path_buf(),
+            uid: current_stat.st_uid,
+            mode,
+            euid,
+        });
+    }
+    // The walk's descriptor only locates; reading the directory needs one
+    // opened for reading, of the same directory.
+    openat(
+        &current,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io(dir)(e.into()))
+}
+
+/// Whether a directory on the way to the cache can be trusted with the
+/// next component: owned by root or us, and writable by no one else, or
+/// root's and sticky. `Ok(true)` for the sticky case, where the next
+/// component must then be ours.
+fn trust_parent(stat: &FileStat, euid: u32) -> Result<bool, Unsafe> {
+    let mode = permissions(stat);
+    if stat.st_uid != 0 && stat.st_uid != euid {
+        return Err(Unsafe::Owner {
+            uid: stat.st_uid,
+            euid,
+        });
+    }
+    if mode & 0o022 == 0 {
+        return Ok(false);
+    }
+    if stat.st_uid == 0 && mode & 0o1000 != 0 {
+        return Ok(true);
+    }
+    Err(Unsafe::Writable { mode })
+}
+
+/// What is in the way when a component could not be opened as a
+/// directory without following it: a link, or something else.
+fn not_a_directory(parent: &OwnedFd, name: &OsStr, error: Errno) -> Option<Unsafe> {
+    if !matches!(error, Errno::ELOOP | Errno::ENOTDIR) {
+        return None;
+    }
+    let stat = fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
+    Some(
+        if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK {
+            Unsafe::Link
+        } else {
+            Unsafe::NotDirectory
+        },
+    )
+}
+
+fn permissions(stat: &FileStat) -> u32 {
+    stat.st_mode & 0o7777
+}
+
+fn is_regular(stat: &FileStat) -> bool {
+    SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG
+}
+
+fn mtime(stat: &FileStat) -> SystemTime {
+    let since = Duration::new(stat.st_mtime.max(0) as u64, stat.st_mtime_nsec as u32);
+    SystemTime::UNIX_EPOCH + since
+}
+
+/// The metadata of a name in the directory, not following a link.
+pub(super) fn stat_at(dir: &OwnedFd, name: &str) -> std::io::Result<FileStat> {
+    Ok(fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)?)
+}
+
+fn remove_at(dir: &OwnedFd, name: &str) -> std::io::Result<()> {
+    Ok(nix::unistd::unlinkat(
+        dir,
+        name,
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    )?)
+}
+
+/// Opens a file of the directory for reading, refusing a link, and
+/// checks that it is a regular file of ours that only we may write.
+pub(super) fn open_file(dir: &OwnedFd, name: &str) -> std::io::Result<fs::File> {
+    let fd = openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    )?;
+    let file = fs::File::from(fd);
+    let meta = file.metadata()?;
+    let euid = nix::unistd::geteuid().as_raw();
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.uid() != euid || meta.mode() & 0o022 != 0 {
+        return Err(std::io::Error::other(format!(
+            "owner uid {}, mode {:o}: not ours alone",
+            meta.uid(),
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(file)
+}
+
+/// An entry's bytes, read once into memory.
+fn read_entry(file: &fs::File) -> std::io::Result<Vec<u8>> {
+    let len = file.metadata()?.len();
+    if len > MAX_ENTRY {
+        return Err(std::io::Error::other(format!("{len} bytes, more than an entry can be")));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(MAX_ENTRY).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Writes a file of the directory whole: a fresh temporary file (0600,
+/// never a link) filled by `fill`, then renamed over `name`.
+pub(super) fn replace(
+    dir: &OwnedFd,
+    prefix: &str,
+    name: &str,
+    fill: impl FnOnce(&mut fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let (temporary, mut file) = create_temporary(dir, prefix)?;
+    let written = fill(&mut file)
+        .and_then(|()| Ok(nix::fcntl::renameat(dir, temporary.as_str(), dir, name)?));
+    if written.is_err() {
+        let _ = remove_at(dir, &temporary);
+    }
+    written
+}
+
+/// A new file with a name no one else has used, `prefix` first.
+fn create_temporary(dir: &OwnedFd, prefix: &str) -> std::io::Result<(String, fs::File)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    loop {
+        let name = format!(
+            "{prefix}{:x}-{nanos:x}-{:x}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        match openat(
+            dir,
+            name.as_str(),
+            OFlag::O_WRONLY
+                | OFlag::O_CREAT
+                | OFlag::O_EXCL
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        ) {
+            Ok(fd) => return Ok((name, fs::File::from(fd))),
+            Err(Errno::EEXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// `SHA256-COMPAT.cwasm`, split; anything else in the directory is not an
 /// entry.
 fn parse_entry_name(name: &str) -> Option<(&str, &str)> {
@@ -404,10 +746,15 @@ fn parse_entry_name(name: &str) -> Option<(&str, &str)> {
     (hex(sha256, 64) && hex(compat, 16)).then_some((sha256, compat))
 }
 
+/// The sidecar's name of an entry.
+fn meta_name(entry: &str) -> String {
+    format!("{}.json", entry.strip_suffix(".cwasm").unwrap_or(entry))
+}
+
 /// Marks a hit entry as used when its mark is older than the granularity,
 /// and records where its plugin was seen then. Failures only cost
 /// accuracy of `plugin cache list`.
-fn mark_used(file: &fs::File, path: &Path, source: &Path) {
+fn mark_used(dir: &Dir, file: &fs::File, name: &str, source: &Path) {
     let now = SystemTime::now();
     let stale = file
         .metadata()
@@ -418,16 +765,17 @@ fn mark_used(file: &fs::File, path: &Path, source: &Path) {
     if !stale {
         return;
     }
+    // Opened read-only, the entry's times can still be set by its owner.
     if let Err(e) = file.set_times(fs::FileTimes::new().set_modified(now)) {
-        tracing::debug!(path = %path.display(), "plugin cache entry not marked used: {e}");
+        tracing::debug!(path = %dir.path.join(name).display(), "plugin cache entry not marked used: {e}");
     }
-    let meta_path = Cache::meta_path(path);
-    let mut meta = read_meta(&meta_path).unwrap_or_default();
+    let meta_name = meta_name(name);
+    let mut meta = read_meta(&dir.fd, &meta_name).unwrap_or_default();
     let source = absolute(source);
     if meta.source != source {
         meta.source = source;
-        if let Err(e) = write_meta(&meta_path, &meta) {
-            tracing::debug!(path = %meta_path.display(), "plugin cache sidecar not written: {e}");
+        if let Err(e) = write_meta(&dir.fd, &meta_name, &meta) {
+            tracing::debug!(path = %dir.path.join(meta_name).display(), "plugin cache sidecar not written: {e}");
         }
     }
 }
@@ -438,18 +786,21 @@ fn absolute(path: &Path) -> Option<PathBuf> {
     std::path::absolute(path).ok()
 }
 
-fn read_meta(path: &Path) -> Option<Meta> {
-    let bytes = fs::read(path).ok()?;
+fn read_meta(dir: &OwnedFd, name: &str) -> Option<Meta> {
+    let mut bytes = Vec::new();
+    open_file(dir, name)
+        .ok()?
+        .take(1 << 20)
+        .read_to_end(&mut bytes)
+        .ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
-fn write_meta(path: &Path, meta: &Meta) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut file = tempfile::Builder::new().prefix(".meta-").tempfile_in(dir)?;
-    serde_json::to_writer(&mut file, meta)?;
-    file.write_all(b"\n")?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
+fn write_meta(dir: &OwnedFd, name: &str, meta: &Meta) -> std::io::Result<()> {
+    replace(dir, ".meta-", name, |file| {
+        serde_json::to_writer(&mut *file, meta)?;
+        file.write_all(b"\n")
+    })
 }
 
 /// The engine's compatibility hash, as a short stable string: entries made
@@ -464,32 +815,23 @@ fn compat_key(engine: &Engine) -> String {
     format!("{:016x}", hasher.finish())
 }
 
-/// The payload of an entry whose magic and digest check out.
-fn verified_payload(entry: &[u8]) -> Option<&[u8]> {
+/// The payload of the entry `name` whose magic and digest check out.
+fn verified_payload<'e>(name: &str, entry: &'e [u8]) -> Option<&'e [u8]> {
     let rest = entry.strip_suffix(MAGIC.as_slice())?;
     let split = rest.len().checked_sub(DIGEST_LEN)?;
     let (payload, digest) = rest.split_at(split);
-    (digest == digest_of(payload)).then_some(payload)
+    (digest == digest_of(name, payload)).then_some(payload)
 }
 
-fn digest_of(payload: &[u8]) -> [u8; DIGEST_LEN] {
-    xxhash_rust::xxh3::xxh3_128(payload).to_le_bytes()
+/// The digest of an entry's payload, seeded with its name: the same code
+/// under another plugin's name does not check out.
+fn digest_of(name: &str, payload: &[u8]) -> [u8; DIGEST_LEN] {
+    let seed = xxhash_rust::xxh3::xxh3_64(name.as_bytes());
+    xxhash_rust::xxh3::xxh3_128_with_seed(payload, seed).to_le_bytes()
 }
 
-fn store(path: &Path, precompiled: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut file = tempfile::Builder::new()
-        .prefix(".entry-")
-        .tempfile_in(dir)?;
-    file.write_all(precompiled)?;
-    file.write_all(&digest_of(precompiled))?;
-    file.write_all(MAGIC)?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
-fn discard(path: &Path) {
-    if let Err(e) = fs::remove_file(path)
+fn discard(dir: &OwnedFd, name: &str, path: &Path) {
+    if let Err(e) = remove_at(dir, name)
         && e.kind() != ErrorKind::NotFound
     {
         tracing::warn!(path = %path.display(), "plugin cache entry not removed: {e}");
@@ -502,17 +844,20 @@ mod tests {
 
     #[test]
     fn entries_verify_their_digest() {
+        let name = "a.cwasm";
         let payload = b"precompiled".to_vec();
         let mut entry = payload.clone();
-        entry.extend_from_slice(&digest_of(&payload));
+        entry.extend_from_slice(&digest_of(name, &payload));
         entry.extend_from_slice(MAGIC);
-        assert_eq!(verified_payload(&entry), Some(payload.as_slice()));
+        assert_eq!(verified_payload(name, &entry), Some(payload.as_slice()));
 
         let mut flipped = entry.clone();
         flipped[0] ^= 1;
-        assert_eq!(verified_payload(&flipped), None);
-        assert_eq!(verified_payload(&entry[1..]), None);
-        assert_eq!(verified_payload(&entry[entry.len() - 20..]), None);
-        assert_eq!(verified_payload(b"\x7fELF"), None);
+        assert_eq!(verified_payload(name, &flipped), None);
+        assert_eq!(verified_payload(name, &entry[1..]), None);
+        assert_eq!(verified_payload(name, &entry[entry.len() - 20..]), None);
+        assert_eq!(verified_payload(name, b"\x7fELF"), None);
+        // Another entry's bytes, whole, under this name.
+        assert_eq!(verified_payload("b.cwasm", &entry), None);
     }
 }

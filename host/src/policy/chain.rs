@@ -351,6 +351,20 @@ pub(super) async fn run(
         mode,
         ..Report::default()
     };
+    run_into(engine, entries, spec, id, &mut report).await?;
+    Ok(report)
+}
+
+/// Runs the chain as [`run`] does, into a report the caller keeps: when
+/// the chain refuses, it still says what the plugins did before.
+pub(super) async fn run_into(
+    engine: &wasmtime::Engine,
+    entries: &[Entry<'_>],
+    spec: &mut Spec,
+    id: &str,
+    report: &mut Report,
+) -> Result<(), PluginError> {
+    let mode = report.mode;
     // The container as the user made it must fit what plugins are given.
     if let Some(first) = entries.first() {
         let bytes = view::container(spec, id).weight();
@@ -401,7 +415,7 @@ pub(super) async fn run(
             let counts = (report.applied.len(), report.pins.len());
             (spec.clone(), owners.clone(), counts)
         });
-        if let Err(error) = adjust_all(instance, spec, id, &mut owners, &mut report).await {
+        if let Err(error) = adjust_all(instance, spec, id, &mut owners, report).await {
             report.fail(instance.entry, error)?;
             if let Some((spec_before, owners_before, (applied, pins))) = before {
                 (*spec, owners) = (spec_before, owners_before);
@@ -444,7 +458,7 @@ pub(super) async fn run(
         ));
     }
     report.instances = running.into_iter().map(|r| r.store).collect();
-    Ok(report)
+    Ok(())
 }
 
 /// A validator's failure, which stops the run whatever its `on-error`:
@@ -457,6 +471,14 @@ fn final_word(entry: &Entry<'_>, mut error: PluginError) -> PluginError {
 }
 
 impl Report {
+    /// An empty report of a chain run in `mode`.
+    pub fn new(mode: Mode) -> Self {
+        Report {
+            mode,
+            ..Report::default()
+        }
+    }
+
     /// A refused change or a hook's denial: noted in monitor mode, else
     /// returned to stop the run.
     fn refuse(&mut self, error: PluginError) -> Result<(), PluginError> {

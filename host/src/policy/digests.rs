@@ -15,11 +15,13 @@
 //! the plugin's previous version, never code whose digest was not checked
 //! (pins included).
 
-use std::fs::{self, Metadata};
-use std::io::Write;
+use std::fs::Metadata;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::cache::{open_file, replace};
 
 /// How long a file must have been unchanged before its digest is recorded:
 /// more than the coarsest timestamp granularity of common filesystems.
@@ -29,15 +31,16 @@ pub const SETTLED: Duration = Duration::from_secs(2);
 pub const SUFFIX: &str = ".digest";
 
 /// The digest recorded for the file described by `meta`, if the record
-/// still matches it.
-pub fn recall(dir: &Path, meta: &Metadata) -> Option<String> {
-    let (recorded, sha256) = read(&record_path(dir, meta))?;
+/// still matches it. `dir` is the cache directory's descriptor: records
+/// are reached through it, never by path.
+pub fn recall(dir: &OwnedFd, meta: &Metadata) -> Option<String> {
+    let (recorded, sha256) = read(dir, &record_name(meta))?;
     (recorded == stamp(meta)).then_some(sha256)
 }
 
 /// Records `sha256` for the file described by `meta`, if the file has
 /// settled. A failure only costs the next load a read.
-pub fn record(dir: &Path, meta: &Metadata, sha256: &str) {
+pub fn record(dir: &OwnedFd, meta: &Metadata, sha256: &str) {
     let changed = UNIX_EPOCH + Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec() as u32);
     let settled = SystemTime::now()
         .duration_since(changed)
@@ -45,35 +48,37 @@ pub fn record(dir: &Path, meta: &Metadata, sha256: &str) {
     if !settled {
         return;
     }
-    let path = record_path(dir, meta);
-    let written = tempfile::Builder::new()
-        .prefix(".digest-")
-        .tempfile_in(dir)
-        .and_then(|mut file| {
-            writeln!(file, "{} {sha256}", stamp(meta))?;
-            file.persist(&path).map_err(|e| e.error)
-        });
+    let name = record_name(meta);
+    let written = replace(dir, ".digest-", &name, |file| {
+        writeln!(file, "{} {sha256}", stamp(meta))
+    });
     if let Err(e) = written {
-        tracing::debug!(path = %path.display(), "plugin digest not recorded: {e}");
+        tracing::debug!(record = %name, "plugin digest not recorded: {e}");
     }
 }
 
 /// The digest a record file holds, whatever file it describes: what a
 /// sweep needs to tell records of pruned plugins.
-pub fn recorded_digest(record: &Path) -> Option<String> {
-    read(record).map(|(_, sha256)| sha256)
+pub fn recorded_digest(dir: &OwnedFd, record: &str) -> Option<String> {
+    read(dir, record).map(|(_, sha256)| sha256)
 }
 
-/// A record's stamp and digest; `None` for anything malformed.
-fn read(record: &Path) -> Option<(String, String)> {
-    let text = fs::read_to_string(record).ok()?;
+/// A record's stamp and digest; `None` for anything malformed, or not a
+/// file of ours alone.
+fn read(dir: &OwnedFd, record: &str) -> Option<(String, String)> {
+    let mut text = String::new();
+    open_file(dir, record)
+        .ok()?
+        .take(4096)
+        .read_to_string(&mut text)
+        .ok()?;
     let (stamp, sha256) = text.trim_end().rsplit_once(' ')?;
     let hex = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());
     hex.then(|| (stamp.to_string(), sha256.to_string()))
 }
 
-fn record_path(dir: &Path, meta: &Metadata) -> PathBuf {
-    dir.join(format!("{:x}-{:x}{SUFFIX}", meta.dev(), meta.ino()))
+fn record_name(meta: &Metadata) -> String {
+    format!("{:x}-{:x}{SUFFIX}", meta.dev(), meta.ino())
 }
 
 /// What must not have changed: size, mtime and ctime, to the nanosecond.
@@ -91,8 +96,14 @@ fn stamp(meta: &Metadata) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::path::{Path, PathBuf};
 
     const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn open(dir: &Path) -> OwnedFd {
+        fs::File::open(dir).expect("open the directory").into()
+    }
 
     fn settled_file(dir: &Path) -> PathBuf {
         let path = dir.join("plugin.wasm");
@@ -106,16 +117,17 @@ mod tests {
     fn a_settled_unchanged_file_is_recalled() {
         let cache = tempfile::tempdir().expect("dir");
         let plugin = settled_file(cache.path());
+        let dir = open(cache.path());
         let meta = fs::metadata(&plugin).expect("stat");
-        assert_eq!(recall(cache.path(), &meta), None);
-        record(cache.path(), &meta, SHA);
+        assert_eq!(recall(&dir, &meta), None);
+        record(&dir, &meta, SHA);
         let again = fs::metadata(&plugin).expect("stat");
-        assert_eq!(recall(cache.path(), &again).as_deref(), Some(SHA));
+        assert_eq!(recall(&dir, &again).as_deref(), Some(SHA));
 
         // Any write changes the ctime: the record no longer applies.
         fs::write(&plugin, b"\0asm").expect("rewrite");
         let rewritten = fs::metadata(&plugin).expect("stat");
-        assert_eq!(recall(cache.path(), &rewritten), None);
+        assert_eq!(recall(&dir, &rewritten), None);
     }
 
     #[test]
@@ -123,8 +135,9 @@ mod tests {
         let cache = tempfile::tempdir().expect("dir");
         let plugin = cache.path().join("plugin.wasm");
         fs::write(&plugin, b"\0asm").expect("write");
+        let dir = open(cache.path());
         let meta = fs::metadata(&plugin).expect("stat");
-        record(cache.path(), &meta, SHA);
-        assert_eq!(recall(cache.path(), &meta), None);
+        record(&dir, &meta, SHA);
+        assert_eq!(recall(&dir, &meta), None);
     }
 }

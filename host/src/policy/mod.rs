@@ -265,6 +265,21 @@ impl PluginHost {
         self.block_on(chain::run(self.engine, entries, spec, id, mode))
     }
 
+    /// Runs a chain as [`PluginHost::run_chain`] does, and returns what
+    /// the plugins did even when the chain refuses: a refused run's audit
+    /// record lists it.
+    pub fn run_chain_reporting(
+        &self,
+        entries: &[Entry<'_>],
+        spec: &mut Spec,
+        id: &str,
+        mode: Mode,
+    ) -> (Report, Result<(), PluginError>) {
+        let mut report = Report::new(mode);
+        let outcome = self.block_on(chain::run_into(self.engine, entries, spec, id, &mut report));
+        (report, outcome)
+    }
+
     /// Runs plugin calls to their end, with the epoch advancing meanwhile.
     fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         let _ticking = engine::Ticking::start();

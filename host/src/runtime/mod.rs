@@ -81,6 +81,15 @@ pub enum RunError {
     /// The container's networks could not be configured.
     #[error(transparent)]
     Network(#[from] network::NetworkError),
+    /// The run's start could not be audited: the container does not start
+    /// unrecorded.
+    #[error("audit log {}: {source}", path.display())]
+    Audit {
+        /// The audit log.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Waiting for the runtime or the container failed.
     #[error("waiting for process {pid}: {errno}")]
     Wait {
@@ -280,6 +289,12 @@ fn has_terminal(spec: &Spec) -> bool {
 /// create and start, which then replace its run: the container's init,
 /// orphaned by create, is reaped and signalled the same way, and the
 /// networks are removed after the container is deleted.
+///
+/// `starting` is called, with the networks joined, once nothing but the
+/// start of the container's process remains: before the runtime is
+/// started without networks, between the networks' ADD and the runtime's
+/// start with them. Its error stops the run before the container's
+/// process runs.
 pub fn run(
     runtime: &Runtime,
     id: &str,
@@ -287,11 +302,17 @@ pub fn run(
     spec: &Spec,
     stdio: StdioConfig,
     networks: &Networks,
+    starting: Starting<'_>,
 ) -> Result<u8, RunError> {
+    if networks.is_empty() {
+        starting(&[])?;
+    }
     let outcome = match (has_terminal(spec), networks.is_empty()) {
-        (true, _) => run_with_terminal(runtime, id, bundle, stdio, networks),
+        (true, _) => run_with_terminal(runtime, id, bundle, stdio, networks, starting),
         (false, true) => run_with_pipes(runtime, id, bundle, spec, stdio),
-        (false, false) => run_with_pipes_and_networks(runtime, id, bundle, spec, stdio, networks),
+        (false, false) => {
+            run_with_pipes_and_networks(runtime, id, bundle, spec, stdio, networks, starting)
+        }
     };
     outcome.map_err(|error| name_clash(runtime, id, bundle.dir(), error))
 }
@@ -312,6 +333,9 @@ fn name_clash(runtime: &Runtime, id: &str, bundle: &Path, error: RunError) -> Ru
         _ => error,
     }
 }
+
+/// What [`run`] calls right before the container's process can start.
+pub type Starting<'a> = &'a mut dyn FnMut(&[network::Joined<'_>]) -> Result<(), RunError>;
 
 /// The relays of a run without a terminal: specgate's stdin to the
 /// container, its stdout and stderr back. Finished (when the container's
@@ -413,6 +437,7 @@ fn run_with_pipes_and_networks(
     spec: &Spec,
     config: StdioConfig,
     networks: &Networks,
+    starting: Starting<'_>,
 ) -> Result<u8, RunError> {
     // Declared first, so dropped last: DEL comes after the container is
     // deleted, on every path.
@@ -447,6 +472,7 @@ fn run_with_pipes_and_networks(
     // start then fails, and everything is undone.
     forwarder.set(Some(init));
     _attached = networks.attach(id, init.as_raw(), bundle.dir())?;
+    starting(&_attached.joined())?;
     runtime.start(id, bundle.dir())?;
     let status = wait_init(init, &forwarder)?;
     let held = relays.finish();
@@ -461,6 +487,7 @@ fn run_with_terminal(
     bundle: &Bundle,
     config: StdioConfig,
     networks: &Networks,
+    starting: Starting<'_>,
 ) -> Result<u8, RunError> {
     // Declared first, so dropped last: DEL comes after the container is
     // deleted, on every path.
@@ -546,6 +573,7 @@ fn run_with_terminal(
     forwarder.set(Some(init));
     if !networks.is_empty() {
         _attached = networks.attach(id, init.as_raw(), bundle.dir())?;
+        starting(&_attached.joined())?;
         runtime.start(id, bundle.dir())?;
     }
 
