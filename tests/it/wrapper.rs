@@ -265,29 +265,6 @@ fn the_runtime_inherits_no_child_and_nothing_stays_behind() {
     assert_eq!(processes_with(&id), Vec::<String>::new());
 }
 
-/// An engine starts the wrapper once per container: on GNU/Linux the
-/// binary is linked statically (see .cargo/config.toml), so that no
-/// dynamic loader maps and links libraries before it starts.
-#[test]
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn the_binary_needs_no_dynamic_loader() {
-    const PT_INTERP: u32 = 3;
-    let elf = std::fs::read(specgate_bin()).unwrap();
-    let u16_at = |at: usize| u16::from_le_bytes(elf[at..at + 2].try_into().unwrap());
-    let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
-    let u64_at = |at: usize| u64::from_le_bytes(elf[at..at + 8].try_into().unwrap());
-    // A 64-bit little-endian ELF file; its program headers.
-    assert_eq!(&elf[..6], b"\x7fELF\x02\x01");
-    let (offset, size, count) = (u64_at(0x20) as usize, u16_at(0x36), u16_at(0x38));
-    let types: Vec<u32> = (0..usize::from(count))
-        .map(|i| u32_at(offset + i * usize::from(size)))
-        .collect();
-    assert!(
-        !types.contains(&PT_INTERP),
-        "program header types {types:?}"
-    );
-}
-
 /// The wrapper spreads its work over the CPUs it may use, but the runtime
 /// it becomes, and so the container, must get the engine's mask whole.
 #[test]
