@@ -498,7 +498,16 @@ fn a_container_cannot_open_specgates_executable_for_writing() {
     assert_eq!(sha256_of(specgate_bin()), before);
 }
 
-/// A live, not yet reaped, process's state letter (`Z` for a zombie).
+/// Kills a process a failed test left behind, so that it does not
+/// outlive the test either.
+fn kill_leftover(pid: u32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
+/// Whether a process is alive: it exists and is not a zombie.
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
         stat.rsplit_once(')')
@@ -553,8 +562,12 @@ fn what_a_container_sharing_the_hosts_pid_namespace_left_dies_with_the_run() {
             assert!(status.success(), "{status}");
         }
         wait_until(20, || !alive(left));
+        let survived = alive(left);
+        if survived {
+            kill_leftover(left);
+        }
         assert!(
-            !alive(left),
+            !survived,
             "the container's background process {left} outlived the run (killed: {killed})"
         );
         let bundle = Path::new("/run/specgate").join(&name);
@@ -606,10 +619,11 @@ fn a_killed_specgates_container_goes_with_it_after_a_user_switch() {
     child.kill().unwrap();
     child.wait().unwrap();
     wait_until(20, || !alive(init));
-    assert!(
-        !alive(init),
-        "the container's init {init} outlived specgate"
-    );
+    let survived = alive(init);
+    if survived {
+        kill_leftover(init);
+    }
+    assert!(!survived, "the container's init {init} outlived specgate");
     let bundle = Path::new("/run/specgate").join(&name);
     wait_until(10, || !bundle.exists());
     assert!(!bundle.exists(), "{} was left behind", bundle.display());
