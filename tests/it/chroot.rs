@@ -416,11 +416,13 @@ fn the_hosts_cgroup_tree_is_out_of_reach() {
 }
 
 /// The host's specgate binary, as a process in the container could
-/// reach it through `/proc/PID/exe`, is never the file on disk: the
-/// container's init runs a sealed in-memory copy (CVE-2019-5736).
+/// reach it through `/proc/PID/exe`, is never the file on disk as such:
+/// the container's init runs it through a read-only overlay, or a sealed
+/// in-memory copy (CVE-2019-5736).
 #[test]
-fn the_containers_init_runs_a_sealed_copy_of_specgate() {
+fn the_containers_init_never_runs_specgates_file_as_such() {
     use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
     let before = sha256_of(specgate_bin());
     // The command is whatever the container's init runs, through its
     // own `/proc/self/exe`: specgate's `guard`, which waits on stdin
@@ -446,11 +448,6 @@ fn the_containers_init_runs_a_sealed_copy_of_specgate() {
     let pid = found().expect("the container's process");
     let exe = format!("/proc/{pid}/exe");
     let target = std::fs::read_link(&exe).unwrap();
-    assert!(
-        target.to_string_lossy().starts_with("/memfd:specgate"),
-        "the container runs {}",
-        target.display()
-    );
     // The attack: hold the executable, let its process end, then open it
     // for writing.
     let held = nix::fcntl::open(
@@ -459,6 +456,20 @@ fn the_containers_init_runs_a_sealed_copy_of_specgate() {
         nix::sys::stat::Mode::empty(),
     )
     .unwrap();
+    // Not the host's file: a sealed memfd copy, or the file seen through
+    // a read-only overlayfs mount attached nowhere.
+    let filesystem = nix::sys::statfs::fstatfs(&held).unwrap().filesystem_type();
+    let memfd = target.to_string_lossy().starts_with("/memfd:specgate");
+    assert!(
+        memfd || filesystem == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC,
+        "the container runs {} ({filesystem:?})",
+        target.display()
+    );
+    assert_ne!(
+        std::fs::metadata(&exe).unwrap().dev(),
+        std::fs::metadata(specgate_bin()).unwrap().dev(),
+        "the container runs specgate's own file"
+    );
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");

@@ -426,8 +426,9 @@ fn start(
     };
     let config = open("config.json", bundle.dir().join("config.json"))?;
     let bundle_dir = open("bundle", bundle.dir().to_path_buf())?;
-    // Never the host's file: a sealed copy (CVE-2019-5736).
-    let exe = sys::sealed::sealed_self()?;
+    // Never the host's file as such: a read-only view of it, or a sealed
+    // copy (CVE-2019-5736). The bundle is the overlay's spare layer.
+    let exe = sys::sealed::protected_self(bundle.dir())?;
     let cgroup_procs = match cgroup {
         Some(cgroup) => Some(cgroup.procs().map_err(|source| ChrootError::Open {
             what: "the run's cgroup",
