@@ -99,6 +99,11 @@ fn overlay_self(dummy: &Path) -> Result<OwnedFd, SysError> {
         let path = exe.clone();
         move |errno: nix::Error| SysError { call, path, errno }
     };
+    // Replaced on disk since it started (an upgrade): the file there
+    // now is not the one running.
+    if exe.to_string_lossy().ends_with(" (deleted)") {
+        return Err(fail("readlink")(nix::Error::ENOENT));
+    }
     let (Some(dir), Some(name)) = (exe.parent(), exe.file_name()) else {
         return Err(fail("readlink")(nix::Error::EINVAL));
     };
