@@ -474,6 +474,28 @@ fn a_container_specgate_did_not_create_is_never_deleted() {
     assert!(out.success().lines().any(|l| l == name), "{out:#?}");
     assert_no_bundle(&name);
     assert_eq!(theirs.status(), "running");
+    // The guardian of such a run, whose specgate is gone (its stdin
+    // closed at once): the same.
+    std::fs::create_dir(&bundle).unwrap();
+    std::fs::write(bundle.join("owner"), "0 0\n").unwrap();
+    let runc = which("runc");
+    let out = run(specgate()
+        .args(["guard", "--runtime"])
+        .arg(&runc)
+        .arg(&name)
+        .arg(&bundle)
+        .stdin(std::process::Stdio::null()));
+    out.success();
+    assert_no_bundle(&name);
+    assert_eq!(theirs.status(), "running");
+}
+
+/// A program's path, found in PATH, as the guardian is given it.
+fn which(name: &str) -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| panic!("{name} is not in PATH"))
 }
 
 /// Runs `specgate run ARGS -- true`, failing the test if it has not

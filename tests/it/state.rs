@@ -60,9 +60,20 @@ impl Drop for TestUser {
     }
 }
 
+/// The attacker's loop, killed when dropped (before its user is
+/// removed, which would fail while it runs).
+struct Swapper(Child);
+
+impl Drop for Swapper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The attacker's loop: `specgate/NAME` a directory one moment, a link
 /// to the victim's home the next.
-fn start_swapping(attacker: &TestUser, state: &Path, home: &Path) -> Child {
+fn start_swapping(attacker: &TestUser, state: &Path, home: &Path) -> Swapper {
     let script = format!(
         "cd '{}' || exit 1; while :; do \
            mkdir -p real/d && echo '0 0' > real/owner 2>/dev/null; \
@@ -79,6 +90,7 @@ fn start_swapping(attacker: &TestUser, state: &Path, home: &Path) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Swapper)
         .unwrap()
 }
 
@@ -117,7 +129,7 @@ fn a_runtime_dir_another_user_can_write_in_is_refused() {
         .status()
         .unwrap();
     assert!(status.success());
-    let mut swapper = start_swapping(&attacker, &planted, &home);
+    let swapper = start_swapping(&attacker, &planted, &home);
 
     // The victim's own directory, open to others: refused too.
     let open_own = top.path().join("open-own");
@@ -179,8 +191,7 @@ fn a_runtime_dir_another_user_can_write_in_is_refused() {
             "{args:?}: {error}"
         );
     }
-    let _ = swapper.kill();
-    let _ = swapper.wait();
+    drop(swapper);
     for file in ["id_ed25519", "notes.txt"] {
         assert_eq!(
             std::fs::read_to_string(home.join(file)).ok().as_deref(),

@@ -45,6 +45,9 @@ pub struct Bundle {
     state: OwnedFd,
     /// The bundle's name in `state`.
     name: OsString,
+    /// The bundle directory itself, which its files are written in; none
+    /// for a bundle adopted only to be removed.
+    handle: Option<OwnedFd>,
     mount_points: Vec<PathBuf>,
 }
 
@@ -139,10 +142,11 @@ impl Bundle {
         )
         .map_err(nix_io(&staging_path))?;
         // Removed on failure, through the same handles.
-        let staging = Bundle {
+        let mut staging = Bundle {
             dir: staging_path.clone(),
             state,
             name: OsString::from(&staging_name),
+            handle: None,
             mount_points: Vec::new(),
         };
         let owner_path = staging_path.join(super::gc::OWNER_FILE);
@@ -158,6 +162,8 @@ impl Bundle {
         fs::File::from(owner)
             .write_all(super::gc::owner_record().as_bytes())
             .map_err(io(&owner_path))?;
+        // The same directory once renamed: its files are made through it.
+        staging.handle = Some(staging_dir);
         match nix::fcntl::renameat2(
             &staging.state,
             staging_name.as_str(),
@@ -189,6 +195,7 @@ impl Bundle {
             state: open_state_dir(parent)?,
             name: name.to_os_string(),
             dir,
+            handle: None,
             mount_points: Vec::new(),
         })
     }
@@ -208,19 +215,59 @@ impl Bundle {
     /// bound into the container (hosts, resolv.conf) must be readable by
     /// its users.
     pub fn write_file(&self, name: &str, bytes: &[u8], mode: u32) -> Result<PathBuf, BundleError> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         let path = self.dir.join(name);
-        let io = |source| BundleError::Io {
+        let io = |source: std::io::Error| BundleError::Io {
             path: path.clone(),
             source,
         };
-        let mut file = tempfile::Builder::new()
-            .prefix(".write-")
-            .permissions(fs::Permissions::from_mode(mode))
-            .tempfile_in(&self.dir)
-            .map_err(io)?;
-        file.write_all(bytes).map_err(io)?;
-        file.persist(&path).map_err(|e| io(e.error))?;
+        let handle = self.handle()?;
+        // Made under a fresh hidden name, never through a link, then
+        // renamed over `name`.
+        let (temporary, file) = loop {
+            let temporary = format!(
+                ".write-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            match openat(
+                handle,
+                temporary.as_str(),
+                OFlag::O_WRONLY
+                    | OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            ) {
+                Ok(fd) => break (temporary, fs::File::from(fd)),
+                Err(nix::Error::EEXIST) => continue,
+                Err(e) => return Err(io(e.into())),
+            }
+        };
+        let written = file
+            .set_permissions(fs::Permissions::from_mode(mode))
+            .and_then(|()| (&file).write_all(bytes))
+            .and_then(|()| {
+                nix::fcntl::renameat(handle, temporary.as_str(), handle, name).map_err(Into::into)
+            });
+        if let Err(e) = written {
+            let _ = nix::unistd::unlinkat(handle, temporary.as_str(), UnlinkatFlags::NoRemoveDir);
+            return Err(io(e));
+        }
         Ok(path)
+    }
+
+    /// The bundle directory's handle.
+    fn handle(&self) -> Result<&OwnedFd, BundleError> {
+        self.handle.as_ref().ok_or_else(|| BundleError::Io {
+            path: self.dir.clone(),
+            source: std::io::Error::new(
+                ErrorKind::Unsupported,
+                "an adopted bundle is only removed",
+            ),
+        })
     }
 
     /// Creates an empty directory in the bundle that something will be
@@ -242,13 +289,12 @@ impl Bundle {
     /// own view of it stays empty.
     pub fn empty_dir(&self, name: &str) -> Result<PathBuf, BundleError> {
         let path = self.dir.join(name);
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .map_err(|source| BundleError::Io {
+        nix::sys::stat::mkdirat(self.handle()?, name, Mode::from_bits_truncate(0o700)).map_err(
+            |e| BundleError::Io {
                 path: path.clone(),
-                source,
-            })?;
+                source: e.into(),
+            },
+        )?;
         Ok(path)
     }
 
@@ -332,7 +378,14 @@ mod tests {
             Err(BundleError::InUse(..))
         ));
         let config = bundle.write_config("{}").unwrap();
-        assert_eq!(fs::read_to_string(config).unwrap(), "{}");
+        assert_eq!(fs::read_to_string(&config).unwrap(), "{}");
+        let mode = fs::metadata(&config).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let hosts = bundle.write_file("hosts", b"127.0.0.1 x\n", 0o644).unwrap();
+        let mode = fs::metadata(&hosts).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+        bundle.write_file("hosts", b"::1 x\n", 0o644).unwrap();
+        assert_eq!(fs::read_to_string(&hosts).unwrap(), "::1 x\n");
         let dir = bundle.dir().to_path_buf();
         drop(bundle);
         assert!(!dir.exists());
@@ -361,9 +414,21 @@ mod tests {
         bundle.write_config("{}").unwrap();
         fs::rename(bundle.dir(), state.path().join("moved")).unwrap();
         std::os::unix::fs::symlink(outside.path(), bundle.dir()).unwrap();
+        // Files are still made in the bundle, wherever it went.
+        bundle.write_file("notes.txt", b"mine", 0o644).unwrap();
+        bundle.empty_dir("rootfs").unwrap();
+        assert_eq!(
+            fs::read_to_string(state.path().join("moved/notes.txt")).unwrap(),
+            "mine"
+        );
+        assert!(!outside.path().join("rootfs").exists());
         let dir = bundle.dir().to_path_buf();
         drop(bundle);
         assert_untouched(outside.path());
+        assert_eq!(
+            fs::read_to_string(outside.path().join("notes.txt")).unwrap(),
+            "notes"
+        );
         assert!(fs::symlink_metadata(&dir).unwrap().file_type().is_symlink());
     }
 

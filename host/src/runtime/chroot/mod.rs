@@ -92,6 +92,13 @@ pub enum ChrootError {
         /// Why.
         errno: nix::Error,
     },
+    /// The container shares or joins a PID namespace and there is no
+    /// cgroup to hold its processes: what its command left would outlive
+    /// the run.
+    #[error(
+        "--isolation chroot with the host's or a joined PID namespace needs a cgroup v2 hierarchy specgate may write in, to end what the command leaves behind; there is none: give the container a PID namespace of its own (--pid private)"
+    )]
+    Untracked,
     /// The container's init failed before the command ran.
     #[error("{message}")]
     Setup {
@@ -276,6 +283,10 @@ pub fn run(bundle: &Bundle, spec: &Spec, config: StdioConfig) -> Result<u8, RunE
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let cgroup = cgroup::RunCgroup::create(&id);
+    if cgroup.is_none() && !has_own_pid_namespace(spec) {
+        // Nothing would end what the command leaves behind.
+        return Err(ChrootError::Untracked.into());
+    }
     if let Some(cgroup) = &cgroup {
         let record = format!("{}\n", cgroup.dir().display());
         bundle.write_file(cgroup::CGROUP_FILE, record.as_bytes(), 0o600)?;
@@ -285,6 +296,19 @@ pub fn run(bundle: &Bundle, spec: &Spec, config: StdioConfig) -> Result<u8, RunE
     } else {
         run_with_pipes(bundle, spec, config, cgroup.as_ref())
     }
+}
+
+/// Whether the container gets a new PID namespace, whose processes all
+/// die with its init.
+fn has_own_pid_namespace(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|namespaces| {
+            namespaces.iter().any(|ns| {
+                ns.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && ns.path().is_none()
+            })
+        })
 }
 
 fn run_with_pipes(
@@ -402,8 +426,9 @@ fn start(
     };
     let config = open("config.json", bundle.dir().join("config.json"))?;
     let bundle_dir = open("bundle", bundle.dir().to_path_buf())?;
-    // Never the host's file: a sealed copy (CVE-2019-5736).
-    let exe = sys::sealed::sealed_self()?;
+    // Never the host's file as such: a read-only view of it, or a sealed
+    // copy (CVE-2019-5736). The bundle is the overlay's spare layer.
+    let exe = sys::sealed::protected_self(bundle.dir())?;
     let cgroup_procs = match cgroup {
         Some(cgroup) => Some(cgroup.procs().map_err(|source| ChrootError::Open {
             what: "the run's cgroup",
