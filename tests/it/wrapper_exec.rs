@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::wrapper::{Containerd, Wrapper, bundle, engine, read_config};
+use super::wrapper::{Containerd, Refused, Wrapper, bundle, engine, read_config};
 use crate::util::*;
 
 /// A stand-in runtime: `state` answers with `bundle`; any other command
@@ -41,28 +41,6 @@ done
     std::fs::write(&path, script).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
-}
-
-/// A wrapper refusal: exit status 1 and the reason on stderr's last line,
-/// after the cache's compile progress, if the plugins were not cached yet.
-trait Refused {
-    fn refused(&self) -> &str;
-}
-
-impl Refused for Outcome {
-    #[track_caller]
-    fn refused(&self) -> &str {
-        assert_eq!(self.code, Some(1), "expected exit 1, got {self:#?}");
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        let (last, before) = lines.split_last().expect("a reason on stderr");
-        assert!(
-            before
-                .iter()
-                .all(|l| l.starts_with("specgate: compiling plugin ")),
-            "{self:#?}"
-        );
-        last
-    }
 }
 
 /// Forgets the last call the stand-in runtime recorded.
