@@ -679,3 +679,56 @@ fn ctr_exec_keeps_what_the_policy_dropped() {
         "{exec:#}"
     );
 }
+
+#[test]
+fn a_valued_flag_is_never_taken_for_the_container_id() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let bundle = bundle(rootfs.path(), &[], &["sh"]);
+    let wrapper = Wrapper::new(&[("drop-capabilities", "{ capabilities = [\"CAP_CHOWN\"] }")]);
+    let runtime = wrapper.recording_runtime();
+    // runc 1.2's socket flag, before the id and, reordered, after it.
+    for (round, args) in [
+        [
+            "--pidfd-socket",
+            "/run/pidfd.sock",
+            "--bundle",
+            "BUNDLE",
+            "ctr-a",
+        ],
+        [
+            "--bundle",
+            "BUNDLE",
+            "ctr-b",
+            "--pidfd-socket",
+            "/run/pidfd.sock",
+        ],
+        ["--preserve-fds", "0", "-b", "BUNDLE", "ctr-c"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let args: Vec<&std::ffi::OsStr> = args
+            .iter()
+            .map(|a| {
+                if *a == "BUNDLE" {
+                    bundle.path().as_os_str()
+                } else {
+                    std::ffi::OsStr::new(a)
+                }
+            })
+            .collect();
+        run(wrapper
+            .command()
+            .env("SPECGATE_RUNTIME", &runtime)
+            .arg("create")
+            .args(&args))
+        .success();
+        let records = wrapper.audit();
+        assert_eq!(records.len(), round + 1);
+        assert_eq!(
+            records[round]["run_id"],
+            ["ctr-a", "ctr-b", "ctr-c"][round],
+            "{args:?}"
+        );
+    }
+}
