@@ -111,6 +111,28 @@ impl Wrapper {
     }
 }
 
+/// A wrapper refusal: exit status 1 and the reason on stderr's last line,
+/// after the cache's compile progress, if the plugins were not cached yet.
+pub(super) trait Refused {
+    fn refused(&self) -> &str;
+}
+
+impl Refused for Outcome {
+    #[track_caller]
+    fn refused(&self) -> &str {
+        assert_eq!(self.code, Some(1), "expected exit 1, got {self:#?}");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        let (last, before) = lines.split_last().expect("a reason on stderr");
+        assert!(
+            before
+                .iter()
+                .all(|l| l.starts_with("specgate: compiling plugin ")),
+            "{self:#?}"
+        );
+        last
+    }
+}
+
 /// A bundle whose config.json is what `specgate spec` gives for `args`
 /// on `rootfs`, with `annotations`, mode 0640, as an engine leaves it.
 pub(super) fn bundle(rootfs: &Path, annotations: &[&str], args: &[&str]) -> tempfile::TempDir {
@@ -334,7 +356,7 @@ fn a_denial_fails_create_with_the_reason_where_engines_read_it() {
             .args(["create", "--bundle"])
             .arg(bundle.path())
             .arg("denied-1"));
-        let line = out.failure(1);
+        let line = out.refused();
         let reason = "validate: denied: annotation specgate.test/deny: not on this node";
         assert!(line.starts_with("specgate: plugin hostile ("), "{line}");
         assert!(line.ends_with(reason), "{line}");

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::wrapper::{Containerd, Wrapper, bundle, engine, read_config};
+use super::wrapper::{Containerd, Refused, Wrapper, bundle, engine, read_config};
 use crate::util::*;
 
 /// A stand-in runtime: `state` answers with `bundle`; any other command
@@ -41,28 +41,6 @@ done
     std::fs::write(&path, script).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
-}
-
-/// A wrapper refusal: exit status 1 and the reason on stderr's last line,
-/// after the cache's compile progress, if the plugins were not cached yet.
-trait Refused {
-    fn refused(&self) -> &str;
-}
-
-impl Refused for Outcome {
-    #[track_caller]
-    fn refused(&self) -> &str {
-        assert_eq!(self.code, Some(1), "expected exit 1, got {self:#?}");
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        let (last, before) = lines.split_last().expect("a reason on stderr");
-        assert!(
-            before
-                .iter()
-                .all(|l| l.starts_with("specgate: compiling plugin ")),
-            "{self:#?}"
-        );
-        last
-    }
 }
 
 /// Forgets the last call the stand-in runtime recorded.
@@ -700,4 +678,57 @@ fn ctr_exec_keeps_what_the_policy_dropped() {
             .any(|c| c["change"].as_str().unwrap().contains("CAP_CHOWN")),
         "{exec:#}"
     );
+}
+
+#[test]
+fn a_valued_flag_is_never_taken_for_the_container_id() {
+    let rootfs = specgate_tests::busybox_rootfs();
+    let bundle = bundle(rootfs.path(), &[], &["sh"]);
+    let wrapper = Wrapper::new(&[("drop-capabilities", "{ capabilities = [\"CAP_CHOWN\"] }")]);
+    let runtime = wrapper.recording_runtime();
+    // runc 1.2's socket flag, before the id and, reordered, after it.
+    for (round, args) in [
+        [
+            "--pidfd-socket",
+            "/run/pidfd.sock",
+            "--bundle",
+            "BUNDLE",
+            "ctr-a",
+        ],
+        [
+            "--bundle",
+            "BUNDLE",
+            "ctr-b",
+            "--pidfd-socket",
+            "/run/pidfd.sock",
+        ],
+        ["--preserve-fds", "0", "-b", "BUNDLE", "ctr-c"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let args: Vec<&std::ffi::OsStr> = args
+            .iter()
+            .map(|a| {
+                if *a == "BUNDLE" {
+                    bundle.path().as_os_str()
+                } else {
+                    std::ffi::OsStr::new(a)
+                }
+            })
+            .collect();
+        run(wrapper
+            .command()
+            .env("SPECGATE_RUNTIME", &runtime)
+            .arg("create")
+            .args(&args))
+        .success();
+        let records = wrapper.audit();
+        assert_eq!(records.len(), round + 1);
+        assert_eq!(
+            records[round]["run_id"],
+            ["ctr-a", "ctr-b", "ctr-c"][round],
+            "{args:?}"
+        );
+    }
 }

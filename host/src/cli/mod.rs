@@ -101,9 +101,11 @@ pub enum Command {
     ChrootInit,
     /// Be an OCI runtime in front of the real one, with runc's command line.
     ///
-    /// `create` and `run` pass the bundle's config.json through the policy
-    /// chain, then hand over to the real runtime; other commands go
-    /// straight to it. The binary called as `specgate-runtime` is this.
+    /// `create`, `run` and `restore` pass the bundle's config.json through
+    /// the policy chain, then hand over to the real runtime; `exec` is held
+    /// to what the container was allowed; without a policy file these
+    /// fail. Other commands go straight to the runtime. The binary called
+    /// as `specgate-runtime` is this.
     #[command(disable_help_flag = true)]
     Oci {
         /// runc's global flags, command and its arguments, passed on
