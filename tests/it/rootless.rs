@@ -24,7 +24,7 @@ fn assert_uidmap_tools() {
 
 /// A directory owned by `uid`/`gid`, mode 0700, removed when dropped.
 fn owned_dir(uid: u32, gid: u32) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = private_tempdir();
     std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
     dir
 }

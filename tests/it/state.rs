@@ -10,54 +10,18 @@ use std::process::{Child, Command, Stdio};
 
 use crate::util::*;
 
-/// A user made for one test, removed when dropped.
-struct TestUser {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-impl TestUser {
-    fn create(role: &str) -> Self {
-        let name = format!("sg-race-{}-{role}", std::process::id());
-        // Not left over from an earlier run with the same pid.
-        let _ = Command::new("userdel").arg(&name).status();
-        let status = Command::new("useradd")
-            .args(["--no-create-home", "--user-group", "--shell", "/bin/sh"])
-            .arg(&name)
-            .status()
-            .expect("useradd (Debian's passwd package)");
-        assert!(status.success(), "useradd {name}: {status}");
-        let id = |flag: &str| -> u32 {
-            let out = Command::new("id").arg(flag).arg(&name).output().unwrap();
-            String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-        };
-        TestUser {
-            uid: id("-u"),
-            gid: id("-g"),
-            name,
-        }
+/// `PROGRAM ARGS` as `user`, with only `env` in its environment.
+fn as_user(user: &TestUser, program: &Path, args: &[&str], env: &[(&str, &Path)]) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={}", user.uid))
+        .arg(format!("--regid={}", user.gid))
+        .arg("--clear-groups")
+        .args(["env", "-i", "PATH=/usr/bin:/bin:/usr/sbin:/sbin"]);
+    for (key, value) in env {
+        cmd.arg(format!("{key}={}", value.display()));
     }
-
-    /// `PROGRAM ARGS` as this user, with only `env` in its environment.
-    fn command(&self, program: &Path, args: &[&str], env: &[(&str, &Path)]) -> Command {
-        let mut cmd = Command::new("setpriv");
-        cmd.arg(format!("--reuid={}", self.uid))
-            .arg(format!("--regid={}", self.gid))
-            .arg("--clear-groups")
-            .args(["env", "-i", "PATH=/usr/bin:/bin:/usr/sbin:/sbin"]);
-        for (key, value) in env {
-            cmd.arg(format!("{key}={}", value.display()));
-        }
-        cmd.arg(program).args(args);
-        cmd
-    }
-}
-
-impl Drop for TestUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).status();
-    }
+    cmd.arg(program).args(args);
+    cmd
 }
 
 /// The attacker's loop, killed when dropped (before its user is
@@ -84,8 +48,7 @@ fn start_swapping(attacker: &TestUser, state: &Path, home: &Path) -> Swapper {
         state.display(),
         home.display()
     );
-    attacker
-        .command(Path::new("/bin/sh"), &["-c", &script], &[])
+    as_user(attacker, Path::new("/bin/sh"), &["-c", &script], &[])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -96,8 +59,8 @@ fn start_swapping(attacker: &TestUser, state: &Path, home: &Path) -> Swapper {
 
 #[test]
 fn a_runtime_dir_another_user_can_write_in_is_refused() {
-    let victim = TestUser::create("v");
-    let attacker = TestUser::create("a");
+    let victim = TestUser::new();
+    let attacker = TestUser::new();
     let top = tempfile::tempdir().unwrap();
     // The victim's home and files.
     let home = top.path().join("home");
@@ -117,17 +80,17 @@ fn a_runtime_dir_another_user_can_write_in_is_refused() {
     std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     // The attacker plants specgate/ there, open to the victim too.
     let planted = shared.join("specgate");
-    let status = attacker
-        .command(
-            Path::new("/bin/sh"),
-            &[
-                "-c",
-                &format!("mkdir -m 0777 '{0}' && chmod 0777 '{0}'", planted.display()),
-            ],
-            &[],
-        )
-        .status()
-        .unwrap();
+    let status = as_user(
+        &attacker,
+        Path::new("/bin/sh"),
+        &[
+            "-c",
+            &format!("mkdir -m 0777 '{0}' && chmod 0777 '{0}'", planted.display()),
+        ],
+        &[],
+    )
+    .status()
+    .unwrap();
     assert!(status.success());
     let swapper = start_swapping(&attacker, &planted, &home);
 
@@ -136,11 +99,18 @@ fn a_runtime_dir_another_user_can_write_in_is_refused() {
     std::fs::create_dir(&open_own).unwrap();
     std::os::unix::fs::chown(&open_own, Some(victim.uid), Some(victim.gid)).unwrap();
     std::fs::set_permissions(&open_own, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // Others may not even look: the XDG base directory specification's
+    // 0700.
+    let readable_own = top.path().join("readable-own");
+    std::fs::create_dir(&readable_own).unwrap();
+    std::os::unix::fs::chown(&readable_own, Some(victim.uid), Some(victim.gid)).unwrap();
+    std::fs::set_permissions(&readable_own, std::fs::Permissions::from_mode(0o755)).unwrap();
 
     let rootfs = specgate_tests::busybox_rootfs();
     let rootfs = rootfs.path().to_str().unwrap();
-    let cases: [(&Path, &[&str], &str); 4] = [
+    let cases: [(&Path, &[&str], &str); 5] = [
         (&shared, &["gc"], "owned by uid 0"),
+        (&readable_own, &["gc"], "mode 0755"),
         (
             &shared,
             &[
@@ -172,7 +142,8 @@ fn a_runtime_dir_another_user_can_write_in_is_refused() {
         ),
     ];
     for (runtime_dir, args, why) in cases {
-        let out = run(&mut victim.command(
+        let out = run(&mut as_user(
+            &victim,
             specgate_bin(),
             args,
             &[
@@ -187,7 +158,7 @@ fn a_runtime_dir_another_user_can_write_in_is_refused() {
                 "runtime state directory {}",
                 runtime_dir.display()
             )) && error.contains(why)
-                && error.contains("that no one else may write in"),
+                && error.contains("that no one else may enter"),
             "{args:?}: {error}"
         );
     }

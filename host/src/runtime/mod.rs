@@ -127,7 +127,7 @@ pub enum NoRuntimeDir {
     /// The directory is not the caller's alone: another user could
     /// plant or swap what runs delete there.
     #[error(
-        "runtime state directory {}: {why}; it must be a directory owned by uid {uid} that no one else may write in (mode 0700)",
+        "runtime state directory {}: {why}; it must be a directory owned by uid {uid} that no one else may enter (mode 0700)",
         path.display()
     )]
     NotPrivate {
@@ -141,10 +141,10 @@ pub enum NoRuntimeDir {
 }
 
 /// Checks that `path` is a directory (not a link to one) owned by `uid`
-/// that no one else may write in: no one else can then plant, swap or
-/// remove what is in it. Others may still look (a runtime directory
-/// made 0755): the state directory specgate makes in it is 0700
-/// ([`bundle::Bundle::create`]), so they see nothing of specgate's.
+/// that no one else may enter, as the XDG base directory specification
+/// requires of `$XDG_RUNTIME_DIR` (mode 0700; logind makes
+/// `/run/user/UID` so): no one else can then plant, swap, remove or
+/// watch what is in it.
 pub fn check_private_dir(path: &Path, uid: u32) -> Result<(), NoRuntimeDir> {
     use std::os::unix::fs::MetadataExt;
     let refuse = |why: String| NoRuntimeDir::NotPrivate {
@@ -162,7 +162,7 @@ pub fn check_private_dir(path: &Path, uid: u32) -> Result<(), NoRuntimeDir> {
     if metadata.uid() != uid {
         return Err(refuse(format!("owned by uid {}", metadata.uid())));
     }
-    if metadata.mode() & 0o022 != 0 {
+    if metadata.mode() & 0o077 != 0 {
         return Err(refuse(format!("mode {:04o}", metadata.mode() & 0o7777)));
     }
     Ok(())
