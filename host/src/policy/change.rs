@@ -447,7 +447,7 @@ pub fn check_capability(change: &CapabilityChange) -> CheckResult {
     let description = format!(
         "{} {} {} the {} set{}",
         if add { "add" } else { "drop" },
-        target.name,
+        printable(&target.name),
         if add { "to" } else { "from" },
         sets.iter().map(|s| s.name()).collect::<Vec<_>>().join(", "),
         if sets.len() == 1 { "" } else { "s" },
@@ -455,7 +455,7 @@ pub fn check_capability(change: &CapabilityChange) -> CheckResult {
     let Some(cap) = caps::parse_canonical(&target.name) else {
         return Err(reject(
             description,
-            format!("`{}` is not a known capability", target.name),
+            format!("`{}` is not a known capability", printable(&target.name)),
         ));
     };
     if sets.is_empty() {
@@ -905,6 +905,25 @@ mod tests {
         assert_eq!(checked.fields, [Field::Mount("/data".into())]);
         let add = check_mount(&spec, &MountChange::Add(bind("/srv", "/data", &["rbind"])));
         assert!(add.unwrap_err().reason.contains("already exists"));
+    }
+
+    #[test]
+    fn each_change_is_judged_where_it_applies() {
+        let tmpfs = |destination: &str| Mount {
+            destination: destination.into(),
+            kind: Some("tmpfs".into()),
+            source: Some("tmpfs".into()),
+            options: vec!["nosuid".into(), "nodev".into()],
+        };
+        // /dev/x hides /dev/x/m: loosening the hidden tmpfs, then
+        // removing what hides it, each pass against the untouched spec.
+        let mut spec = with(&[tmpfs("/dev/x/m"), tmpfs("/dev/x")]);
+        let loosen = check_mount(&spec, &set_options("/dev/x/m", &["suid", "dev"])).unwrap();
+        let uncover = check_mount(&spec, &MountChange::Remove("/dev/x".into())).unwrap();
+        assert_eq!(loosen.effect, LOOSER);
+        assert_eq!(uncover.effect, LOOSER);
+        loosen.apply(&mut spec);
+        assert_eq!(uncover.recheck(&spec).unwrap().effect, widening());
     }
 
     #[test]
