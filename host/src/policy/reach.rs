@@ -625,7 +625,7 @@ impl Table {
                     })
                 };
                 if now == was {
-                    if !now_layers.no_wider_than(&was_layers) {
+                    if !now_layers.no_wider_than(was_layers) {
                         return widened("its flags or propagation are looser");
                     }
                     continue;
