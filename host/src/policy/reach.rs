@@ -455,6 +455,23 @@ impl Entry {
             .collect()
     }
 
+    /// Whether a user other than root may write a tmpfs's root: its mode
+    /// (tmpfs's default is 1777) lets group or others write, or `uid=` or
+    /// `gid=` gives it to someone else. Such a tmpfs over a path a
+    /// set-user-id program reads (`/etc`) lets that user plant what the
+    /// program trusts.
+    pub fn writable_by_users(&self) -> bool {
+        let last = |key: &str| {
+            self.options
+                .iter()
+                .rev()
+                .find_map(|o| o.strip_prefix(key)?.strip_prefix('='))
+        };
+        let mode = last("mode").map_or(Some(0o1777), |m| u32::from_str_radix(m, 8).ok());
+        let owner = |key: &str| last(key).is_some_and(|id| id != "0");
+        mode.is_none_or(|m| m & 0o022 != 0) || owner("uid") || owner("gid")
+    }
+
     /// Its effective flags under `runtime`.
     pub fn layers(&self, runtime: Runtime) -> Layers {
         let parsed = parse(&self.options, runtime);
