@@ -336,6 +336,13 @@ fn mount_action(change: &MountChange) -> Result<(String, Action), Rejected> {
 fn judge_mount(spec: &Spec, description: String, action: Action) -> CheckResult {
     let before: &[OciMount] = spec.mounts().as_deref().unwrap_or_default();
     let mut needs = Vec::new();
+    // A tmpfs the container's user may write, over a path a set-user-id
+    // program reads, lets that user plant what the program trusts: only
+    // root may be given one without a grant.
+    let as_user = spec.process().as_ref().is_some_and(|p| p.user().uid() != 0);
+    let user_tmpfs = |entry: &reach::Entry| {
+        as_user && entry.kind.as_deref() == Some("tmpfs") && entry.writable_by_users()
+    };
     let destination = match &action {
         Action::AddMount(mount) => {
             let destination = mount.destination().to_string_lossy().into_owned();
@@ -358,7 +365,7 @@ fn judge_mount(spec: &Spec, description: String, action: Action) -> CheckResult 
             let inert = reach::RUNTIMES
                 .iter()
                 .all(|runtime| entry.layers(*runtime).top.inert());
-            if !inert || !entry.unknown_options().is_empty() {
+            if !inert || !entry.unknown_options().is_empty() || user_tmpfs(&entry) {
                 needs.push(Grant::MountOptions);
             }
             destination
@@ -389,6 +396,7 @@ fn judge_mount(spec: &Spec, description: String, action: Action) -> CheckResult 
                 .unknown_options()
                 .iter()
                 .any(|o| !known_before.contains(o))
+                || user_tmpfs(&now) && !user_tmpfs(&was)
             {
                 needs.push(Grant::MountOptions);
             }
@@ -447,7 +455,7 @@ pub fn check_capability(change: &CapabilityChange) -> CheckResult {
     let description = format!(
         "{} {} {} the {} set{}",
         if add { "add" } else { "drop" },
-        target.name,
+        printable(&target.name),
         if add { "to" } else { "from" },
         sets.iter().map(|s| s.name()).collect::<Vec<_>>().join(", "),
         if sets.len() == 1 { "" } else { "s" },
@@ -455,7 +463,7 @@ pub fn check_capability(change: &CapabilityChange) -> CheckResult {
     let Some(cap) = caps::parse_canonical(&target.name) else {
         return Err(reject(
             description,
-            format!("`{}` is not a known capability", target.name),
+            format!("`{}` is not a known capability", printable(&target.name)),
         ));
     };
     if sets.is_empty() {
@@ -905,6 +913,57 @@ mod tests {
         assert_eq!(checked.fields, [Field::Mount("/data".into())]);
         let add = check_mount(&spec, &MountChange::Add(bind("/srv", "/data", &["rbind"])));
         assert!(add.unwrap_err().reason.contains("already exists"));
+    }
+
+    #[test]
+    fn a_tmpfs_a_user_may_write_needs_a_grant_unless_the_container_runs_as_root() {
+        let tmpfs = |options: &[&str]| {
+            MountChange::Add(Mount {
+                destination: "/etc".into(),
+                kind: Some("tmpfs".into()),
+                source: Some("tmpfs".into()),
+                options: options.iter().map(|o| o.to_string()).collect(),
+            })
+        };
+        let root = spec();
+        assert_eq!(effect(&root, tmpfs(&["nosuid", "nodev"])), LOOSER);
+        let mut user = spec();
+        if let Some(process) = user.process_mut() {
+            let mut who = process.user().clone();
+            who.set_uid(1000);
+            process.set_user(who);
+        }
+        for options in [
+            &["nosuid", "nodev"][..],
+            &["nosuid", "nodev", "mode=1777"],
+            &["nosuid", "nodev", "mode=755", "uid=1000"],
+            &["nosuid", "nodev", "mode=775", "mode=bad"],
+        ] {
+            assert_eq!(effect(&user, tmpfs(options)), widening(), "{options:?}");
+        }
+        let kept = tmpfs(&["nosuid", "nodev", "mode=1777", "mode=755"]);
+        assert_eq!(effect(&user, kept), LOOSER);
+        let opened = set_options("/dev", &["nosuid", "strictatime", "mode=1777"]);
+        assert_eq!(effect(&user, opened), widening());
+    }
+
+    #[test]
+    fn each_change_is_judged_where_it_applies() {
+        let tmpfs = |destination: &str| Mount {
+            destination: destination.into(),
+            kind: Some("tmpfs".into()),
+            source: Some("tmpfs".into()),
+            options: vec!["nosuid".into(), "nodev".into()],
+        };
+        // /dev/x hides /dev/x/m: loosening the hidden tmpfs, then
+        // removing what hides it, each pass against the untouched spec.
+        let mut spec = with(&[tmpfs("/dev/x/m"), tmpfs("/dev/x")]);
+        let loosen = check_mount(&spec, &set_options("/dev/x/m", &["suid", "dev"])).unwrap();
+        let uncover = check_mount(&spec, &MountChange::Remove("/dev/x".into())).unwrap();
+        assert_eq!(loosen.effect, LOOSER);
+        assert_eq!(uncover.effect, LOOSER);
+        loosen.apply(&mut spec);
+        assert_eq!(uncover.recheck(&spec).unwrap().effect, widening());
     }
 
     #[test]

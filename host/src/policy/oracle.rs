@@ -470,6 +470,9 @@ const OPTIONS: &[&str] = &[
     "weird",
     "defaults",
     "iversion",
+    "dirsync",
+    "tmpcopyup",
+    "uid=1000",
 ];
 
 fn path_strategy(words: &'static [&'static str], min: usize) -> impl Strategy<Value = String> {
@@ -495,7 +498,7 @@ fn options_strategy() -> impl Strategy<Value = Vec<String>> {
 
 fn mount_strategy() -> impl Strategy<Value = Mount> {
     (
-        0..6u8,
+        0..8u8,
         path_strategy(DESTS, 1),
         path_strategy(HOST_PATHS, 0),
         options_strategy(),
@@ -509,6 +512,8 @@ fn mount_strategy() -> impl Strategy<Value = Mount> {
                 }
                 2 | 3 => (Some("tmpfs"), "tmpfs".into()),
                 4 => (Some("proc"), "proc".into()),
+                5 => (Some("mqueue"), "mqueue".into()),
+                6 => (Some("sysfs"), "sysfs".into()),
                 _ => (Some("devpts"), "devpts".into()),
             };
             Mount {
@@ -534,6 +539,9 @@ enum Step {
     Add(Mount),
     Remove(usize, u8),
     SetOptions(usize, Vec<String>),
+    /// The mount's own options with a few appended: changes that read as
+    /// restricting.
+    Append(usize, Vec<String>),
 }
 
 fn host_strategy() -> impl Strategy<Value = Host> {
@@ -577,6 +585,7 @@ fn step_strategy() -> impl Strategy<Value = Step> {
         mount_strategy().prop_map(Step::Add),
         (any::<usize>(), 0..4u8).prop_map(|(i, how)| Step::Remove(i, how)),
         (any::<usize>(), options_strategy()).prop_map(|(i, o)| Step::SetOptions(i, o)),
+        (any::<usize>(), options_strategy()).prop_map(|(i, o)| Step::Append(i, o)),
     ]
 }
 
@@ -621,6 +630,19 @@ proptest! {
                 },
                 Step::SetOptions(i, options) => match pick(i) {
                     Some(destination) => MountChange::SetOptions(MountOptions { destination, options }),
+                    None => continue,
+                },
+                Step::Append(i, appended) => match pick(i) {
+                    Some(destination) => {
+                        let mounts = spec.mounts().clone().unwrap_or_default();
+                        let mut options = mounts
+                            .iter()
+                            .find(|m| components(&m.destination().to_string_lossy()) == components(&destination))
+                            .and_then(|m| m.options().clone())
+                            .unwrap_or_default();
+                        options.extend(appended.into_iter().take(2));
+                        MountChange::SetOptions(MountOptions { destination, options })
+                    }
                     None => continue,
                 },
             };

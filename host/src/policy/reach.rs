@@ -455,6 +455,23 @@ impl Entry {
             .collect()
     }
 
+    /// Whether a user other than root may write a tmpfs's root: its mode
+    /// (tmpfs's default is 1777) lets group or others write, or `uid=` or
+    /// `gid=` gives it to someone else. Such a tmpfs over a path a
+    /// set-user-id program reads (`/etc`) lets that user plant what the
+    /// program trusts.
+    pub fn writable_by_users(&self) -> bool {
+        let last = |key: &str| {
+            self.options
+                .iter()
+                .rev()
+                .find_map(|o| o.strip_prefix(key)?.strip_prefix('='))
+        };
+        let mode = last("mode").map_or(Some(0o1777), |m| u32::from_str_radix(m, 8).ok());
+        let owner = |key: &str| last(key).is_some_and(|id| id != "0");
+        mode.is_none_or(|m| m & 0o022 != 0) || owner("uid") || owner("gid")
+    }
+
     /// Its effective flags under `runtime`.
     pub fn layers(&self, runtime: Runtime) -> Layers {
         let parsed = parse(&self.options, runtime);
@@ -466,7 +483,8 @@ impl Entry {
             }
         };
         let kind = self.kind.as_deref().unwrap_or_default();
-        let mut layers = match self.object() {
+        let object = self.object();
+        let mut layers = match &object {
             Object::Bind { recursive, .. } => {
                 // A bind keeps its source's flags unless an option sets a
                 // flag, which makes the runtime remount it.
@@ -525,7 +543,7 @@ impl Entry {
                 *sub.level_mut(usize::from(bit)) = level;
             }
         }
-        if matches!(self.object(), Object::Bind { .. }) {
+        if matches!(object, Object::Bind { .. }) {
             for (change, recursive) in &parsed.propagation {
                 layers.top.propagate(*change);
                 if let (true, Some(sub)) = (recursive, &mut layers.sub) {
@@ -544,55 +562,78 @@ const ROOT: Layers = Layers {
     sub: Some(Flags::HOST),
 };
 
+/// One mount as the model judges it: its identity, and its layers under
+/// each runtime (in [`RUNTIMES`] order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Judged {
+    identity: Identity,
+    layers: [Layers; 2],
+}
+
+impl Judged {
+    fn new(entry: &Entry) -> Self {
+        Judged {
+            identity: entry.identity(),
+            layers: RUNTIMES.map(|runtime| entry.layers(runtime)),
+        }
+    }
+}
+
 /// A spec's mounts, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
-    entries: Vec<Entry>,
+    entries: Vec<Judged>,
+    root: Judged,
 }
 
 impl Table {
     /// The mounts of a spec.
     pub fn new<'a>(mounts: impl IntoIterator<Item = &'a OciMount>) -> Self {
         Table {
-            entries: mounts.into_iter().map(Entry::from_oci).collect(),
-        }
-    }
-
-    /// The mount `path` resolves to: the last whose destination holds it.
-    fn cover(&self, path: &str) -> Option<&Entry> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|e| within(&e.destination, path))
-    }
-
-    /// What `path` reaches under `runtime`, and how.
-    fn at(&self, path: &str, runtime: Runtime) -> (Identity, Layers) {
-        match self.cover(path) {
-            Some(entry) => (entry.identity(), entry.layers(runtime)),
-            None => (
-                Identity {
+            entries: mounts
+                .into_iter()
+                .map(|m| Judged::new(&Entry::from_oci(m)))
+                .collect(),
+            root: Judged {
+                identity: Identity {
                     destination: "/".into(),
                     object: Object::Root,
                 },
-                ROOT,
-            ),
+                layers: [ROOT; 2],
+            },
         }
+    }
+
+    /// What `path` reaches under `runtime`, and how: the last mount whose
+    /// destination holds it, else the rootfs.
+    fn at(&self, path: &str, runtime: usize) -> (&Identity, &Layers) {
+        let judged = self
+            .entries
+            .iter()
+            .rev()
+            .find(|e| within(&e.identity.destination, path))
+            .unwrap_or(&self.root);
+        (&judged.identity, &judged.layers[runtime])
     }
 
     /// The first path where `self` reaches more than `before`, with why;
     /// `None` when no path does, under any runtime.
     pub fn wider_than(&self, before: &Table) -> Option<Widened> {
         let mut points: Vec<&str> = std::iter::once("/")
-            .chain(self.entries.iter().map(|e| e.destination.as_str()))
-            .chain(before.entries.iter().map(|e| e.destination.as_str()))
+            .chain(self.entries.iter().map(|e| e.identity.destination.as_str()))
+            .chain(
+                before
+                    .entries
+                    .iter()
+                    .map(|e| e.identity.destination.as_str()),
+            )
             .collect();
         points.sort_unstable();
         points.dedup();
-        for runtime in RUNTIMES {
+        for (index, runtime) in RUNTIMES.into_iter().enumerate() {
             for point in &points {
-                let (was, was_layers) = before.at(point, runtime);
-                let (now, now_layers) = self.at(point, runtime);
+                let (was, was_layers) = before.at(point, index);
+                let (now, now_layers) = self.at(point, index);
                 let widened = |why: &str| {
                     Some(Widened {
                         path: point.to_string(),
@@ -601,7 +642,7 @@ impl Table {
                     })
                 };
                 if now == was {
-                    if !now_layers.no_wider_than(&was_layers) {
+                    if !now_layers.no_wider_than(was_layers) {
                         return widened("its flags or propagation are looser");
                     }
                     continue;
@@ -612,7 +653,7 @@ impl Table {
                     }
                     // The same fresh filesystem, already in reach where it
                     // is mounted, gives nothing new elsewhere.
-                    let (seen, seen_layers) = before.at(&now.destination, runtime);
+                    let (seen, seen_layers) = before.at(&now.destination, index);
                     if seen == now && now_layers.top.no_wider_than(&seen_layers.top) {
                         continue;
                     }
