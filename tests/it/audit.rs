@@ -115,7 +115,10 @@ fn a_finished_run_has_a_start_and_an_end() {
         .args(["--", "sh", "-c", "exit 4"]));
     assert_eq!(out.code, Some(4), "{out:#?}");
     let records = policy.records();
-    let events: Vec<&str> = records.iter().map(|r| r["event"].as_str().unwrap()).collect();
+    let events: Vec<&str> = records
+        .iter()
+        .map(|r| r["event"].as_str().unwrap())
+        .collect();
     assert_eq!(events, ["start", "end"]);
     let (start, end) = (&records[0], &records[1]);
     assert_eq!(start["run_id"], name);
@@ -202,7 +205,9 @@ impl TestNetns {
 
 impl Drop for TestNetns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", self.name])
+            .status();
     }
 }
 
@@ -254,7 +259,10 @@ fn a_networked_run_records_its_networks() {
     assert!(seen.starts_with("10.123.77."), "{seen}");
 
     let records = policy.records();
-    let events: Vec<&str> = records.iter().map(|r| r["event"].as_str().unwrap()).collect();
+    let events: Vec<&str> = records
+        .iter()
+        .map(|r| r["event"].as_str().unwrap())
+        .collect();
     assert_eq!(events, ["start", "end"]);
     let expected = serde_json::json!([{
         "name": "audit-br",

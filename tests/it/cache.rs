@@ -197,7 +197,10 @@ fn a_symlinked_cache_directory_is_refused() {
         line.contains(&format!("{} is a symbolic link", up.display())),
         "{line}"
     );
-    assert!(entries(&real).is_empty(), "nothing was cached through a link");
+    assert!(
+        entries(&real).is_empty(),
+        "nothing was cached through a link"
+    );
     // The real path is a cache like any other.
     inspect_logged(&real).success();
     assert_eq!(entries(&real).len(), 1);
@@ -214,7 +217,10 @@ fn a_parent_another_user_can_write_is_refused() {
     dir_with_mode(&open, 0o777);
     let line = inspect_logged(&open.join("cache")).failure(125).to_string();
     assert!(
-        line.contains(&format!("{} is writable by others (mode 777)", open.display())),
+        line.contains(&format!(
+            "{} is writable by others (mode 777)",
+            open.display()
+        )),
         "{line}"
     );
     assert!(!open.join("cache").exists(), "nothing is made in it");
@@ -222,14 +228,18 @@ fn a_parent_another_user_can_write_is_refused() {
     // Writable by a group.
     let shared = base.path().join("shared");
     dir_with_mode(&shared, 0o775);
-    let line = inspect_logged(&shared.join("cache")).failure(125).to_string();
+    let line = inspect_logged(&shared.join("cache"))
+        .failure(125)
+        .to_string();
     assert!(line.contains("is writable by others (mode 775)"), "{line}");
 
     // Owned by another user, who can open it up at any time.
     let theirs = base.path().join("theirs");
     dir_with_mode(&theirs, 0o755);
     chown(&theirs).unwrap();
-    let line = inspect_logged(&theirs.join("cache")).failure(125).to_string();
+    let line = inspect_logged(&theirs.join("cache"))
+        .failure(125)
+        .to_string();
     assert!(
         line.contains(&format!(
             "{} is owned by uid {OTHER_UID}, neither root nor uid 0",
@@ -246,7 +256,9 @@ fn a_parent_another_user_can_write_is_refused() {
     let planted = sticky.join("planted");
     dir_with_mode(&planted, 0o700);
     chown(&planted).unwrap();
-    let line = inspect_logged(&planted.join("cache")).failure(125).to_string();
+    let line = inspect_logged(&planted.join("cache"))
+        .failure(125)
+        .to_string();
     assert!(
         line.contains(&format!(
             "{} is writable by others (mode 1777), and planted in it belongs to uid {OTHER_UID}",
@@ -265,7 +277,12 @@ fn entry_of(cache: &Path, plugin: &Path) -> PathBuf {
     let sha256 = sha256_of(plugin);
     entries(cache)
         .into_iter()
-        .find(|e| e.file_name().unwrap().to_string_lossy().starts_with(&sha256))
+        .find(|e| {
+            e.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&sha256)
+        })
         .unwrap_or_else(|| panic!("no entry for {}", plugin.display()))
 }
 

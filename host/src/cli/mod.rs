@@ -739,17 +739,25 @@ fn run_container(
             .map(|n| audit::NetworkRecord::from_cni(n.name, n.interface, n.result))
             .collect();
         match &chain.audit_log {
-            Some(log) => record.append(log).map_err(|source| runtime::RunError::Audit {
-                path: log.clone(),
-                source,
-            }),
+            Some(log) => record
+                .append(log)
+                .map_err(|source| runtime::RunError::Audit {
+                    path: log.clone(),
+                    source,
+                }),
             None => Ok(()),
         }
     };
     Ok(match runtime {
-        Some(runtime) => {
-            runtime::run(runtime, &id, &bundle, &spec, stdio, &networks, &mut starting)?
-        }
+        Some(runtime) => runtime::run(
+            runtime,
+            &id,
+            &bundle,
+            &spec,
+            stdio,
+            &networks,
+            &mut starting,
+        )?,
         None => {
             starting(&[])?;
             runtime::chroot::run(&bundle, &spec, stdio)?

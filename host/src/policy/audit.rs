@@ -377,14 +377,20 @@ mod tests {
             NetworkRecord::from_cni("old", "if1", Some(&legacy)).addresses,
             ["10.1.0.2/24"]
         );
-        assert!(NetworkRecord::from_cni("none", "if2", None).addresses.is_empty());
+        assert!(
+            NetworkRecord::from_cni("none", "if2", None)
+                .addresses
+                .is_empty()
+        );
     }
 
     #[test]
     fn an_exec_record_says_what_was_decided() {
         let mut record = Record::exec("abc", vec!["sh".into()], "/usr/bin/runc".into())
             .under(None, Mode::Monitor);
-        record.changes.push(ChangeRecord::clamp("drop CAP_SYS_ADMIN from the bounding set"));
+        record.changes.push(ChangeRecord::clamp(
+            "drop CAP_SYS_ADMIN from the bounding set",
+        ));
         record.denial = Some("no".into());
         let value = serde_json::to_value(&record).unwrap();
         assert_eq!(value["event"], "exec");

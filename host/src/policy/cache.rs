@@ -114,7 +114,9 @@ pub enum Unsafe {
         euid: u32,
     },
     /// Others may write to it, so rename or replace what it holds.
-    #[error("is writable by others (mode {mode:o}); only a root-owned sticky directory such as /tmp may be, when what the path takes from it is ours")]
+    #[error(
+        "is writable by others (mode {mode:o}); only a root-owned sticky directory such as /tmp may be, when what the path takes from it is ours"
+    )]
     Writable {
         /// Its permission bits.
         mode: u32,
@@ -526,8 +528,8 @@ fn open_private_dir(dir: &Path) -> Result<OwnedFd, CacheError> {
     // as the kernel's own walk does.
     let walk = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let root = Path::new("/");
-    let mut current = openat(nix::fcntl::AT_FDCWD, root, walk, Mode::empty())
-        .map_err(|e| io(root)(e.into()))?;
+    let mut current =
+        openat(nix::fcntl::AT_FDCWD, root, walk, Mode::empty()).map_err(|e| io(root)(e.into()))?;
     let mut current_stat = fstat(&current).map_err(|e| io(root)(e.into()))?;
     let mut walked = PathBuf::from("/");
     for name in parts {
@@ -543,17 +545,13 @@ fn open_private_dir(dir: &Path) -> Result<OwnedFd, CacheError> {
                     Err(e) => return Err(io(&next)(e.into())),
                 }
                 openat(&current, name, walk, Mode::empty()).map_err(|e| {
-                    not_a_directory(&current, name, e).map_or_else(
-                        || io(&next)(e.into()),
-                        |problem| unsafe_at(&next, problem),
-                    )
+                    not_a_directory(&current, name, e)
+                        .map_or_else(|| io(&next)(e.into()), |problem| unsafe_at(&next, problem))
                 })?
             }
             Err(e) => {
-                return Err(not_a_directory(&current, name, e).map_or_else(
-                    || io(&next)(e.into()),
-                    |problem| unsafe_at(&next, problem),
-                ));
+                return Err(not_a_directory(&current, name, e)
+                    .map_or_else(|| io(&next)(e.into()), |problem| unsafe_at(&next, problem)));
             }
         };
         let stat = fstat(&fd).map_err(|e| io(&next)(e.into()))?;
@@ -682,7 +680,9 @@ pub(super) fn open_file(dir: &OwnedFd, name: &str) -> std::io::Result<fs::File> 
 fn read_entry(file: &fs::File) -> std::io::Result<Vec<u8>> {
     let len = file.metadata()?.len();
     if len > MAX_ENTRY {
-        return Err(std::io::Error::other(format!("{len} bytes, more than an entry can be")));
+        return Err(std::io::Error::other(format!(
+            "{len} bytes, more than an entry can be"
+        )));
     }
     let mut bytes = Vec::with_capacity(len as usize);
     file.take(MAX_ENTRY).read_to_end(&mut bytes)?;
@@ -723,11 +723,7 @@ fn create_temporary(dir: &OwnedFd, prefix: &str) -> std::io::Result<(String, fs:
         match openat(
             dir,
             name.as_str(),
-            OFlag::O_WRONLY
-                | OFlag::O_CREAT
-                | OFlag::O_EXCL
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_CLOEXEC,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(0o600),
         ) {
             Ok(fd) => return Ok((name, fs::File::from(fd))),
