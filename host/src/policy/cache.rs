@@ -763,7 +763,9 @@ impl Snapshot {
                     fs::metadata(&path)
                         .is_ok_and(|m| m.dev() == sealed.dev() && m.ino() == sealed.ino())
                 };
-                if memfd.metadata().is_ok_and(|m| names_it(&m)) {
+                if !memfd.metadata().is_ok_and(|m| names_it(&m)) {
+                    tracing::debug!("{path} does not name the sealed cache entry; copying it");
+                } else {
                     match crate::sys::map_trusted_component(engine, Path::new(&path)) {
                         Ok(component) => return Ok(component),
                         Err(e) => {
