@@ -1,6 +1,7 @@
 //! The compiled-code cache: hits, corruption, and concurrent first use.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use crate::util::*;
 
@@ -350,4 +351,32 @@ fn an_entry_swapped_for_another_plugins_is_never_loaded() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(swapper.join().unwrap() > 0);
+}
+
+#[test]
+fn without_proc_a_cached_entry_is_loaded_from_its_checked_copy() {
+    let cache = private_tempdir();
+    inspect_logged(cache.path()).success();
+    // In a mount namespace of its own whose /proc is an empty tmpfs, the
+    // sealed copy cannot be named by path: the checked mapping is copied.
+    let out = run(Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs none /proc && exec \"$0\" plugin inspect \"$1\"")
+        .arg(specgate_bin())
+        .arg(plugin("deny-privileged"))
+        .env("SPECGATE_CACHE_DIR", cache.path())
+        .env("SPECGATE_LOG", "specgate=debug")
+        .env("SPECGATE_PROGRESS_AFTER", "3600s"));
+    assert!(
+        out.stdout.contains("name:        deny-privileged"),
+        "{out:#?}"
+    );
+    assert!(
+        out.stderr
+            .contains("does not name the sealed cache entry; copying it"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("plugin cache hit"), "{}", out.stderr);
+    assert!(!out.stderr.contains("plugin compiled"), "{}", out.stderr);
 }

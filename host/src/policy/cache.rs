@@ -25,12 +25,12 @@
 //!
 //! The digest guards against accidents (a truncated write, a flipped bit,
 //! a file from elsewhere, another plugin's entry under this one's name)
-//! and is checked over the very bytes that are
-//! loaded: an entry is read into memory once, checked there, and given to
-//! wasmtime from there, so a file rewritten in place after its check is
-//! never what runs. A fast non-cryptographic hash is enough: only this uid
-//! (or root) can write the directory, and it could as well replace the
-//! plugin itself.
+//! and is checked over the very bytes that are loaded: an entry is copied
+//! once where nothing can change it (see `Snapshot`), checked there, and
+//! given to wasmtime from there, so a file rewritten in place after its
+//! check is never what runs. A fast non-cryptographic hash is enough: only
+//! this uid (or root) can write the directory, and it could as well
+//! replace the plugin itself.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -228,8 +228,8 @@ impl Cache {
     ///
     /// The entry is opened relative to the directory, without following a
     /// link, and must be a regular file of ours that no one else may
-    /// write. It is read into memory once; its digest is checked there,
-    /// and wasmtime loads those same bytes.
+    /// write. It is copied once where nothing can change it; its digest
+    /// is checked there, and wasmtime loads that copy.
     ///
     /// A hit marks the entry as used (its mtime) at most once per
     /// [`USE_GRANULARITY`], and then also records `source` as where the
@@ -249,24 +249,24 @@ impl Cache {
                 return None;
             }
         };
-        let bytes = match read_entry(&file) {
-            Ok(bytes) => bytes,
+        let copy = match Snapshot::of(&file) {
+            Ok(copy) => copy,
             Err(e) => {
                 tracing::warn!(path = %path.display(), "plugin cache entry unusable ({e}); recompiling");
                 discard(&dir.fd, &name, &path);
                 return None;
             }
         };
-        let Some(payload) = verified_payload(&name, &bytes) else {
+        let Some(payload) = verified_payload(&name, copy.bytes()).map(<[u8]>::len) else {
             tracing::warn!(path = %path.display(), "plugin cache entry is corrupt; recompiling");
             discard(&dir.fd, &name, &path);
             discard(&dir.fd, &meta_name(&name), &path);
             return None;
         };
-        // These bytes are in this process's memory, where no one else can
-        // change them, and their digest was checked just now; the directory
-        // they came from is private to this uid (see `open`).
-        match crate::sys::load_trusted_component(engine, payload) {
+        // The checked bytes are a copy no one can change any more (see
+        // `Snapshot`), and the directory they came from is private to this
+        // uid (see `open`).
+        match copy.load(engine, payload) {
             Ok(component) => {
                 tracing::debug!(path = %path.display(), "plugin cache hit");
                 mark_used(dir, &file, &name, source);
@@ -676,16 +676,131 @@ pub(super) fn open_file(dir: &OwnedFd, name: &str) -> std::io::Result<fs::File> 
     Ok(file)
 }
 
-/// An entry's bytes, read once into memory.
-fn read_entry(file: &fs::File) -> std::io::Result<Vec<u8>> {
-    let len = file.metadata()?.len();
-    if len > MAX_ENTRY {
-        return Err(std::io::Error::other(format!(
-            "{len} bytes, more than an entry can be"
-        )));
+/// An entry's bytes, copied once where nothing can change them: what is
+/// checked is what wasmtime loads.
+///
+/// The copy is a sealed memfd (written, then sealed against any write,
+/// growth or shrinking), which wasmtime maps through `/proc/self/fd`
+/// without copying it again; where no memfd can be made, a buffer of this
+/// process's, which wasmtime copies.
+enum Snapshot {
+    /// A sealed memfd, and its mapping for the check.
+    Sealed {
+        memfd: fs::File,
+        mapped: crate::sys::MappedFile,
+    },
+    /// The bytes, read into memory.
+    Read(Vec<u8>),
+}
+
+impl Snapshot {
+    /// Copies `file`, an entry.
+    fn of(file: &fs::File) -> std::io::Result<Self> {
+        let len = file.metadata()?.len();
+        if len > MAX_ENTRY {
+            return Err(std::io::Error::other(format!(
+                "{len} bytes, more than an entry can be"
+            )));
+        }
+        let memfd = match nix::sys::memfd::memfd_create(
+            "specgate-cwasm",
+            nix::sys::memfd::MFdFlags::MFD_CLOEXEC | nix::sys::memfd::MFdFlags::MFD_ALLOW_SEALING,
+        ) {
+            Ok(memfd) => fs::File::from(memfd),
+            Err(e) => {
+                tracing::debug!("no memfd for a cache entry ({e}); reading it");
+                return Ok(Snapshot::Read(read_entry(file, len)?));
+            }
+        };
+        let mut offset: libc::off_t = 0;
+        let end = libc::off_t::try_from(len).map_err(std::io::Error::other)?;
+        while offset < end {
+            let left = usize::try_from(end - offset).map_err(std::io::Error::other)?;
+            match nix::sys::sendfile::sendfile(&memfd, file, Some(&mut offset), left) {
+                Ok(0) => return Err(shrank()),
+                Ok(_) => {}
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        use nix::fcntl::SealFlag;
+        nix::fcntl::fcntl(
+            &memfd,
+            nix::fcntl::FcntlArg::F_ADD_SEALS(
+                SealFlag::F_SEAL_WRITE
+                    | SealFlag::F_SEAL_SHRINK
+                    | SealFlag::F_SEAL_GROW
+                    | SealFlag::F_SEAL_SEAL,
+            ),
+        )?;
+        match crate::sys::MappedFile::new(&memfd)? {
+            Some(mapped) => Ok(Snapshot::Sealed { memfd, mapped }),
+            None => Ok(Snapshot::Read(Vec::new())),
+        }
     }
-    let mut bytes = Vec::with_capacity(len as usize);
-    file.take(MAX_ENTRY).read_to_end(&mut bytes)?;
+
+    /// The copied bytes.
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Snapshot::Sealed { mapped, .. } => mapped.bytes(),
+            Snapshot::Read(bytes) => bytes,
+        }
+    }
+
+    /// The component in the copy, whose first `payload` bytes the caller
+    /// checked against their digest.
+    fn load(self, engine: &Engine, payload: usize) -> wasmtime::Result<Component> {
+        let payload = || &self.bytes()[..payload];
+        match &self {
+            Snapshot::Sealed { memfd, .. } => {
+                use std::os::fd::AsRawFd;
+                // Sealed: the file wasmtime maps is the one checked, byte
+                // for byte, if the path names it (a /proc of this mount
+                // namespace's own); otherwise the checked mapping is
+                // copied.
+                let path = format!("/proc/self/fd/{}", memfd.as_raw_fd());
+                let names_it = |sealed: &fs::Metadata| {
+                    fs::metadata(&path)
+                        .is_ok_and(|m| m.dev() == sealed.dev() && m.ino() == sealed.ino())
+                };
+                if !memfd.metadata().is_ok_and(|m| names_it(&m)) {
+                    tracing::debug!("{path} does not name the sealed cache entry; copying it");
+                } else {
+                    match crate::sys::map_trusted_component(engine, Path::new(&path)) {
+                        Ok(component) => return Ok(component),
+                        Err(e) => {
+                            tracing::debug!("sealed cache entry not mapped ({e:#}); copying it");
+                        }
+                    }
+                }
+                crate::sys::load_trusted_component(engine, payload())
+            }
+            Snapshot::Read(_) => crate::sys::load_trusted_component(engine, payload()),
+        }
+    }
+}
+
+fn shrank() -> std::io::Error {
+    std::io::Error::new(
+        ErrorKind::UnexpectedEof,
+        "the entry shrank while it was read",
+    )
+}
+
+/// An entry's bytes, read once into memory: a buffer of the size the
+/// file has, zeroed by the allocator (fresh pages), filled by `read`
+/// directly, usually in one call.
+fn read_entry(file: &fs::File, len: u64) -> std::io::Result<Vec<u8>> {
+    let mut bytes = vec![0u8; len as usize];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        match nix::unistd::read(file, &mut bytes[filled..]) {
+            Ok(0) => return Err(shrank()),
+            Ok(count) => filled += count,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(bytes)
 }
 
