@@ -312,6 +312,26 @@ fn removing_the_run_tmpfs_of_the_default_rootfs_is_refused() {
     }
 }
 
+/// `remount` appended to the /run tmpfs of the default rootfs would make
+/// the runtime remount the host's own /run read-write instead of mounting
+/// a tmpfs: refused at the boundary, and /run stays an empty tmpfs.
+#[test]
+fn remount_is_refused_and_the_hosts_run_stays_hidden() {
+    for isolation in ISOLATIONS {
+        let attack = Attack::new(isolation, None, "append-options")
+            .setting("destination", "/run")
+            .setting("options", "remount");
+        let script = "grep ' /run ' /proc/self/mounts; ls -A /run | wc -l";
+        let line = attack.refused(script);
+        assert!(line.contains("`remount`"), "{isolation}: {line}");
+        let seen = attack.seen(script);
+        assert!(
+            seen.starts_with("tmpfs /run tmpfs ") && seen.ends_with("\n0\n"),
+            "{isolation}: the host's /run shows through: {seen}"
+        );
+    }
+}
+
 /// A tmpfs mounted on the host at `at` for the test's length.
 struct HostMount(PathBuf);
 

@@ -220,6 +220,14 @@ fn check_options(options: &[String]) -> Result<(), String> {
     for option in options {
         no_controls(&format!("mount option `{}`", printable(option)), option)?;
     }
+    // The runtimes pass MS_REMOUNT to mount(2): no new mount is made, and
+    // the one already at the destination (the rootfs, a host submount of
+    // the default rootfs, the host's /proc) changes its flags instead.
+    if options.iter().any(|o| o == "remount") {
+        return Err(
+            "mount option `remount` changes the mount already at the destination instead of making this one".into(),
+        );
+    }
     match options
         .iter()
         .find(|o| o.is_empty() || o.contains([',', '\0']) || o.trim() != o.as_str())
@@ -294,6 +302,13 @@ fn mount_action(change: &MountChange) -> Result<(String, Action), Rejected> {
             );
             let fail = |reason: String| reject(description.clone(), reason);
             clean_absolute(&mount.destination).map_err(|r| fail(format!("destination: {r}")))?;
+            // A mount on `/` would be judged to hide every path, while a
+            // runtime mounts the rootfs itself there and hides nothing.
+            if mount.destination == "/" {
+                return Err(fail(
+                    "destination: a mount cannot replace the root filesystem".into(),
+                ));
+            }
             if let Some(source) = &mount.source {
                 no_controls("the source", source).map_err(&fail)?;
             }
@@ -407,7 +422,19 @@ fn judge_mount(spec: &Spec, description: String, action: Action) -> CheckResult 
     if !matches!(action, Action::AddMount(_)) {
         let mut after = before.to_vec();
         apply_mounts(&mut after, &action);
-        if let Some(widened) = reach::Table::new(&after).wider_than(&reach::Table::new(before)) {
+        // A later mount never vouches for an earlier one: where a runtime
+        // follows a link in the rootfs, a mount the model sees covered
+        // lands elsewhere. The change must be no wider in the tree as it
+        // stands when each mount is made.
+        let prefixes = (1..before.len()).find_map(|k| {
+            let mut after = before[..k].to_vec();
+            apply_mounts(&mut after, &action);
+            reach::Table::new(&after).wider_than(&reach::Table::new(&before[..k]))
+        });
+        if let Some(widened) = reach::Table::new(&after)
+            .wider_than(&reach::Table::new(before))
+            .or(prefixes)
+        {
             tracing::debug!(
                 change = %description,
                 path = %widened.path,
@@ -955,12 +982,14 @@ mod tests {
             source: Some("tmpfs".into()),
             options: vec!["nosuid".into(), "nodev".into()],
         };
-        // /dev/x hides /dev/x/m: loosening the hidden tmpfs, then
-        // removing what hides it, each pass against the untouched spec.
+        // /dev/x hides /dev/x/m by name. Loosening the hidden tmpfs needs
+        // a grant all the same (a later mount never vouches for an
+        // earlier one); removing what hides it passes against the
+        // untouched spec, but not once the loosening (granted) is applied.
         let mut spec = with(&[tmpfs("/dev/x/m"), tmpfs("/dev/x")]);
         let loosen = check_mount(&spec, &set_options("/dev/x/m", &["suid", "dev"])).unwrap();
         let uncover = check_mount(&spec, &MountChange::Remove("/dev/x".into())).unwrap();
-        assert_eq!(loosen.effect, LOOSER);
+        assert_eq!(loosen.effect, widening());
         assert_eq!(uncover.effect, LOOSER);
         loosen.apply(&mut spec);
         assert_eq!(uncover.recheck(&spec).unwrap().effect, widening());
@@ -1023,5 +1052,66 @@ mod tests {
             .unwrap()
             .apply(&mut spec);
         assert!(has_namespace(&spec, NamespaceKind::Network).is_some());
+    }
+
+    fn tmpfs(destination: &str, options: &[&str]) -> MountChange {
+        MountChange::Add(Mount {
+            destination: destination.into(),
+            kind: Some("tmpfs".into()),
+            source: Some("tmpfs".into()),
+            options: options.iter().map(|o| o.to_string()).collect(),
+        })
+    }
+
+    /// `remount` makes no new mount: the runtimes remount what is already
+    /// at the destination (the host's /run or /proc on the default
+    /// rootfs) with the entry's flags, read-write.
+    #[test]
+    fn remount_is_refused_in_every_change() {
+        let mut spec = spec();
+        crate::spec::use_host_rootfs(&mut spec);
+        for change in [
+            set_options("/run", &["nosuid", "nodev", "mode=1777", "remount"]),
+            tmpfs("/home", &["remount", "nosuid", "nodev"]),
+        ] {
+            let rejected = check_mount(&spec, &change).unwrap_err();
+            assert!(rejected.reason.contains("`remount`"), "{}", rejected.reason);
+        }
+    }
+
+    /// A mount on `/` would hide every path from the model, and so vouch
+    /// for any later change; the runtimes hide nothing with it.
+    #[test]
+    fn nothing_may_be_mounted_on_the_root() {
+        let mut spec = spec();
+        crate::spec::use_host_rootfs(&mut spec);
+        let rejected = check_mount(&spec, &tmpfs("/", &["nosuid", "nodev"])).unwrap_err();
+        assert!(
+            rejected.reason.contains("root filesystem"),
+            "{}",
+            rejected.reason
+        );
+    }
+
+    /// A mount whose destination passes through a link in the rootfs
+    /// (`/var/run -> /run`) lands outside a later mount that covers it by
+    /// name: that later mount does not make loosening or removing it safe.
+    #[test]
+    fn a_later_mount_does_not_vouch_for_an_earlier_one() {
+        let mut spec = with(&[bind(
+            "/srv/app",
+            "/var/run/app",
+            &["rbind", "ro", "nosuid", "nodev", "noexec"],
+        )]);
+        check_mount(&spec, &tmpfs("/var", &["nosuid", "nodev"]))
+            .unwrap()
+            .apply(&mut spec);
+        let loosen = set_options(
+            "/var/run/app",
+            &["rbind", "rw", "suid", "dev", "exec", "rshared"],
+        );
+        assert_eq!(effect(&spec, loosen), widening());
+        let remove = MountChange::Remove("/var/run/app".into());
+        assert_eq!(effect(&spec, remove), widening());
     }
 }

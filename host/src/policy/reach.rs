@@ -280,8 +280,9 @@ fn option(name: &str) -> Option<Opt> {
         "nolazytime" => flag(12, false, false),
         "silent" => flag(13, true, false),
         "loud" => flag(13, false, false),
-        // runc does not remount for it alone; chroot does.
-        "remount" => flag(14, true, true),
+        // Not `remount`: it turns the mount into a remount of whatever is
+        // already at the destination, which no flag describes; unknown,
+        // it is widening.
         "defaults" => Some(Opt::Nothing),
         "rro" => recursive(0, true),
         "rrw" => recursive(0, false),
