@@ -79,7 +79,7 @@ impl FlippingLink {
         let flipper = std::thread::spawn(move || {
             let mut flips = 0u64;
             while !halt.load(Ordering::Relaxed) {
-                let target: &Path = if flips % 2 == 0 {
+                let target: &Path = if flips.is_multiple_of(2) {
                     Path::new("/etc")
                 } else {
                     &granted

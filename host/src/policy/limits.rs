@@ -12,10 +12,9 @@ pub struct Limits {
     pub memory: usize,
     /// Changes one hook may return.
     pub changes_per_hook: usize,
-    /// Bytes of changes one hook may return, counted by
-    /// [`change_bytes`](crate::policy::chain): every string's length plus
-    /// [`ITEM_COST`] per change and per string. With the count above, no
-    /// plugin can grow the container past what the next can read.
+    /// Bytes of changes one hook may return, as
+    /// [`Weight`](crate::policy::view::Weight) weighs them: every
+    /// string's length plus [`ITEM_COST`] per change, string and element.
     pub changes_bytes: usize,
     /// Bytes of the view of the container handed to a hook, counted the
     /// same way. A plugin whose changes take it past this is refused, so

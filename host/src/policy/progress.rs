@@ -132,7 +132,8 @@ pub fn start(name: &str, size: u64) -> Job {
     let id = state.next_id;
     state.jobs.push(Running {
         id,
-        name: name.to_string(),
+        // Drawn on a terminal: a name cannot move the cursor.
+        name: super::error::escape(name).into_owned(),
         size,
         started: Instant::now(),
     });
