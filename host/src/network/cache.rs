@@ -421,14 +421,25 @@ pub struct Leftovers {
 
 impl Leftovers {
     /// The records `container_id` left in `cache`, and its network
-    /// namespace, opened now: call this before its container is deleted,
-    /// which ends the namespace unless something else holds it.
-    pub fn of(cache: &ResultCache, container_id: &str) -> Self {
+    /// namespace: `held` when it is the one recorded (the run handed it
+    /// to its watcher), else opened now through the recorded init. Call
+    /// this before the container is deleted, which ends the namespace
+    /// unless something else holds it.
+    pub fn of(cache: &ResultCache, container_id: &str, held: Option<OwnedFd>) -> Self {
         let entries = cache.entries(Some(container_id));
-        let netns = entries
+        let records: Vec<&NetnsRecord> = entries
             .iter()
-            .filter_map(|(_, e)| e.specgate.as_ref())
-            .find_map(|run| run.netns.reopen());
+            .filter_map(|(_, e)| e.specgate.as_ref().map(|run| &run.netns))
+            .collect();
+        let netns = held
+            .filter(|fd| {
+                nix::sys::stat::fstat(fd).is_ok_and(|stat| {
+                    records
+                        .iter()
+                        .any(|r| (r.dev, r.ino) == (stat.st_dev, stat.st_ino))
+                })
+            })
+            .or_else(|| records.iter().find_map(|r| r.reopen()));
         Leftovers {
             entries,
             cache: cache.clone(),
@@ -560,7 +571,7 @@ mod base64_bytes {
 
     pub fn decode(text: &str) -> Option<Vec<u8>> {
         let text = text.as_bytes();
-        if text.len() % 4 != 0 {
+        if !text.len().is_multiple_of(4) {
             return None;
         }
         let mut out = Vec::with_capacity(text.len() / 4 * 3);

@@ -380,6 +380,7 @@ fn run_with_pipes_and_networks(
     _attached = networks.attach(id, init.as_raw(), bundle.dir())?;
     runtime.start(id, bundle.dir())?;
     let status = wait_init(init, &forwarder)?;
+    gc::injected_panic("container-exited");
     let held = relays.finish();
     let _ = std::io::Write::write_all(&mut std::io::stderr(), &held);
     drop(container);
