@@ -221,7 +221,7 @@ impl Networks {
             self.cache.write(&record, &entry)?;
             let added = attached.add(list, &ifname).and_then(|result| {
                 entry.result = result.clone();
-                self.cache.write(&record, &entry)?;
+                self.cache.update(&record, &entry)?;
                 Ok(result)
             });
             match added {
