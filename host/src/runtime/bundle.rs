@@ -156,7 +156,12 @@ impl Drop for Bundle {
                 return;
             }
         };
-        for entry in entries.flatten() {
+        // The owner file goes last: a run killed while its bundle is
+        // removed leaves one that still names its dead owner, for its
+        // guard or gc to finish, not one they take for another's.
+        let mut entries: Vec<fs::DirEntry> = entries.flatten().collect();
+        entries.sort_by_key(|entry| entry.file_name() == super::gc::OWNER_FILE);
+        for entry in entries {
             let path = entry.path();
             let removed = match entry.file_type() {
                 Ok(t) if t.is_dir() => fs::remove_dir(&path),
