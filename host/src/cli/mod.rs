@@ -708,9 +708,12 @@ fn run_container(
     // Declared first, so dropped last: the guardian stands down only
     // once the bundle is gone.
     let _guardian: runtime::gc::Guardian;
-    let mut bundle = Bundle::create(&runtime::state_dir()?, &id)?;
-    _guardian = runtime::gc::Guardian::start(runtime, &id, bundle.dir())
+    // Started before the bundle is made: a run killed once the bundle
+    // exists always has a cleanup (one that finds no bundle does nothing).
+    let state_dir = runtime::state_dir()?;
+    _guardian = runtime::gc::Guardian::start(runtime, &id, &state_dir.join(&id))
         .context("cannot start the run's guardian")?;
+    let mut bundle = Bundle::create(&state_dir, &id)?;
     if options.rootfs.is_none() {
         if options.isolation == Isolation::Rootless {
             // The runtime binds the host's root there itself, in the
