@@ -705,13 +705,12 @@ fn run_container(
     let json = spec::to_json(&spec)?;
     record.config_sha256 = Some(hex::encode(Sha256::digest(json.as_bytes())));
 
-    // Declared first, so dropped last: the guardian stands down only
-    // once the bundle is gone.
-    let _guardian: runtime::gc::Guardian;
-    // Started before the bundle is made: a run killed once the bundle
-    // exists always has a cleanup (one that finds no bundle does nothing).
+    // Made first, so dropped last: the guardian stands down only once
+    // the bundle is gone. Started before the bundle is made: a run killed
+    // once the bundle exists always has a cleanup (one that finds no
+    // bundle does nothing).
     let state_dir = runtime::state_dir()?;
-    _guardian = runtime::gc::Guardian::start(runtime, &id, &state_dir.join(&id))
+    let _guardian = runtime::gc::Guardian::start(runtime, &id, &state_dir.join(&id))
         .context("cannot start the run's guardian")?;
     let mut bundle = Bundle::create(&state_dir, &id)?;
     if options.rootfs.is_none() {
