@@ -654,3 +654,31 @@ fn gc_deletes_a_network_whose_run_and_container_are_gone() {
     assert!(!result_record("orphan-test", name).exists());
     assert_nothing_left(name);
 }
+
+#[test]
+fn a_run_that_dies_after_its_container_exited_still_has_its_network_deleted() {
+    let config = ConfigDir::new();
+    masquerading_bridge(&config, "exited-test", "sgtbr8", "10.123.8.0/24");
+    let netns = TestNetns::new("cni-exited");
+    let rootfs = specgate_tests::busybox_rootfs();
+    let name = "specgate-test-cni-exited";
+    // The debug build panics on the main thread once the container
+    // exited, before its DEL: the namespace's last holder in the run is
+    // gone, and only what the run handed its watcher keeps it.
+    let out = netns
+        .specgate()
+        .env("SPECGATE_TEST_PANIC", "container-exited")
+        .args(cni_run_args(name, "exited-test", &config))
+        .arg("--rootfs")
+        .arg(rootfs.path())
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{out:?}");
+    let bundle = Path::new("/run/specgate").join(name);
+    wait_until(30, || !bundle.exists());
+    // bridge removes masquerade rules for the addresses it finds in the
+    // namespace: they are gone only if DEL entered it.
+    assert_no_network_left(&netns, &config, "exited-test", name);
+}

@@ -714,12 +714,14 @@ fn run_container(
         );
     }
 
-    // Declared first, so dropped last: the guardian stands down only
-    // once the bundle is gone.
-    let _guardian: runtime::gc::Guardian;
-    let mut bundle = Bundle::create(&runtime::state_dir()?, &id)?;
-    _guardian = runtime::gc::Guardian::start(runtime, &id, bundle.dir())
+    // Made first, so dropped last: the guardian stands down only once
+    // the bundle is gone. Started before the bundle is made: a run killed
+    // once the bundle exists always has a cleanup (one that finds no
+    // bundle does nothing).
+    let state_dir = runtime::state_dir()?;
+    let _guardian = runtime::gc::Guardian::start(runtime, &id, &state_dir.join(&id))
         .context("cannot start the run's guardian")?;
+    let mut bundle = Bundle::create(&state_dir, &id)?;
     // Granted bind sources are mounted as they were checked, before the
     // host's root: they are copied from the namespace the chain ran in.
     let bundle_dir = bundle.dir().to_path_buf();

@@ -244,6 +244,34 @@ impl ResultCache {
             .map_err(failed)
     }
 
+    /// Rewrites the record at `path`, which [`ResultCache::write`] made,
+    /// with `entry`, in place: one write at offset 0, padded with spaces
+    /// (JSON whitespace) to at least the old length, so that a reader
+    /// sees either record whole (a write of under a page that no signal
+    /// can cut short). Replacing the file instead, by a rename over it,
+    /// has ext4 start writing it back at once, and the unlink at the
+    /// run's end then waits for that write: milliseconds on every
+    /// networked run.
+    pub fn update(&self, path: &Path, entry: &Entry) -> Result<(), NetworkError> {
+        use std::os::unix::fs::FileExt;
+        let failed = |source: std::io::Error| NetworkError::Cache {
+            path: path.to_path_buf(),
+            reason: source.to_string(),
+        };
+        let mut json = serde_json::to_vec(entry).map_err(|e| failed(e.into()))?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(failed)?;
+        let old = file.metadata().map_err(failed)?.len();
+        let length = usize::try_from(old).unwrap_or(usize::MAX);
+        if json.len() < length {
+            json.resize(length, b' ');
+        }
+        file.write_all_at(&json, 0).map_err(failed)
+    }
+
     /// Removes the record at `path` (and a temporary copy a killed write
     /// may have left).
     pub fn remove(&self, path: &Path) {
@@ -421,14 +449,25 @@ pub struct Leftovers {
 
 impl Leftovers {
     /// The records `container_id` left in `cache`, and its network
-    /// namespace, opened now: call this before its container is deleted,
-    /// which ends the namespace unless something else holds it.
-    pub fn of(cache: &ResultCache, container_id: &str) -> Self {
+    /// namespace: `held` when it is the one recorded (the run handed it
+    /// to its watcher), else opened now through the recorded init. Call
+    /// this before the container is deleted, which ends the namespace
+    /// unless something else holds it.
+    pub fn of(cache: &ResultCache, container_id: &str, held: Option<OwnedFd>) -> Self {
         let entries = cache.entries(Some(container_id));
-        let netns = entries
+        let records: Vec<&NetnsRecord> = entries
             .iter()
-            .filter_map(|(_, e)| e.specgate.as_ref())
-            .find_map(|run| run.netns.reopen());
+            .filter_map(|(_, e)| e.specgate.as_ref().map(|run| &run.netns))
+            .collect();
+        let netns = held
+            .filter(|fd| {
+                nix::sys::stat::fstat(fd).is_ok_and(|stat| {
+                    records
+                        .iter()
+                        .any(|r| (r.dev, r.ino) == (stat.st_dev, stat.st_ino))
+                })
+            })
+            .or_else(|| records.iter().find_map(|r| r.reopen()));
         Leftovers {
             entries,
             cache: cache.clone(),
@@ -560,7 +599,7 @@ mod base64_bytes {
 
     pub fn decode(text: &str) -> Option<Vec<u8>> {
         let text = text.as_bytes();
-        if text.len() % 4 != 0 {
+        if !text.len().is_multiple_of(4) {
             return None;
         }
         let mut out = Vec::with_capacity(text.len() / 4 * 3);
@@ -642,7 +681,16 @@ mod tests {
         let mut entry = Entry::new(&list(), "c1", "if0", run_record(Path::new("/run/x/c1")));
         cache.write(&path, &entry).unwrap();
         entry.result = Some(serde_json::json!({"cniVersion":"1.0.0","ips":[]}));
-        cache.write(&path, &entry).unwrap();
+        cache.update(&path, &entry).unwrap();
+        // A shorter record is padded: nothing of the longer one is left.
+        let long = std::fs::metadata(&path).unwrap().len();
+        let mut short = entry.clone();
+        short.result = None;
+        cache.update(&path, &short).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), long);
+        let read_back: Entry = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert!(read_back.result.is_none());
+        cache.update(&path, &entry).unwrap();
         let json: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(json["kind"], "cniCacheV1");
         assert_eq!(json["containerId"], "c1");

@@ -192,6 +192,9 @@ impl Networks {
         let netns: OwnedFd = std::fs::File::open(format!("/proc/{pid}/ns/net"))
             .map_err(|source| NetworkError::Namespace { pid, source })?
             .into();
+        // Kept for the cleanup of a killed run, which needs it to DEL
+        // even after the container exited.
+        crate::runtime::gc::hand_over_namespace(std::os::fd::AsFd::as_fd(&netns));
         let run = cache::RunRecord {
             bundle: bundle.to_path_buf(),
             plugin_path: self.search_path.clone(),
@@ -218,7 +221,7 @@ impl Networks {
             self.cache.write(&record, &entry)?;
             let added = attached.add(list, &ifname).and_then(|result| {
                 entry.result = result.clone();
-                self.cache.write(&record, &entry)?;
+                self.cache.update(&record, &entry)?;
                 Ok(result)
             });
             match added {

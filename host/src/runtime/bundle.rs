@@ -316,13 +316,17 @@ impl Bundle {
             .try_clone()
             .map(|fd| cap_std::fs::Dir::from_std_file(fs::File::from(fd)))
             .and_then(|dir| dir.entries());
-        let names: Vec<OsString> = match listed {
+        let mut names: Vec<OsString> = match listed {
             Ok(entries) => entries.flatten().map(|entry| entry.file_name()).collect(),
             Err(e) => {
                 tracing::warn!(bundle = %self.dir.display(), "bundle not removed: {e}");
                 return;
             }
         };
+        // The owner file goes last: a run killed while its bundle is
+        // removed leaves one that still names its dead owner, for its
+        // guard or gc to finish, not one they take for another's.
+        names.sort_by_key(|name| name == super::gc::OWNER_FILE);
         for name in names {
             let removed = match nix::unistd::unlinkat(
                 &bundle,

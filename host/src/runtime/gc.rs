@@ -73,7 +73,38 @@ fn owner_alive(bundle: &Path) -> bool {
 pub struct Guardian {
     /// Never closed: the watcher goes when this process is gone, and its
     /// end of file is the sign (see `sys::start_watcher`).
-    pipe: std::mem::ManuallyDrop<std::fs::File>,
+    socket: &'static std::os::unix::net::UnixStream,
+}
+
+/// This process's end of its guardian's socket, once one started.
+static SOCKET: std::sync::OnceLock<&'static std::os::unix::net::UnixStream> =
+    std::sync::OnceLock::new();
+
+/// Hands the run's network namespace to its watcher, which keeps it for
+/// the cleanup: a run killed after its container exited (the namespace's
+/// other holder) would otherwise take the namespace with it, and DEL
+/// could no longer remove what the plugins made for the interfaces in it
+/// (bridge finds the addresses whose masquerade rules it removes there).
+/// Without a guardian (a library caller), nothing to do.
+pub fn hand_over_namespace(netns: std::os::fd::BorrowedFd<'_>) {
+    use std::os::fd::AsFd;
+    if let Some(socket) = SOCKET.get()
+        && let Err(e) = crate::sys::send_fd(socket.as_fd(), netns, "n")
+    {
+        tracing::debug!("cannot hand the network namespace to the guardian: {e}");
+    }
+}
+
+/// The network namespace a killed run handed its watcher, which the
+/// cleanup inherits at descriptor 3 (see `sys::start_watcher`); taken
+/// once, first thing, before anything else in this process can open a
+/// descriptor there.
+fn inherited_namespace() -> Option<std::os::fd::OwnedFd> {
+    let link = std::fs::read_link("/proc/self/fd/3").ok()?;
+    link.to_str()?
+        .starts_with("net:[")
+        .then(|| crate::sys::inherited_fd(3))
+        .flatten()
 }
 
 impl Guardian {
@@ -85,12 +116,17 @@ impl Guardian {
         id: &str,
         bundle: &Path,
     ) -> Result<Self, crate::sys::SysError> {
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|errno| {
-            crate::sys::SysError {
-                call: "pipe2",
-                path: bundle.to_path_buf(),
-                errno,
-            }
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+        let (ours, watchers) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|errno| crate::sys::SysError {
+            call: "socketpair",
+            path: bundle.to_path_buf(),
+            errno,
         })?;
         let arg = |s: &std::ffi::OsStr| {
             CString::new(s.as_bytes()).unwrap_or_else(|_| CString::from(c"-"))
@@ -109,11 +145,14 @@ impl Guardian {
         }
         argv.push(arg(std::ffi::OsStr::new(id)));
         argv.push(arg(bundle.as_os_str()));
-        crate::sys::start_watcher(read, program, argv)?;
+        crate::sys::start_watcher(watchers, program, argv)?;
+        let socket: &'static std::os::unix::net::UnixStream =
+            Box::leak(Box::new(std::os::unix::net::UnixStream::from(ours)));
+        // One run per process: the first guardian is the one its
+        // networks are handed to.
+        let _ = SOCKET.set(socket);
         abort_on_panic();
-        Ok(Guardian {
-            pipe: std::mem::ManuallyDrop::new(std::fs::File::from(write)),
-        })
+        Ok(Guardian { socket })
     }
 }
 
@@ -124,7 +163,7 @@ impl Drop for Guardian {
     fn drop(&mut self) {
         GUARDED.with(|guarded| guarded.set(false));
         if !std::thread::panicking() {
-            let _ = self.pipe.write_all(b"x");
+            let _ = (&mut self.socket).write_all(&[crate::sys::STAND_DOWN]);
         }
     }
 }
@@ -167,10 +206,11 @@ pub fn injected_panic(point: &str) {
 /// run if its owner is gone: its container, its networks (from the
 /// records of their ADDs, see [`network::cache`]), its bundle.
 pub fn guard(runtime: Option<&Runtime>, id: &str, bundle: &Path) {
+    let netns = inherited_namespace();
     let mut byte = [0u8; 1];
     while matches!(std::io::stdin().read(&mut byte), Ok(n) if n > 0) {}
     if bundle.is_dir() && !owner_alive(bundle) {
-        if let Err(e) = remove_run(runtime, id, bundle) {
+        if let Err(e) = remove_run(runtime, id, bundle, netns) {
             tracing::warn!("guard: {e}");
         }
     }
@@ -179,13 +219,19 @@ pub fn guard(runtime: Option<&Runtime>, id: &str, bundle: &Path) {
 /// Removes a dead run: its container (when it is the run's own), then
 /// its networks, then what a chroot run left in its cgroup, then its
 /// bundle, which goes last so that a cleanup killed on the way leaves
-/// what the next one needs to find the rest. Fails when the bundle is not
-/// one specgate can adopt.
-fn remove_run(runtime: Option<&Runtime>, id: &str, bundle: &Path) -> Result<(), BundleError> {
+/// what the next one needs to find the rest. `netns` is the namespace
+/// the run handed its watcher, if any. Fails when the bundle is not one
+/// specgate can adopt.
+fn remove_run(
+    runtime: Option<&Runtime>,
+    id: &str,
+    bundle: &Path,
+    netns: Option<std::os::fd::OwnedFd>,
+) -> Result<(), BundleError> {
     // The container's network namespace is opened before the container
     // goes, which would end it: DEL then removes the interfaces inside
     // it and what the plugins made for them outside.
-    let networks = network::Leftovers::of(&network::ResultCache::default(), id);
+    let networks = network::Leftovers::of(&network::ResultCache::default(), id, netns);
     if let Some(Err(e)) = runtime.map(|r| r.delete_own(id, bundle)) {
         tracing::debug!("cleanup: {e}");
     }
@@ -208,7 +254,7 @@ pub fn collect(state_dir: &Path, runtime: &Runtime) -> Vec<String> {
             continue;
         }
         let id = entry.file_name().to_string_lossy().into_owned();
-        if let Err(e) = remove_run(Some(runtime), &id, &dir) {
+        if let Err(e) = remove_run(Some(runtime), &id, &dir, None) {
             tracing::warn!("gc: {e}");
             continue;
         }

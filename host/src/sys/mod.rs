@@ -11,7 +11,7 @@ mod sharers;
 
 pub use cpus::{Stay, alongside, start_elsewhere, stay_here, usable_cpus};
 pub use mount_api::clone_tree_of;
-pub use sharers::{hold_memory_until_exec, start_watcher};
+pub use sharers::{STAND_DOWN, hold_memory_until_exec, start_watcher};
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;

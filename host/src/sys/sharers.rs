@@ -26,11 +26,21 @@ use super::{SysError, err};
 /// One sharer's stack: it calls nothing but the kernel.
 const STACK: usize = 64 * 1024;
 
-/// Starts a watcher that waits on `pipe` (the read end of a pipe whose
-/// write end only the caller holds) and, if the caller goes away without
-/// writing a byte first, execs `program` with `argv` to clean up after
-/// it. A run that ends well writes the byte and the watcher exits without
-/// ever exec'ing: the common path costs no process start.
+/// The byte a run that ended well sends its watcher.
+pub const STAND_DOWN: u8 = b'x';
+
+/// Starts a watcher that waits on `socket` (one end of a connected unix
+/// stream socket pair whose other end only the caller holds) and, if the
+/// caller goes away without sending [`STAND_DOWN`] first, execs `program`
+/// with `argv` to clean up after it. A run that ends well sends the byte
+/// and the watcher exits without ever exec'ing: the common path costs no
+/// process start.
+///
+/// Any other byte may carry descriptors (SCM_RIGHTS) the cleanup needs
+/// that would not outlive the caller: the watcher keeps them, without
+/// close-on-exec, and the cleanup inherits them, from 3 up in the order
+/// sent (a run's network namespace, which its DEL must enter even when
+/// the container, its last other holder, has exited).
 ///
 /// The watcher waits for the caller to be gone even after the byte (the
 /// caller keeps its end of the pipe open for the rest of its life), so
@@ -38,11 +48,15 @@ const STACK: usize = 64 * 1024;
 /// down, which takes a millisecond or two for a process that ran plugins,
 /// happens in the watcher, after the caller's parent has seen it exit.
 ///
-/// The watcher holds nothing of the caller's: stdin is `pipe`, stdout and
+/// The watcher holds nothing of the caller's: stdin is `socket`, stdout and
 /// stderr `/dev/null` (so `specgate run | head` sees end of file when
 /// specgate ends), every other descriptor is closed, and it is in a
 /// process group of its own (a terminal's ^C is for the run, not for it).
-pub fn start_watcher(pipe: OwnedFd, program: CString, argv: Vec<CString>) -> Result<(), SysError> {
+pub fn start_watcher(
+    socket: OwnedFd,
+    program: CString,
+    argv: Vec<CString>,
+) -> Result<(), SysError> {
     let devnull = nix::fcntl::open(
         "/dev/null",
         nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
@@ -67,7 +81,7 @@ pub fn start_watcher(pipe: OwnedFd, program: CString, argv: Vec<CString>) -> Res
         .collect();
     environment.push(std::ptr::null());
     let watch = Box::leak(Box::new(Watch {
-        pipe: pipe.as_raw_fd(),
+        socket: socket.as_raw_fd(),
         devnull: devnull.as_raw_fd(),
         program: program.into_raw(),
         argv: pointers.leak().as_ptr(),
@@ -78,14 +92,14 @@ pub fn start_watcher(pipe: OwnedFd, program: CString, argv: Vec<CString>) -> Res
     // lives forever, and `watch_then_clean_up` makes raw system calls
     // only.
     unsafe { clone_sharer(watch_then_clean_up, stack, std::ptr::from_mut(watch).cast()) }?;
-    // The watcher has its own copies of `pipe` and `devnull`: this
+    // The watcher has its own copies of `socket` and `devnull`: this
     // process's are closed on return.
     Ok(())
 }
 
 /// What the watcher needs, prepared before it starts.
 struct Watch {
-    pipe: libc::c_int,
+    socket: libc::c_int,
     devnull: libc::c_int,
     program: *const libc::c_char,
     argv: *const *const libc::c_char,
@@ -93,25 +107,47 @@ struct Watch {
 }
 
 /// The watcher's body. With every signal blocked none of its calls fails
-/// (a read cannot be interrupted); the exec of the cleanup, which may,
+/// (a receive cannot be interrupted); the exec of the cleanup, which may,
 /// comes only once this process is gone.
 extern "C" fn watch_then_clean_up(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the leaked `Watch` of `start_watcher`.
     let watch = unsafe { &*arg.cast::<Watch>() };
-    // SAFETY: raw system calls on descriptors of this process's own table
-    // and on memory that is never freed; the block ends in execve or
+    // SAFETY: raw system calls on descriptors of this process's own table,
+    // on memory that is never freed and on locals of its own stack (the
+    // message a receive fills in); the block ends in execve or
     // exit_group, never returning.
     unsafe {
         set_policy(libc::SCHED_BATCH);
-        libc::syscall(libc::SYS_dup2, watch.pipe, 0);
+        libc::syscall(libc::SYS_dup2, watch.socket, 0);
         libc::syscall(libc::SYS_dup2, watch.devnull, 1);
         libc::syscall(libc::SYS_dup2, watch.devnull, 2);
         libc::syscall(libc::SYS_setpgid, 0, 0);
         libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0);
         let mut byte = 0u8;
         let mut stood_down = false;
-        while libc::syscall(libc::SYS_read, 0, (&raw mut byte).cast::<libc::c_void>(), 1) == 1 {
-            stood_down = true;
+        // Room for the descriptors of one message; those received land
+        // from 3 up, as nothing else is open there.
+        let mut control = [0u64; 8];
+        loop {
+            let mut iov = libc::iovec {
+                iov_base: (&raw mut byte).cast::<libc::c_void>(),
+                iov_len: 1,
+            };
+            let mut message = libc::msghdr {
+                msg_name: std::ptr::null_mut(),
+                msg_namelen: 0,
+                msg_iov: &raw mut iov,
+                msg_iovlen: 1,
+                msg_control: (&raw mut control).cast::<libc::c_void>(),
+                msg_controllen: std::mem::size_of_val(&control),
+                msg_flags: 0,
+            };
+            if libc::syscall(libc::SYS_recvmsg, 0, &raw mut message, 0) != 1 {
+                break;
+            }
+            if byte == STAND_DOWN {
+                stood_down = true;
+            }
         }
         if !stood_down {
             // The cleanup runs as any process does.
