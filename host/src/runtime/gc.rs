@@ -209,10 +209,11 @@ pub fn guard(runtime: Option<&Runtime>, id: &str, bundle: &Path) {
     let netns = inherited_namespace();
     let mut byte = [0u8; 1];
     while matches!(std::io::stdin().read(&mut byte), Ok(n) if n > 0) {}
-    if bundle.is_dir() && !owner_alive(bundle) {
-        if let Err(e) = remove_run(runtime, id, bundle, netns) {
-            tracing::warn!("guard: {e}");
-        }
+    if bundle.is_dir()
+        && !owner_alive(bundle)
+        && let Err(e) = remove_run(runtime, id, bundle, netns)
+    {
+        tracing::warn!("guard: {e}");
     }
 }
 
