@@ -603,6 +603,15 @@ fn gc_deletes_the_networks_a_killed_guard_left() {
     assert!(result_record("gc-test", name).exists());
     assert_eq!(config.leased("gc-test").len(), 1);
 
+    // A gc in another network namespace (the host's) leaves the run
+    // alone: its DEL would leave the NAT rules where the plugins made them.
+    let elsewhere = run(specgate().arg("gc"));
+    assert!(
+        !elsewhere.success().lines().any(|l| l == name),
+        "{elsewhere:#?}"
+    );
+    assert!(bundle.exists() && result_record("gc-test", name).exists());
+
     // gc, in the namespace the run's plugins made the host side in.
     let out = run(netns.specgate().arg("gc"));
     assert!(out.success().lines().any(|l| l == name), "{out:#?}");

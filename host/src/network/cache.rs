@@ -82,6 +82,17 @@ pub struct RunRecord {
     pub plugin_path: Vec<PathBuf>,
     /// The container's network namespace.
     pub netns: NetnsRecord,
+    /// The network namespace the plugins ran in (device and inode), where
+    /// they made the host side (bridges, NAT rules): a DEL must run there
+    /// too. Records of older versions have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugins_netns: Option<(u64, u64)>,
+}
+
+/// The network namespace this process is in, as device and inode.
+pub fn own_netns() -> Option<(u64, u64)> {
+    let stat = nix::sys::stat::stat("/proc/self/ns/net").ok()?;
+    Some((stat.st_dev, stat.st_ino))
 }
 
 /// A network namespace, as a process that is in it and the namespace's
@@ -500,6 +511,20 @@ impl Leftovers {
         by_container
     }
 
+    /// Whether a record's plugins ran in another network namespace than
+    /// this process's: a DEL from here would undo the container's side
+    /// and the lease, but leave the host side (NAT rules) where it was
+    /// made. Such runs are left for a cleanup in their own namespace.
+    pub fn added_elsewhere(&self) -> bool {
+        let here = own_netns();
+        self.entries.iter().any(|(_, e)| {
+            e.specgate
+                .as_ref()
+                .and_then(|run| run.plugins_netns)
+                .is_some_and(|there| Some(there) != here)
+        })
+    }
+
     /// The container these records are of.
     pub fn container_id(&self) -> Option<&str> {
         self.entries.first().map(|(_, e)| e.container_id.as_str())
@@ -669,6 +694,7 @@ mod tests {
                 dev: 0,
                 ino: 0,
             },
+            plugins_netns: own_netns(),
         }
     }
 

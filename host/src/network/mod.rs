@@ -199,6 +199,7 @@ impl Networks {
             bundle: bundle.to_path_buf(),
             plugin_path: self.search_path.clone(),
             netns: cache::NetnsRecord::of(pid, &netns)?,
+            plugins_netns: cache::own_netns(),
         };
         let netns_path = PathBuf::from(format!(
             "/proc/{}/fd/{}",

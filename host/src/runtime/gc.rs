@@ -255,6 +255,12 @@ pub fn collect(state_dir: &Path, runtime: &Runtime) -> Vec<String> {
             continue;
         }
         let id = entry.file_name().to_string_lossy().into_owned();
+        if network::Leftovers::of(&network::ResultCache::default(), &id, None).added_elsewhere() {
+            tracing::warn!(
+                "gc: {id}: its networks were added in another network namespace; run `specgate gc` there"
+            );
+            continue;
+        }
         if let Err(e) = remove_run(Some(runtime), &id, &dir, None) {
             tracing::warn!("gc: {e}");
             continue;
@@ -263,6 +269,9 @@ pub fn collect(state_dir: &Path, runtime: &Runtime) -> Vec<String> {
     }
     // Records whose run is gone but whose DEL failed or never ran.
     for networks in network::Leftovers::orphans(&network::ResultCache::default(), state_dir) {
+        if networks.added_elsewhere() {
+            continue;
+        }
         let id = networks.container_id().map(str::to_string);
         if networks.release()
             && let Some(id) = id
