@@ -211,7 +211,12 @@ pub fn guard(runtime: Option<&Runtime>, id: &str, bundle: &Path) {
     while matches!(std::io::stdin().read(&mut byte), Ok(n) if n > 0) {}
     if bundle.is_dir()
         && !owner_alive(bundle)
-        && let Err(e) = remove_run(runtime, id, bundle, netns)
+        && let Err(e) = remove_run(
+            runtime,
+            id,
+            bundle,
+            network::Leftovers::of(&network::ResultCache::default(), id, netns),
+        )
     {
         tracing::warn!("guard: {e}");
     }
@@ -220,19 +225,17 @@ pub fn guard(runtime: Option<&Runtime>, id: &str, bundle: &Path) {
 /// Removes a dead run: its container (when it is the run's own), then
 /// its networks, then what a chroot run left in its cgroup, then its
 /// bundle, which goes last so that a cleanup killed on the way leaves
-/// what the next one needs to find the rest. `netns` is the namespace
-/// the run handed its watcher, if any. Fails when the bundle is not one
+/// what the next one needs to find the rest. `networks` must be taken
+/// ([`network::Leftovers::of`]) before the container goes, which would end
+/// its namespace: DEL then removes the interfaces inside it and what the
+/// plugins made for them outside. Fails when the bundle is not one
 /// specgate can adopt.
 fn remove_run(
     runtime: Option<&Runtime>,
     id: &str,
     bundle: &Path,
-    netns: Option<std::os::fd::OwnedFd>,
+    networks: network::Leftovers,
 ) -> Result<(), BundleError> {
-    // The container's network namespace is opened before the container
-    // goes, which would end it: DEL then removes the interfaces inside
-    // it and what the plugins made for them outside.
-    let networks = network::Leftovers::of(&network::ResultCache::default(), id, netns);
     if let Some(Err(e)) = runtime.map(|r| r.delete_own(id, bundle)) {
         tracing::debug!("cleanup: {e}");
     }
@@ -255,13 +258,14 @@ pub fn collect(state_dir: &Path, runtime: &Runtime) -> Vec<String> {
             continue;
         }
         let id = entry.file_name().to_string_lossy().into_owned();
-        if network::Leftovers::of(&network::ResultCache::default(), &id, None).added_elsewhere() {
+        let networks = network::Leftovers::of(&network::ResultCache::default(), &id, None);
+        if networks.added_elsewhere() {
             tracing::warn!(
                 "gc: {id}: its networks were added in another network namespace; run `specgate gc` there"
             );
             continue;
         }
-        if let Err(e) = remove_run(Some(runtime), &id, &dir, None) {
+        if let Err(e) = remove_run(Some(runtime), &id, &dir, networks) {
             tracing::warn!("gc: {e}");
             continue;
         }
