@@ -17,24 +17,10 @@ struct Config {
     namespace_paths: Vec<String>,
 }
 
-/// A path cleaned lexically (`.`, empty components, a trailing `/` and
-/// `..` resolved), so that no spelling of a path escapes the list; `None`
-/// when it is not absolute.
+/// An absolute path cleaned as the host cleans paths, so that no
+/// spelling of a path escapes the list; `None` when it is not absolute.
 fn clean(path: &str) -> Option<String> {
-    if !path.starts_with('/') {
-        return None;
-    }
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            name => parts.push(name),
-        }
-    }
-    Some(format!("/{}", parts.join("/")))
+    path.starts_with('/').then(|| clean_path(path))
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();

@@ -34,29 +34,11 @@ impl exports::specgate::policy::plugin::Guest for ReadonlyMounts {
         if let Some(bad) = allow.iter().find(|d| !d.starts_with('/')) {
             settings.error(format!("setting `allow`: `{bad}` is not an absolute path"));
         }
-        let allow = allow.iter().map(|d| clean(d)).collect();
+        let allow = allow.iter().map(|d| clean_path(d)).collect();
         settings.finish()?;
         let _ = ALLOW.set(allow);
         Ok(())
     }
-}
-
-/// A destination as the host matches it, cleaned as the host cleans
-/// the spec's (`.`, empty components and a trailing `/` dropped, `..`
-/// taking the previous component away): the host refuses any other
-/// spelling in a change.
-fn clean(destination: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in destination.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            name => parts.push(name),
-        }
-    }
-    format!("/{}", parts.join("/"))
 }
 
 impl exports::specgate::policy::mounts::Guest for ReadonlyMounts {
@@ -64,7 +46,7 @@ impl exports::specgate::policy::mounts::Guest for ReadonlyMounts {
         let allow = ALLOW.get().map(Vec::as_slice).unwrap_or_default();
         Ok(container
             .bind_mounts()
-            .filter(|m| !m.is_read_only() && !allow.contains(&clean(&m.destination)))
+            .filter(|m| !m.is_read_only() && !allow.contains(&clean_path(&m.destination)))
             .map(|m| {
                 let mut options: Vec<String> = m
                     .options
@@ -79,7 +61,7 @@ impl exports::specgate::policy::mounts::Guest for ReadonlyMounts {
                 if m.options.iter().any(|o| o == "rbind") {
                     options.push("rro".to_string());
                 }
-                set_mount_options(&clean(&m.destination), options)
+                set_mount_options(&clean_path(&m.destination), options)
             })
             .collect())
     }

@@ -115,3 +115,21 @@ pub fn map_ids(uid_mappings: Vec<IdMapping>, gid_mappings: Vec<IdMapping>) -> Na
         gid_mappings,
     })
 }
+
+/// A path cleaned lexically as the host cleans the spec's destinations
+/// (`.`, empty components and a trailing `/` dropped, `..` taking the
+/// previous component away), so that a plugin matches mounts and lists
+/// as the host does: the host refuses any other spelling in a change.
+pub fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            name => parts.push(name),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
