@@ -565,6 +565,31 @@ fn a_panic_while_a_networked_container_runs_is_not_a_clean_end() {
     assert_no_network_left(&netns, &config, "panic-test", name);
 }
 
+/// SIGKILLs the watcher of the run `name` (specgate's program, but not
+/// `run`, the specgate that runs the container), and waits until it is
+/// dead.
+fn kill_watcher(name: &str, run: &std::process::Child) {
+    let watchers: Vec<u32> = pids_with(name)
+        .into_iter()
+        .filter(|&pid| pid != run.id())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == specgate_bin())
+        })
+        .collect();
+    assert_eq!(watchers.len(), 1, "{watchers:?}");
+    let watcher = watchers[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(watcher as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_until(10, || {
+        !Path::new(&format!("/proc/{watcher}")).exists()
+            || std::fs::read_to_string(format!("/proc/{watcher}/stat"))
+                .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.starts_with(" Z")))
+    });
+}
+
 #[test]
 fn gc_deletes_the_networks_a_killed_guard_left() {
     let config = ConfigDir::new();
@@ -573,29 +598,8 @@ fn gc_deletes_the_networks_a_killed_guard_left() {
     let rootfs = specgate_tests::busybox_rootfs();
     let name = "specgate-test-cni-gc";
     let (mut child, _) = start_networked(&netns, &config, "gc-test", name, rootfs.path(), &[]);
-    // Its watcher (specgate's program, but not specgate) goes first:
-    // nothing cleans up after the run.
-    let watchers: Vec<u32> = pids_with(name)
-        .into_iter()
-        .filter(|&pid| pid != child.id())
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == specgate_bin())
-        })
-        .collect();
-    assert_eq!(watchers.len(), 1, "{watchers:?}");
-    let kill = |pid: u32| {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap()
-    };
-    kill(watchers[0]);
-    wait_until(10, || {
-        !Path::new(&format!("/proc/{}", watchers[0])).exists()
-            || std::fs::read_to_string(format!("/proc/{}/stat", watchers[0]))
-                .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.starts_with(" Z")))
-    });
+    // Its watcher goes first: nothing cleans up after the run.
+    kill_watcher(name, &child);
     child.kill().unwrap();
     child.wait().unwrap();
     let bundle = Path::new("/run/specgate").join(name);
@@ -632,19 +636,7 @@ fn gc_deletes_a_network_whose_run_and_container_are_gone() {
     let rootfs = specgate_tests::busybox_rootfs();
     let name = "specgate-test-cni-orphan";
     let (mut child, _) = start_networked(&netns, &config, "orphan-test", name, rootfs.path(), &[]);
-    let watchers: Vec<u32> = pids_with(name)
-        .into_iter()
-        .filter(|&pid| pid != child.id())
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == specgate_bin())
-        })
-        .collect();
-    assert_eq!(watchers.len(), 1, "{watchers:?}");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(watchers[0] as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    kill_watcher(name, &child);
     child.kill().unwrap();
     child.wait().unwrap();
     // A cleanup killed after the container and bundle went, before its
