@@ -23,7 +23,8 @@ two builds on a machine whose speed drifts.
 
 Usage (as root, after `bash .ci/setup` and `cargo build --release`):
     python3 bench/run.py [ROUNDS] [OTHER_SPECGATE]
-SPECGATE=path/to/specgate picks another build.
+SPECGATE=path/to/specgate picks another build: target/dist/specgate
+(`cargo build --profile dist`) is the binary to deploy.
 """
 
 import json

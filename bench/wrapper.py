@@ -24,6 +24,8 @@ way to compare two builds on a machine whose speed drifts.
 
 Usage (as root, after `bash .ci/setup` and `cargo build --release`):
     python3 bench/wrapper.py [ROUNDS] [OTHER_SPECGATE]
+SPECGATE=path/to/specgate picks another build: target/dist/specgate
+(`cargo build --profile dist`) is the binary to deploy.
 """
 
 import json
