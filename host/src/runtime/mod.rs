@@ -7,6 +7,7 @@ pub mod config;
 pub mod console;
 pub mod gc;
 pub mod oci;
+pub mod owner;
 pub mod pin;
 pub mod stdio;
 
