@@ -358,7 +358,7 @@ fn with_shm_size(mount: &Mount, size: Option<u64>) -> Mount {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{default_spec, to_json};
+    use crate::spec::default_spec;
     use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceBuilder};
 
     fn spec() -> Spec {
@@ -741,9 +741,7 @@ mod tests {
             add_hosts: vec!["db:192.0.2.7".parse().unwrap_or_else(|e| panic!("{e}"))],
         };
         run(&mut spec, &options);
-        let json = to_json(&spec).unwrap_or_else(|e| panic!("{e}"));
-        let value: serde_json::Value =
-            serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+        let value = serde_json::to_value(&spec).unwrap_or_else(|e| panic!("{e}"));
         if let Err(errors) = specgate_tests::validate_config(&value) {
             panic!("schema violations:\n{errors}");
         }
