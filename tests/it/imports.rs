@@ -24,7 +24,12 @@ use std::path::{Path, PathBuf};
 const KNOWN_CYCLES: &[&[&str]] = &[
     // The command line: `oci` and `plugins` use `ChainArgs`, `Cli` and
     // an exit status of cli/mod.rs, which dispatches to them.
-    &["cli/mod.rs", "cli/oci.rs", "cli/oci/exec.rs", "cli/plugins.rs"],
+    &[
+        "cli/mod.rs",
+        "cli/oci.rs",
+        "cli/oci/exec.rs",
+        "cli/plugins.rs",
+    ],
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -693,27 +698,111 @@ fn explain(component: &[usize], edges: &BTreeMap<(usize, usize), String>) -> Vec
     Vec::new()
 }
 
-fn graph() -> Graph {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut paths = Vec::new();
-    rust_files(&src, &mut paths);
-    paths.sort();
+/// The graph of files given as (path under src, source).
+fn graph_of(sources: Vec<(PathBuf, String)>) -> Graph {
     let mut graph = Graph {
         names: Vec::new(),
         files: Vec::new(),
         by_module: HashMap::new(),
     };
-    for path in paths {
-        let relative = path.strip_prefix(&src).unwrap();
-        let Some(module) = module_of(relative) else {
+    for (relative, source) in sources {
+        let Some(module) = module_of(&relative) else {
             continue;
         };
-        let source = std::fs::read_to_string(&path).unwrap();
         graph.by_module.insert(module.clone(), graph.files.len());
         graph.names.push(relative.display().to_string());
         graph.files.push(parse(module, &source));
     }
     graph
+}
+
+/// The graph of host/src.
+fn graph() -> Graph {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut paths = Vec::new();
+    rust_files(&src, &mut paths);
+    paths.sort();
+    graph_of(
+        paths
+            .into_iter()
+            .map(|path| {
+                let source = std::fs::read_to_string(&path).unwrap();
+                (path.strip_prefix(&src).unwrap().to_path_buf(), source)
+            })
+            .collect(),
+    )
+}
+
+/// The cycles of a made-up crate, as sets of file names.
+fn cycles_of(files: &[(&str, &str)]) -> Vec<Vec<String>> {
+    let graph = graph_of(
+        files
+            .iter()
+            .map(|(path, source)| (PathBuf::from(path), source.to_string()))
+            .collect(),
+    );
+    cycles(graph.files.len(), &graph.edges())
+        .into_iter()
+        .map(|c| {
+            let mut names: Vec<String> = c.into_iter().map(|f| graph.names[f].clone()).collect();
+            names.sort();
+            names
+        })
+        .collect()
+}
+
+/// The check itself: a child using its parent's item while the parent
+/// uses the child's is a cycle, however the paths are written; a parent
+/// that only declares and re-exports its child is not, nor are paths
+/// that only look alike (in strings, comments, other crates).
+#[test]
+fn the_check_tells_cycles_from_re_exports() {
+    let lib = ("lib.rs", "pub mod a;\npub mod b;\n");
+    let parent_uses_child = "mod child;\npub struct Error;\nfn f() { child::g(); }\n";
+    for child in [
+        "use super::Error;\npub fn g() {}\n",
+        "pub fn g() -> crate::a::Error { todo!() }\n",
+        "pub fn g() { let _ = super::Error; }\n",
+        "#[cfg(test)]\nmod tests {\n    use crate::a::Error;\n}\npub fn g() {}\n",
+    ] {
+        let found = cycles_of(&[
+            lib,
+            ("a/mod.rs", parent_uses_child),
+            ("a/child.rs", child),
+            ("b.rs", ""),
+        ]);
+        assert_eq!(
+            found,
+            vec![vec!["a/child.rs".to_string(), "a/mod.rs".to_string()]],
+            "{child}"
+        );
+    }
+    // Re-exports, look-alikes and a third file break no rule.
+    let found = cycles_of(&[
+        lib,
+        (
+            "a/mod.rs",
+            "mod child;\npub use child::g;\nfn f() { let _ = \"super::Error\"; }\n",
+        ),
+        (
+            "a/child.rs",
+            "// uses super::f\nuse crate::b::Error;\npub fn g() { std::mem::drop(1); }\n",
+        ),
+        ("b.rs", "pub struct Error;\n"),
+        ("c.rs", "fn h() { crate::a::g(); }\n"),
+    ]);
+    assert!(found.is_empty(), "{found:?}");
+    // Through a re-export, a use reaches the file that defines the item.
+    let found = cycles_of(&[
+        lib,
+        ("a/mod.rs", "mod child;\npub use child::g;\n"),
+        ("a/child.rs", "pub fn g() { crate::b::h(); }\n"),
+        ("b.rs", "pub fn h() { crate::a::g(); }\n"),
+    ]);
+    assert_eq!(
+        found,
+        vec![vec!["a/child.rs".to_string(), "b.rs".to_string()]]
+    );
 }
 
 #[test]
