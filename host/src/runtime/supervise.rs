@@ -35,12 +35,12 @@ pub const FORWARDED: [Signal; 6] = [
 /// Forwards caught signals to the process that passes them on to the
 /// container (the foreground runtime, or the container's init), and
 /// resizes the container's terminal on SIGWINCH.
-pub(crate) struct Forwarder {
+pub(super) struct Forwarder {
     target: Arc<Mutex<Option<Pid>>>,
 }
 
 impl Forwarder {
-    pub(crate) fn start(signals: OwnedFd, resizer: Option<Arc<console::Resizer>>) -> Self {
+    pub(super) fn start(signals: OwnedFd, resizer: Option<Arc<console::Resizer>>) -> Self {
         let target: Arc<Mutex<Option<Pid>>> = Arc::new(Mutex::new(None));
         let shared = target.clone();
         std::thread::spawn(move || {
@@ -68,13 +68,13 @@ impl Forwarder {
     }
 
     /// Where signals go from now on; none drops them.
-    pub(crate) fn set(&self, pid: Option<Pid>) {
+    pub(super) fn set(&self, pid: Option<Pid>) {
         *self.target.lock().unwrap_or_else(|p| p.into_inner()) = pid;
     }
 }
 
 /// Whether the spec gives the container a terminal.
-pub(crate) fn has_terminal(spec: &Spec) -> bool {
+pub(super) fn has_terminal(spec: &Spec) -> bool {
     spec.process()
         .as_ref()
         .and_then(|p| p.terminal())
@@ -83,7 +83,7 @@ pub(crate) fn has_terminal(spec: &Spec) -> bool {
 
 /// Relays the container's terminal, keys too with `-i`, until `wait`
 /// says the container ended, and returns what `wait` returned.
-pub(crate) fn relay_terminal<T>(
+pub(super) fn relay_terminal<T>(
     master: Arc<OwnedFd>,
     config: StdioConfig,
     wait: impl FnOnce() -> T,
@@ -118,7 +118,7 @@ pub(crate) fn relay_terminal<T>(
 }
 
 /// Starts a relay thread.
-pub(crate) fn spawn_relay<T: Send + 'static>(
+pub(super) fn spawn_relay<T: Send + 'static>(
     stream: &'static str,
     relay: impl FnOnce() -> T + Send + 'static,
 ) -> Result<std::thread::JoinHandle<T>, RunError> {
@@ -131,7 +131,7 @@ pub(crate) fn spawn_relay<T: Send + 'static>(
 /// Waits for the runtime's process to exit, forwarding signals to it
 /// meanwhile. They stop going to it before it is reaped, so none can
 /// reach a process that reuses its pid.
-pub(crate) fn wait_child(child: &mut Child, forwarder: &Forwarder) -> Result<ExitStatus, RunError> {
+pub(super) fn wait_child(child: &mut Child, forwarder: &Forwarder) -> Result<ExitStatus, RunError> {
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
     forwarder.set(Some(pid));
     injected_panic("wait-runtime");
@@ -156,7 +156,7 @@ pub(crate) fn wait_child(child: &mut Child, forwarder: &Forwarder) -> Result<Exi
 
 /// Waits for the container's init, which the detached runtime left to
 /// us, and returns its status: its code, or 128+N for signal N.
-pub(crate) fn wait_init(pid: Pid, forwarder: &Forwarder) -> Result<u8, RunError> {
+pub(super) fn wait_init(pid: Pid, forwarder: &Forwarder) -> Result<u8, RunError> {
     injected_panic("wait-container");
     let wait_err = |errno| RunError::Wait {
         pid: pid.as_raw(),
