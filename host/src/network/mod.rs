@@ -111,7 +111,7 @@ impl Networks {
             .into();
         // Kept for the cleanup of a killed run, which needs it to DEL
         // even after the container exited.
-        crate::runtime::supervise::hand_over_namespace(std::os::fd::AsFd::as_fd(&netns));
+        crate::runtime::gc::hand_over_namespace(std::os::fd::AsFd::as_fd(&netns));
         let run = cache::RunRecord {
             bundle: bundle.to_path_buf(),
             plugin_path: self.search_path.clone(),

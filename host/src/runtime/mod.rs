@@ -251,7 +251,7 @@ fn run_with_pipes_and_networks(
     starting(&_attached.joined())?;
     runtime.start(id, bundle.dir())?;
     let status = wait_init(init, &forwarder)?;
-    supervise::injected_panic("container-exited");
+    gc::injected_panic("container-exited");
     let held = relays.finish();
     let _ = std::io::Write::write_all(&mut std::io::stderr(), &held);
     drop(container);
