@@ -26,7 +26,7 @@ use oci_spec::runtime::Spec;
 
 pub use bundle::Bundle;
 pub use config::BundleConfig;
-pub use dirs::{NoRuntimeDir, caller_flags, check_private_dir, state_dir};
+pub use dirs::{NoRuntimeDir, caller_flags, state_dir};
 pub use error::RunError;
 pub use oci::{RunStdio, Runtime, RuntimeError};
 pub use stdio::StdioConfig;
