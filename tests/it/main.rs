@@ -11,6 +11,7 @@ mod example_plugins;
 mod gate;
 mod gate_limits;
 mod hostile;
+mod imports;
 mod inspect;
 mod network;
 mod options;

@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::NetworkError;
 use super::config::NetworkList;
+use super::error::NetworkError;
 
 /// libcni's default cache directory, under which `results/` holds the
 /// records.
@@ -576,7 +576,7 @@ impl Leftovers {
                 ifname: &entry.if_name,
                 search_path: &run.plugin_path,
             };
-            if super::del(
+            if super::plugin::del(
                 &list,
                 &invocation,
                 entry.result.as_ref(),

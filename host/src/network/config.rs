@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::NetworkError;
+use super::error::NetworkError;
 
 /// One network: a chain of plugins, each with its own configuration.
 #[derive(Debug, Clone, PartialEq)]

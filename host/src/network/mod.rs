@@ -15,6 +15,10 @@ pub mod cache;
 pub mod config;
 pub mod plugin;
 
+mod error;
+
+pub use error::NetworkError;
+
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -26,93 +30,6 @@ pub use plugin::{CniCommand, DEFAULT_PLUGIN_PATH};
 
 /// The default directory of network configurations.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/cni/net.d";
-
-/// Errors configuring the container's networks.
-#[derive(Debug, thiserror::Error)]
-pub enum NetworkError {
-    /// The configuration directory could not be read.
-    #[error("CNI configuration directory {}: {source}", dir.display())]
-    ConfigDir {
-        /// The directory.
-        dir: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A configuration file could not be read.
-    #[error("{}: {source}", file.display())]
-    ReadConfig {
-        /// The file.
-        file: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A configuration file is not a CNI network configuration.
-    #[error("{}: malformed CNI configuration: {reason}", file.display())]
-    Malformed {
-        /// The file.
-        file: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A network named by `--network` has no configuration.
-    #[error("--network {name}: no such CNI network in {}", dir.display())]
-    NoSuchNetwork {
-        /// The name.
-        name: String,
-        /// The configuration directory.
-        dir: PathBuf,
-    },
-    /// A plugin's executable is not in the plugin path.
-    #[error("CNI plugin {plugin} of network {network} ({}): not found in {search_path} (--cni-plugin-path)", file.display())]
-    PluginNotFound {
-        /// The plugin's type.
-        plugin: String,
-        /// The network.
-        network: String,
-        /// Its configuration file.
-        file: PathBuf,
-        /// The directories searched.
-        search_path: String,
-    },
-    /// A plugin could not be executed.
-    #[error("cannot execute the CNI plugin {}: {source}", program.display())]
-    Spawn {
-        /// The executable.
-        program: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A plugin failed.
-    #[error("CNI plugin {plugin} {command} for network {network} ({}): {message}", file.display())]
-    Plugin {
-        /// The plugin's type.
-        plugin: String,
-        /// ADD or DEL.
-        command: &'static str,
-        /// The network.
-        network: String,
-        /// Its configuration file.
-        file: PathBuf,
-        /// What the plugin said.
-        message: String,
-    },
-    /// A record of libcni's result cache could not be written.
-    #[error("CNI result cache {}: {reason}", path.display())]
-    Cache {
-        /// The record, or the cache's directory.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// The container's network namespace could not be opened.
-    #[error("cannot open the network namespace of the container's process {pid}: {source}")]
-    Namespace {
-        /// The container's init.
-        pid: i32,
-        /// Why.
-        source: std::io::Error,
-    },
-}
 
 /// The networks a run joins, and where their plugins are.
 #[derive(Debug, Clone, Default)]
@@ -327,7 +244,7 @@ impl Attached<'_> {
         result: Option<&Value>,
         level: tracing::Level,
     ) -> bool {
-        del(list, &self.invocation(ifname), result, level)
+        plugin::del(list, &self.invocation(ifname), result, level)
     }
 
     /// Deletes every network added, last first; returns whether every
@@ -350,31 +267,6 @@ impl Attached<'_> {
         }
         clean
     }
-}
-
-/// DEL through the list's plugins in reverse order, each with the ADD's
-/// result; a failure is reported at `level` and the others still run, so
-/// that as much as can be is released. Returns whether every plugin
-/// succeeded.
-fn del(
-    list: &NetworkList,
-    invocation: &plugin::Invocation<'_>,
-    result: Option<&Value>,
-    level: tracing::Level,
-) -> bool {
-    let result = result.filter(|_| list.del_gets_prev_result());
-    let mut clean = true;
-    for index in (0..list.plugins.len()).rev() {
-        if let Err(e) = plugin::exec(list, index, CniCommand::Del, invocation, result) {
-            if level == tracing::Level::DEBUG {
-                tracing::debug!("{e}");
-            } else {
-                tracing::warn!("{e}");
-            }
-            clean = false;
-        }
-    }
-    clean
 }
 
 impl Drop for Attached<'_> {

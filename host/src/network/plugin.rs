@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::NetworkError;
 use super::config::NetworkList;
+use super::error::NetworkError;
 
 /// The default directories searched for plugins: Debian's and the
 /// upstream install location.
@@ -199,6 +199,31 @@ pub fn exec(
         );
     }
     Ok(Some(result))
+}
+
+/// DEL through the list's plugins in reverse order, each with the ADD's
+/// result; a failure is reported at `level` and the others still run, so
+/// that as much as can be is released. Returns whether every plugin
+/// succeeded.
+pub fn del(
+    list: &NetworkList,
+    invocation: &Invocation<'_>,
+    result: Option<&Value>,
+    level: tracing::Level,
+) -> bool {
+    let result = result.filter(|_| list.del_gets_prev_result());
+    let mut clean = true;
+    for index in (0..list.plugins.len()).rev() {
+        if let Err(e) = exec(list, index, CniCommand::Del, invocation, result) {
+            if level == tracing::Level::DEBUG {
+                tracing::debug!("{e}");
+            } else {
+                tracing::warn!("{e}");
+            }
+            clean = false;
+        }
+    }
+    clean
 }
 
 #[cfg(test)]

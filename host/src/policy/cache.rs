@@ -49,6 +49,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::digests;
+use super::private_files::{open_file, remove_at, replace};
 
 const MAGIC: &[u8; 16] = b"specgate-cwasm\0\x03";
 const DIGEST_LEN: usize = 16;
@@ -643,39 +644,6 @@ pub(super) fn stat_at(dir: &OwnedFd, name: &str) -> std::io::Result<FileStat> {
     Ok(fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)?)
 }
 
-fn remove_at(dir: &OwnedFd, name: &str) -> std::io::Result<()> {
-    Ok(nix::unistd::unlinkat(
-        dir,
-        name,
-        nix::unistd::UnlinkatFlags::NoRemoveDir,
-    )?)
-}
-
-/// Opens a file of the directory for reading, refusing a link, and
-/// checks that it is a regular file of ours that only we may write.
-pub(super) fn open_file(dir: &OwnedFd, name: &str) -> std::io::Result<fs::File> {
-    let fd = openat(
-        dir,
-        name,
-        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
-        Mode::empty(),
-    )?;
-    let file = fs::File::from(fd);
-    let meta = file.metadata()?;
-    let euid = nix::unistd::geteuid().as_raw();
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    if meta.uid() != euid || meta.mode() & 0o022 != 0 {
-        return Err(std::io::Error::other(format!(
-            "owner uid {}, mode {:o}: not ours alone",
-            meta.uid(),
-            meta.mode() & 0o7777
-        )));
-    }
-    Ok(file)
-}
-
 /// An entry's bytes, copied once where nothing can change them: what is
 /// checked is what wasmtime loads.
 ///
@@ -802,50 +770,6 @@ fn read_entry(file: &fs::File, len: u64) -> std::io::Result<Vec<u8>> {
         }
     }
     Ok(bytes)
-}
-
-/// Writes a file of the directory whole: a fresh temporary file (0600,
-/// never a link) filled by `fill`, then renamed over `name`.
-pub(super) fn replace(
-    dir: &OwnedFd,
-    prefix: &str,
-    name: &str,
-    fill: impl FnOnce(&mut fs::File) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    let (temporary, mut file) = create_temporary(dir, prefix)?;
-    let written = fill(&mut file)
-        .and_then(|()| Ok(nix::fcntl::renameat(dir, temporary.as_str(), dir, name)?));
-    if written.is_err() {
-        let _ = remove_at(dir, &temporary);
-    }
-    written
-}
-
-/// A new file with a name no one else has used, `prefix` first.
-fn create_temporary(dir: &OwnedFd, prefix: &str) -> std::io::Result<(String, fs::File)> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .subsec_nanos();
-    loop {
-        let name = format!(
-            "{prefix}{:x}-{nanos:x}-{:x}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        match openat(
-            dir,
-            name.as_str(),
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
-        ) {
-            Ok(fd) => return Ok((name, fs::File::from(fd))),
-            Err(Errno::EEXIST) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
 }
 
 /// `SHA256-COMPAT.cwasm`, split; anything else in the directory is not an

@@ -21,7 +21,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::cache::{open_file, replace};
+use super::private_files::{open_file, replace};
 
 /// How long a file must have been unchanged before its digest is recorded:
 /// more than the coarsest timestamp granularity of common filesystems.

@@ -24,6 +24,7 @@ pub mod limits;
 #[cfg(test)]
 mod oracle;
 pub mod plugin;
+mod private_files;
 pub mod progress;
 pub mod reach;
 pub mod sandbox;

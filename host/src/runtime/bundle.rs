@@ -149,18 +149,18 @@ impl Bundle {
             handle: None,
             mount_points: Vec::new(),
         };
-        let owner_path = staging_path.join(super::gc::OWNER_FILE);
+        let owner_path = staging_path.join(super::owner::OWNER_FILE);
         let staging_dir =
             open_dir_at(&staging.state, staging.name.as_os_str()).map_err(nix_io(&staging_path))?;
         let owner = openat(
             &staging_dir,
-            super::gc::OWNER_FILE,
+            super::owner::OWNER_FILE,
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(0o600),
         )
         .map_err(nix_io(&owner_path))?;
         fs::File::from(owner)
-            .write_all(super::gc::owner_record().as_bytes())
+            .write_all(super::owner::owner_record().as_bytes())
             .map_err(io(&owner_path))?;
         // The same directory once renamed: its files are made through it.
         staging.handle = Some(staging_dir);
@@ -326,7 +326,7 @@ impl Bundle {
         // The owner file goes last: a run killed while its bundle is
         // removed leaves one that still names its dead owner, for its
         // guard or gc to finish, not one they take for another's.
-        names.sort_by_key(|name| name == super::gc::OWNER_FILE);
+        names.sort_by_key(|name| name == super::owner::OWNER_FILE);
         for name in names {
             let removed = match nix::unistd::unlinkat(
                 &bundle,

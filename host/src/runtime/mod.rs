@@ -1,217 +1,42 @@
-//! Running a container with an OCI runtime: the bundle, the runtime
-//! driver, signals, exit status and cleanup.
+//! Running a container: this file is the OCI runtime driver (create or
+//! run, networks, start, delete, exit status); its modules hold the
+//! bundle, the runtime's command line, the run without a runtime
+//! ([`chroot`]), supervision ([`supervise`]) and cleanup ([`gc`]).
 
 pub mod bundle;
 pub mod chroot;
 pub mod config;
 pub mod console;
+mod dirs;
+mod error;
 pub mod gc;
 pub mod oci;
+pub mod owner;
 pub mod pin;
 pub mod stdio;
+pub mod supervise;
 
-use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 
-use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 
 pub use bundle::Bundle;
 pub use config::BundleConfig;
+pub use dirs::{NoRuntimeDir, caller_flags, state_dir};
+pub use error::RunError;
 pub use oci::{RunStdio, Runtime, RuntimeError};
 pub use stdio::StdioConfig;
 
 use crate::network::{self, Networks};
 use crate::sys::{self, StdFd};
 use stdio::{Event, Hold};
-
-/// The signals forwarded to the container, as podman and buildah do: to
-/// the foreground runtime, which passes them to the container's init.
-pub const FORWARDED: [Signal; 6] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
-
-/// Errors of a run, outside the container itself.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The runtime failed.
-    #[error(transparent)]
-    Runtime(#[from] RuntimeError),
-    /// A run without a runtime (`--isolation chroot`) failed.
-    #[error(transparent)]
-    Chroot(#[from] chroot::ChrootError),
-    /// The bundle could not be made.
-    #[error(transparent)]
-    Bundle(#[from] bundle::BundleError),
-    /// A system call failed.
-    #[error(transparent)]
-    Sys(#[from] sys::SysError),
-    /// The container's standard streams could not be set up.
-    #[error(transparent)]
-    Stdio(#[from] stdio::StdioError),
-    /// The container's terminal could not be received.
-    #[error(transparent)]
-    Console(#[from] console::ConsoleError),
-    /// A relay thread could not start.
-    #[error("cannot start relaying the container's {stream}: {source}")]
-    Relay {
-        /// The stream.
-        stream: &'static str,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The runtime's pid file could not be read.
-    #[error("pid file {}: {source}", path.display())]
-    PidFile {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The container's networks could not be configured.
-    #[error(transparent)]
-    Network(#[from] network::NetworkError),
-    /// The run's start could not be audited: the container does not start
-    /// unrecorded.
-    #[error("audit log {}: {source}", path.display())]
-    Audit {
-        /// The audit log.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Waiting for the runtime or the container failed.
-    #[error("waiting for process {pid}: {errno}")]
-    Wait {
-        /// Its pid.
-        pid: i32,
-        /// Why.
-        errno: nix::Error,
-    },
-}
-
-impl RunError {
-    /// The exit status this error gives: 126 or 127 when the command
-    /// could not run, else 125.
-    pub fn status(&self) -> u8 {
-        match self {
-            RunError::Runtime(RuntimeError::Command { status, .. }) => *status,
-            RunError::Chroot(error) => error.status(),
-            _ => 125,
-        }
-    }
-}
-
-/// An unprivileged caller has no place for runtime state, or one that
-/// is not private to it.
-#[derive(Debug, thiserror::Error)]
-pub enum NoRuntimeDir {
-    /// Neither XDG_RUNTIME_DIR nor /run/user/UID.
-    #[error(
-        "XDG_RUNTIME_DIR is not set and /run/user/{uid} is not a directory of yours: set XDG_RUNTIME_DIR to a private directory you own (a systemd-logind login session sets it)"
-    )]
-    Unset {
-        /// The caller's uid.
-        uid: u32,
-    },
-    /// The directory is not the caller's alone: another user could
-    /// plant or swap what runs delete there.
-    #[error(
-        "runtime state directory {}: {why}; it must be a directory owned by uid {uid} that no one else may enter (mode 0700)",
-        path.display()
-    )]
-    NotPrivate {
-        /// The directory.
-        path: PathBuf,
-        /// What is wrong with it.
-        why: String,
-        /// The caller's uid.
-        uid: u32,
-    },
-}
-
-/// Checks that `path` is a directory (not a link to one) owned by `uid`
-/// that no one else may enter, as the XDG base directory specification
-/// requires of `$XDG_RUNTIME_DIR` (mode 0700; logind makes
-/// `/run/user/UID` so): no one else can then plant, swap, remove or
-/// watch what is in it.
-pub fn check_private_dir(path: &Path, uid: u32) -> Result<(), NoRuntimeDir> {
-    use std::os::unix::fs::MetadataExt;
-    let refuse = |why: String| NoRuntimeDir::NotPrivate {
-        path: path.to_path_buf(),
-        why,
-        uid,
-    };
-    let metadata = std::fs::symlink_metadata(path).map_err(|e| refuse(e.to_string()))?;
-    if metadata.file_type().is_symlink() {
-        return Err(refuse("a symbolic link".into()));
-    }
-    if !metadata.is_dir() {
-        return Err(refuse("not a directory".into()));
-    }
-    if metadata.uid() != uid {
-        return Err(refuse(format!("owned by uid {}", metadata.uid())));
-    }
-    if metadata.mode() & 0o077 != 0 {
-        return Err(refuse(format!("mode {:04o}", metadata.mode() & 0o7777)));
-    }
-    Ok(())
-}
-
-/// Where an unprivileged caller keeps runtime state, as podman finds it:
-/// `$XDG_RUNTIME_DIR`, else `/run/user/UID`; none for root, whose state
-/// is under `/run`. Either must be the caller's own, closed to others.
-fn user_runtime_dir() -> Result<Option<PathBuf>, NoRuntimeDir> {
-    let uid = nix::unistd::geteuid();
-    if uid.is_root() {
-        return Ok(None);
-    }
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from)
-        && dir.is_absolute()
-    {
-        check_private_dir(&dir, uid.as_raw())?;
-        return Ok(Some(dir));
-    }
-    let dir = PathBuf::from(format!("/run/user/{uid}"));
-    match std::fs::symlink_metadata(&dir) {
-        Ok(m) if m.is_dir() => {
-            check_private_dir(&dir, uid.as_raw())?;
-            Ok(Some(dir))
-        }
-        _ => Err(NoRuntimeDir::Unset { uid: uid.as_raw() }),
-    }
-}
-
-/// The state directory: `/run/specgate` for root, else
-/// `$XDG_RUNTIME_DIR/specgate`. Bundles are made in it only once it is
-/// found private to the caller ([`bundle::Bundle::create`]).
-pub fn state_dir() -> Result<PathBuf, NoRuntimeDir> {
-    Ok(user_runtime_dir()?.map_or_else(
-        || PathBuf::from("/run/specgate"),
-        |dir| dir.join("specgate"),
-    ))
-}
-
-/// The runtime's global flags that the caller's identity needs: for an
-/// unprivileged caller, runc's state directory (`--root`) under
-/// `$XDG_RUNTIME_DIR`, runc's own default, given explicitly so that a run,
-/// its guardian and `specgate gc` agree even where runc would not find it
-/// (XDG_RUNTIME_DIR unset, /run/user/UID used).
-pub fn caller_flags() -> Result<Vec<String>, NoRuntimeDir> {
-    Ok(user_runtime_dir()?
-        .map(|dir| vec![format!("--root={}", dir.join("runc").display())])
-        .unwrap_or_default())
-}
+use supervise::{
+    FORWARDED, Forwarder, has_terminal, relay_terminal, spawn_relay, wait_child, wait_init,
+};
 
 /// Makes the host's root, read-only, the container's root: bound at
 /// `mount_point` inside specgate's own mount namespace, so the mount
@@ -221,55 +46,6 @@ pub fn bind_host_root(mount_point: &Path) -> Result<(), RunError> {
     sys::rbind(Path::new("/"), mount_point)?;
     sys::make_recursively_read_only(mount_point)?;
     Ok(())
-}
-
-/// Forwards caught signals to the process that passes them on to the
-/// container (the foreground runtime, or the container's init), and
-/// resizes the container's terminal on SIGWINCH.
-struct Forwarder {
-    target: Arc<Mutex<Option<Pid>>>,
-}
-
-impl Forwarder {
-    fn start(signals: OwnedFd, resizer: Option<Arc<console::Resizer>>) -> Self {
-        let target: Arc<Mutex<Option<Pid>>> = Arc::new(Mutex::new(None));
-        let shared = target.clone();
-        std::thread::spawn(move || {
-            let mut pipe = std::fs::File::from(signals);
-            let mut byte = [0u8; 1];
-            while pipe.read_exact(&mut byte).is_ok() {
-                let Ok(signal) = Signal::try_from(i32::from(byte[0])) else {
-                    continue;
-                };
-                if signal == Signal::SIGWINCH {
-                    if let Some(resizer) = &resizer {
-                        resizer.resize();
-                    }
-                    continue;
-                }
-                // Sent under the lock: once `set` cleared the target, no
-                // signal goes to its pid, which may be reused.
-                let target = shared.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(pid) = *target {
-                    let _ = kill(pid, signal);
-                }
-            }
-        });
-        Forwarder { target }
-    }
-
-    /// Where signals go from now on; none drops them.
-    fn set(&self, pid: Option<Pid>) {
-        *self.target.lock().unwrap_or_else(|p| p.into_inner()) = pid;
-    }
-}
-
-/// Whether the spec gives the container a terminal.
-fn has_terminal(spec: &Spec) -> bool {
-    spec.process()
-        .as_ref()
-        .and_then(|p| p.terminal())
-        .unwrap_or(false)
 }
 
 /// Runs the container of `bundle`, whose config.json is `spec`, under
@@ -583,42 +359,6 @@ fn run_with_terminal(
     Ok(status)
 }
 
-/// Relays the container's terminal, keys too with `-i`, until `wait`
-/// says the container ended, and returns what `wait` returned.
-fn relay_terminal<T>(
-    master: Arc<OwnedFd>,
-    config: StdioConfig,
-    wait: impl FnOnce() -> T,
-) -> Result<T, RunError> {
-    // Raw mode only when keys go to the container: else Ctrl-C must stay
-    // specgate's SIGINT, forwarded.
-    let raw = config.stdin.then(console::RawMode::enter).flatten();
-    let exited = Arc::new(Event::new()?);
-    // Stops the input relay when the container ends, or when nobody reads
-    // its output any more: then the terminal closes, and the container
-    // sees it hang up, as it would its own terminal.
-    let stop_input = Arc::new(Event::new()?);
-    if config.stdin {
-        let (master, stop) = (master.clone(), stop_input.clone());
-        spawn_relay("stdin", move || stdio::relay_input(master, &stop))?;
-    }
-    let output = {
-        let (stop, exited) = (stop_input.clone(), exited.clone());
-        spawn_relay("terminal", move || {
-            let held =
-                stdio::relay_output(master, StdFd::Out.fd(), Hold::Nothing, &exited, "terminal");
-            stop.fire();
-            held
-        })?
-    };
-    let status = wait();
-    exited.fire();
-    let _ = output.join();
-    stop_input.fire();
-    drop(raw);
-    Ok(status)
-}
-
 /// A created container, deleted when dropped.
 struct Created<'a> {
     runtime: &'a Runtime,
@@ -633,70 +373,6 @@ impl Drop for Created<'_> {
             // Someone else's container under our id: reported by `run`.
             Err(e @ RuntimeError::NameTaken { .. }) => tracing::debug!("{e}"),
             Err(e) => tracing::warn!("{e}"),
-        }
-    }
-}
-
-/// Starts a relay thread.
-fn spawn_relay<T: Send + 'static>(
-    stream: &'static str,
-    relay: impl FnOnce() -> T + Send + 'static,
-) -> Result<std::thread::JoinHandle<T>, RunError> {
-    std::thread::Builder::new()
-        .name(format!("relay {stream}"))
-        .spawn(relay)
-        .map_err(|source| RunError::Relay { stream, source })
-}
-
-/// Waits for the runtime's process to exit, forwarding signals to it
-/// meanwhile. They stop going to it before it is reaped, so none can
-/// reach a process that reuses its pid.
-fn wait_child(child: &mut Child, forwarder: &Forwarder) -> Result<ExitStatus, RunError> {
-    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
-    forwarder.set(Some(pid));
-    gc::injected_panic("wait-runtime");
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
-    // Any other error (ECHILD: already reaped, its status kept by
-    // `child`) leaves it to `child.wait`.
-    while let Err(nix::Error::EINTR) = waitid(Id::Pid(pid), flags) {}
-    forwarder.set(None);
-    loop {
-        match child.wait() {
-            Ok(status) => return Ok(status),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(RunError::Wait {
-                    pid: pid.as_raw(),
-                    errno: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
-                });
-            }
-        }
-    }
-}
-
-/// Waits for the container's init, which the detached runtime left to
-/// us, and returns its status: its code, or 128+N for signal N.
-fn wait_init(pid: Pid, forwarder: &Forwarder) -> Result<u8, RunError> {
-    gc::injected_panic("wait-container");
-    let wait_err = |errno| RunError::Wait {
-        pid: pid.as_raw(),
-        errno,
-    };
-    loop {
-        match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
-            Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(wait_err(e)),
-            Ok(_) => break,
-        }
-    }
-    forwarder.set(None);
-    loop {
-        match waitpid(pid, None) {
-            Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(wait_err(e)),
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code as u8),
-            Ok(WaitStatus::Signaled(_, signal, _)) => return Ok(128 + signal as u8),
-            Ok(_) => continue,
         }
     }
 }

@@ -812,7 +812,7 @@ mod tests {
             linux.set_seccomp(Some(default_profile(&caps).unwrap()));
             spec.set_linux(Some(linux));
             let json: serde_json::Value =
-                serde_json::from_str(&super::super::to_json(&spec).unwrap()).unwrap();
+                serde_json::from_str(&crate::spec::template::config_json(&spec).unwrap()).unwrap();
             assert!(json.pointer("/linux/seccomp/syscalls/0/names/0").is_some());
             specgate_tests::validate_config(&json).unwrap();
         }

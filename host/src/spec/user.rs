@@ -461,7 +461,7 @@ staff:x:50
         apply(&mut spec, &user(0, 0, &[0], "/root"));
         let env = spec.process().as_ref().unwrap().env().clone().unwrap();
         assert_eq!(env, ["HOME=/mine"]);
-        let json = super::super::to_json(&spec).unwrap();
+        let json = crate::spec::template::config_json(&spec).unwrap();
         assert!(json.contains("\"additionalGids\""), "{json}");
     }
 }

@@ -74,13 +74,19 @@ fn lower_layer(path: &Path) -> Option<std::ffi::CString> {
 }
 
 /// Takes a descriptor a system call returned, or its errno.
-fn owned(rc: libc::c_long) -> nix::Result<OwnedFd> {
+///
+/// # Safety
+///
+/// `rc` must be the return value of a system call that makes a new
+/// descriptor, taken right after the call: when it is not negative, it
+/// is then an open descriptor that nothing else owns.
+unsafe fn owned(rc: libc::c_long) -> nix::Result<OwnedFd> {
     use std::os::fd::FromRawFd;
     if rc < 0 {
         return Err(nix::Error::last());
     }
-    // SAFETY: the kernel just returned this descriptor to this process:
-    // it is open and nothing else owns it.
+    // SAFETY: by the caller's contract, the kernel just returned this
+    // descriptor to this process: it is open and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(rc as libc::c_int) })
 }
 
@@ -116,10 +122,16 @@ fn overlay_self(dummy: &Path) -> Result<OwnedFd, SysError> {
             std::ffi::CString::new(joined).unwrap_or_default()
         })
         .ok_or_else(|| fail("overlay lowerdir")(nix::Error::EINVAL))?;
-    // SAFETY: fsopen reads the NUL-terminated name, a static string.
-    let context =
-        owned(unsafe { libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC) })
-            .map_err(fail("fsopen(overlay)"))?;
+    // SAFETY: fsopen reads the NUL-terminated name, a static string, and
+    // returns a new descriptor, taken at once.
+    let context = unsafe {
+        owned(libc::syscall(
+            libc::SYS_fsopen,
+            c"overlay".as_ptr(),
+            FSOPEN_CLOEXEC,
+        ))
+    }
+    .map_err(fail("fsopen(overlay)"))?;
     let set = |key: &std::ffi::CStr, value: &std::ffi::CStr| {
         // SAFETY: fsconfig reads the two NUL-terminated strings, alive
         // for the call, on a descriptor of ours.
@@ -156,15 +168,16 @@ fn overlay_self(dummy: &Path) -> Result<OwnedFd, SysError> {
     if rc < 0 {
         return Err(fail("fsconfig(create)")(nix::Error::last()));
     }
-    // SAFETY: integers only, on a descriptor of ours.
-    let mount = owned(unsafe {
-        libc::syscall(
+    // SAFETY: integers only, on a descriptor of ours; fsmount returns a
+    // new descriptor, taken at once.
+    let mount = unsafe {
+        owned(libc::syscall(
             libc::SYS_fsmount,
             context.as_raw_fd(),
             FSMOUNT_CLOEXEC,
             MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-        )
-    })
+        ))
+    }
     .map_err(fail("fsmount"))?;
     let file = nix::fcntl::openat(
         &mount,

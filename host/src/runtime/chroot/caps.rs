@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use caps::{CapSet, Capability};
 use oci_spec::runtime::LinuxCapabilities;
 
-use super::InitError;
+use super::error::InitError;
 
 /// The five sets, as the kernel names their capabilities.
 #[derive(Debug, Default)]

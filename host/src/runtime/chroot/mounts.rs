@@ -16,7 +16,7 @@ use cap_std::fs::Dir;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
 
-use super::{InitError, sys};
+use super::error::{InitError, sys};
 
 /// A mount's options, split into flags, propagation and data.
 #[derive(Debug, PartialEq)]

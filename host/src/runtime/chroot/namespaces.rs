@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 
-use super::ChrootError;
+use super::error::ChrootError;
 
 /// How the child enters its namespaces.
 #[derive(Debug)]

@@ -15,7 +15,8 @@ use nix::sys::resource::{Resource, setrlimit};
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::{LinuxNamespaceType, PosixRlimitType, Spec};
 
-use super::{InitError, caps, mounts, seccomp, terminal};
+use super::error::InitError;
+use super::{caps, mounts, seccomp, terminal};
 use crate::spec::namespaces::has;
 
 /// Sets the container up as `spec` says, then execs its command; returns

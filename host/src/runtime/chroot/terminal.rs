@@ -11,7 +11,7 @@ use nix::mount::{MsFlags, mount};
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use oci_spec::runtime::Spec;
 
-use super::{InitError, sys};
+use super::error::{InitError, sys};
 
 /// Makes the container's terminal, sends its master on `socket`, and
 /// makes it this process's controlling terminal and standard streams.
