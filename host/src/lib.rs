@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod network;
 pub mod policy;
+pub mod run;
 pub mod runtime;
 pub mod scaffold;
 pub mod spec;

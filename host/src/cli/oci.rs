@@ -20,7 +20,8 @@ use anyhow::{Context, Result, bail};
 
 mod exec;
 
-use super::{ChainArgs, Cli, LoadedChain};
+use super::{Cli, cache_dir};
+use crate::policy::setup::{self, ChainSetup, LoadedChain, PolicySource};
 use crate::policy::{self, Policy, Report, audit};
 use crate::runtime::{BundleConfig, Runtime, RuntimeError};
 
@@ -487,18 +488,9 @@ struct Handover {
     args: Option<Vec<OsString>>,
 }
 
-/// The chain's settings in wrapper mode: the policy file's, nothing else.
-fn chain_args(policy: Option<PathBuf>) -> ChainArgs {
-    ChainArgs {
-        no_default_policy: policy.is_none(),
-        policy,
-        policy_mode: None,
-        audit_log: None,
-        plugins: Vec::new(),
-        plugin_settings: Vec::new(),
-        plugin_timeout: None,
-        plugin_memory: None,
-    }
+/// The chain in wrapper mode: the policy file's, nothing else.
+fn chain_setup(cli: &Cli, policy: PathBuf) -> ChainSetup {
+    ChainSetup::new(PolicySource::File(policy), cache_dir(cli))
 }
 
 /// Everything before handing over: for `create`, `run` and `restore`, the
@@ -534,22 +526,19 @@ fn prepare(cli: &Cli, inv: &Invocation, received: &[OsString]) -> Result<Handove
         bail!("{command}: the container id is missing");
     };
     if command == "exec" {
-        return exec::prepare(cli, inv, received, id, chain_args(Some(policy)));
+        return exec::prepare(&chain_setup(cli, policy), inv, received, id);
     }
-    // Until the hand-over this thread keeps its CPU and the helpers the
-    // others, so that none waits behind another with a CPU idle.
-    let staying = crate::sys::stay_here();
     // Built on the other core while this one reads the policy and starts
     // on config.json; wasted, but not waited for, if the policy names no
     // plugin.
-    crate::policy::engine::warm_up(super::ALLOCATION);
-    let chain_args = chain_args(Some(policy));
+    crate::policy::engine::warm_up(setup::ALLOCATION);
+    let setup = chain_setup(cli, policy);
     let bundle = std::path::absolute(inv.bundle.as_deref().unwrap_or(Path::new(".")))
         .context("cannot resolve the bundle's path")?;
     // The engine's config is read while the plugins load: neither needs
     // the other, and each is a good part of the wrapper's time.
-    let (chain, config) = LoadedChain::load(cli, &chain_args, || BundleConfig::read(&bundle))?;
-    let runtime = resolve_runtime(chain.runtime.clone())?;
+    let (chain, config) = setup.load(|| BundleConfig::read(&bundle))?;
+    let runtime = resolve_runtime(chain.runtime().map(str::to_string))?;
     let config = config?;
 
     let spec = config.spec();
@@ -566,31 +555,19 @@ fn prepare(cli: &Cli, inv: &Invocation, received: &[OsString]) -> Result<Handove
         rootfs.display().to_string(),
         runtime.program().display().to_string(),
     );
-    // Without a holder, the exec would first tear down this process's
-    // memory (the plugins', the parsed config), and the engine would wait
-    // for that too. Starting one takes two clones and a wait: a helper
-    // does it while the chain runs.
-    let (outcome, held) = crate::sys::alongside(vec![crate::sys::hold_memory_until_exec], || {
-        gate(&chain, &config, inv, id, &mut record)
-    });
-    if let [Some(Err(error))] = held.as_slice() {
-        tracing::debug!("the exec tears down the memory itself: {error}");
-    }
+    let outcome = gate(&chain, &config, inv, id, &mut record);
     // The runtime's own status is never seen: specgate becomes the
     // runtime. The container's record is its `start`; one that specgate
     // stopped ends here.
     if outcome.is_err() {
         record.end(EXIT_RUNTIME_FAILURE);
     }
-    if let Some(log) = &chain.audit_log {
+    if let Some(log) = chain.audit_log() {
         record
             .append(log)
             .with_context(|| format!("audit log {}", log.display()))?;
     }
     let report = outcome?;
-    staying
-        .release()
-        .context("cannot give the runtime the engine's CPU mask back")?;
     // The process becomes the runtime next: freeing the plugins'
     // instances, the loaded plugins and the parsed config would only
     // delay it.

@@ -9,10 +9,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use sha2::{Digest, Sha256};
 
-use super::{Cli, cache_dir, limits, plugin_host, write_stdout};
+use super::{Cli, cache_dir, write_stdout};
 use crate::policy::cache::{CacheEntry, Source as Origin};
 use crate::policy::progress::human_size;
-use crate::policy::{Cache, Policy, Source, audit, plugin::default_name};
+use crate::policy::setup::plugin_host;
+use crate::policy::{Cache, Limits, Policy, Source, audit, plugin::default_name};
 use crate::scaffold;
 
 /// `specgate plugin compile`.
@@ -86,7 +87,7 @@ pub fn compile(cli: &Cli, args: &CompileArgs) -> Result<u8> {
     if cache_dir(cli).is_none() {
         bail!("plugin compile fills the plugin cache, which --no-cache turns off");
     }
-    let limits = limits(None);
+    let limits = Limits::default();
     let mut sources = Vec::new();
     for path in &args.policies {
         let policy = Policy::load(path, &limits)?;
@@ -97,7 +98,7 @@ pub fn compile(cli: &Cli, args: &CompileArgs) -> Result<u8> {
         }));
     }
     sources.extend(args.files.iter().map(|f| Source::new(&default_name(f), f)));
-    let host = plugin_host(cli, limits)?;
+    let host = plugin_host(cache_dir(cli).as_deref(), limits)?;
     let width = sources.iter().map(|s| s.name.len()).max().unwrap_or(0);
     let mut out = String::new();
     let mut failures = Vec::new();
@@ -149,7 +150,9 @@ fn open_cache(cli: &Cli) -> Result<Cache> {
     if cache_dir(cli).is_none() {
         bail!("the plugin cache is off (--no-cache)");
     }
-    Ok(plugin_host(cli, limits(None))?.cache().clone())
+    Ok(plugin_host(cache_dir(cli).as_deref(), Limits::default())?
+        .cache()
+        .clone())
 }
 
 /// Lists the cache's entries, least recently used first.
@@ -263,7 +266,7 @@ pub fn cache_prune(cli: &Cli, args: &PruneArgs) -> Result<u8> {
 /// is one, else the file's. An unreadable plugin is an error, since
 /// pruning without knowing what it needs could remove it.
 fn referenced(policies: &[PathBuf]) -> Result<HashSet<String>> {
-    let limits = limits(None);
+    let limits = Limits::default();
     let mut keep = HashSet::new();
     for path in policies {
         let policy = Policy::load(path, &limits)?;

@@ -27,6 +27,7 @@ pub mod plugin;
 pub mod progress;
 pub mod reach;
 pub mod sandbox;
+pub mod setup;
 pub mod view;
 
 use std::path::{Path, PathBuf};

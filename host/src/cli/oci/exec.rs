@@ -31,7 +31,7 @@ use anyhow::{Context, Result, bail};
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
 
 use super::{EXIT_RUNTIME_FAILURE, Handover, Invocation, resolve_runtime};
-use crate::cli::{ChainArgs, Cli, LoadedChain};
+use crate::policy::setup::{ChainSetup, LoadedChain};
 use crate::policy::{Policy, audit};
 use crate::runtime::config::ProcessFile;
 use crate::runtime::{BundleConfig, Runtime};
@@ -64,17 +64,16 @@ struct Target {
 /// Checks `exec`'s process against the policy and the container's, and
 /// returns what to hand over to.
 pub(super) fn prepare(
-    cli: &Cli,
+    setup: &ChainSetup,
     inv: &Invocation,
     received: &[OsString],
     id: &str,
-    chain_args: ChainArgs,
 ) -> Result<Handover> {
-    let runtime = resolve_runtime(match &chain_args.policy {
-        Some(path) => Policy::load_runtime(path)?,
+    let runtime = resolve_runtime(match setup.policy_path() {
+        Some(path) => Policy::load_runtime(&path)?,
         None => None,
     })?;
-    let (chain, target) = LoadedChain::load(cli, &chain_args, || inspect(&runtime, inv, id))?;
+    let (chain, target) = setup.load(|| inspect(&runtime, inv, id))?;
     let target = target?;
     let process = target.requested.process();
     let rootfs = target.config.spec().root().as_ref().map_or_else(
@@ -92,7 +91,7 @@ pub(super) fn prepare(
         record.exit_status = Some(EXIT_RUNTIME_FAILURE);
         record.denial.get_or_insert_with(|| format!("{error:#}"));
     }
-    if let Some(log) = &chain.audit_log {
+    if let Some(log) = chain.audit_log() {
         record
             .append(log)
             .with_context(|| format!("audit log {}", log.display()))?;
@@ -328,7 +327,7 @@ fn decide(
     let report = chain
         .run(&mut spec, id)
         .inspect_err(|e| record.denial = Some(e.to_string()))?;
-    record.add_chain(&chain.plugins, &report);
+    record.add_chain(chain.plugins(), &report);
     let mut decided = spec
         .process()
         .clone()
