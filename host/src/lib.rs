@@ -6,10 +6,10 @@
 //! chain, and the command-line layer ([`cli`]) ties them together.
 
 pub mod cli;
-pub mod network;
+mod network;
 pub mod policy;
 pub mod run;
-pub mod runtime;
+mod runtime;
 pub mod scaffold;
 pub mod spec;
 pub mod sys;

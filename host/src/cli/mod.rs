@@ -89,7 +89,7 @@ pub enum Command {
     },
     /// The container's init under `--isolation chroot`: set up from the
     /// spec on descriptor 4, then exec the command.
-    #[command(name = "chroot-init", hide = true)]
+    #[command(name = runtime::chroot::INIT_COMMAND, hide = true)]
     ChrootInit,
     /// Be an OCI runtime in front of the real one, with runc's command line.
     ///
