@@ -4,11 +4,11 @@
 
 mod oci;
 mod options;
+mod output;
 mod plugins;
 mod render;
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use crate::runtime::{self, Runtime};
 use crate::spec;
 pub use oci::RUNTIME_NAME;
 use options::ContainerArgs;
+use output::{write_file_atomically, write_stdout};
 
 pub use run::EXIT_FAILURE;
 
@@ -290,16 +291,16 @@ pub fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Oci { args } => oci::run(&cli, args),
+        Command::Oci { args } => oci::run(cache_dir(&cli), args),
         Command::Spec(args) => spec_command(&cli, args),
         Command::Plugin(PluginCommand::Inspect { file, json }) => inspect(&cli, file, *json),
         Command::Plugin(PluginCommand::Trace(args)) => trace(&cli, args),
-        Command::Plugin(PluginCommand::Compile(args)) => plugins::compile(&cli, args),
+        Command::Plugin(PluginCommand::Compile(args)) => plugins::compile(cache_dir(&cli), args),
         Command::Plugin(PluginCommand::Cache(plugins::CacheCommand::List { json })) => {
-            plugins::cache_list(&cli, *json)
+            plugins::cache_list(cache_dir(&cli), *json)
         }
         Command::Plugin(PluginCommand::Cache(plugins::CacheCommand::Prune(args))) => {
-            plugins::cache_prune(&cli, args)
+            plugins::cache_prune(cache_dir(&cli), args)
         }
         Command::Plugin(PluginCommand::New(args)) => plugins::new(args),
     }
@@ -435,31 +436,6 @@ fn inspect(cli: &Cli, file: &Path, json: bool) -> Result<u8> {
     };
     write_stdout(out.as_bytes())?;
     Ok(0)
-}
-
-/// Writes to stdout; a closed pipe (`| head`) is not an error.
-fn write_stdout(bytes: &[u8]) -> Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other.context("cannot write to stdout")?),
-    }
-}
-
-/// Writes a file by renaming a complete temporary file over it, so no
-/// reader ever sees half of it.
-fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut file = tempfile::Builder::new()
-        .prefix(".specgate-")
-        .tempfile_in(dir)?;
-    file.write_all(bytes)?;
-    file.as_file().sync_all()?;
-    file.persist(path)?;
-    Ok(())
 }
 
 #[cfg(test)]
