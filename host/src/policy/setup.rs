@@ -333,3 +333,80 @@ pub fn inspect(cache_dir: Option<&Path>, file: &Path) -> Result<Inspection, Chai
     let info = host.describe(&plugin)?;
     Ok(Inspection { plugin, info })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(plugins: &[&str], settings: &[&str]) -> ChainSetup {
+        let mut setup = ChainSetup::new(PolicySource::None, None);
+        setup.plugins = plugins.iter().map(PathBuf::from).collect();
+        setup.plugin_settings = settings.iter().map(|s| s.to_string()).collect();
+        setup
+    }
+
+    fn error(plugins: &[&str], settings: &[&str]) -> String {
+        setup(plugins, settings)
+            .entries(Vec::new())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn added_plugins_and_settings_are_checked_before_any_load() {
+        assert_eq!(
+            error(&["/a/x.wasm", "/b/x.wasm"], &[]),
+            "--plugin /b/x.wasm: the chain already has a plugin named `x` (/a/x.wasm)"
+        );
+        for malformed in ["x", "x.k", ".k=v", "x.=v", "=v"] {
+            assert_eq!(
+                error(&["/a/x.wasm"], &[malformed]),
+                format!("--plugin-setting `{malformed}`: expected PLUGIN.KEY=VALUE")
+            );
+        }
+        assert_eq!(
+            error(&["/a/x.wasm"], &["y.k=v"]),
+            "--plugin-setting `y.k=v`: no plugin named `y` in the chain"
+        );
+    }
+
+    #[test]
+    fn the_last_setting_of_a_key_wins_and_values_keep_their_dots() {
+        let entries = setup(&["/a/x.wasm"], &["x.k=1", "x.k=a.b=c", "x.j=2"])
+            .entries(Vec::new())
+            .unwrap();
+        assert_eq!(
+            entries[0].settings,
+            [("k".into(), "a.b=c".into()), ("j".into(), "2".into())]
+        );
+        assert_eq!(entries[0].on_error, OnError::Deny);
+    }
+
+    #[test]
+    fn an_empty_chain_loads_no_engine_and_runs_the_work_beside_it_here() {
+        let here = std::thread::current().id();
+        let (chain, ran_on) = setup(&[], &[])
+            .load(|| std::thread::current().id())
+            .unwrap();
+        assert_eq!(ran_on, here);
+        assert!(chain.host.is_none() && chain.plugins().is_empty());
+        let mut spec = oci_spec::runtime::Spec::default();
+        let before = spec.clone();
+        chain.run(&mut spec, "id").unwrap();
+        assert_eq!(spec, before);
+    }
+
+    #[test]
+    fn a_missing_policy_file_is_an_error_and_the_default_one_is_optional() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("policy.toml");
+        let setup = ChainSetup::new(PolicySource::File(missing.clone()), None);
+        let error = setup.load(|| ()).map(|_| ()).unwrap_err();
+        assert!(matches!(error, ChainError::Policy(_)), "{error}");
+        assert!(error.to_string().contains(&missing.display().to_string()));
+        assert_eq!(
+            ChainSetup::new(PolicySource::Default, None).policy_path(),
+            Some(PathBuf::from(file::DEFAULT_PATH)).filter(|p| p.exists())
+        );
+    }
+}
