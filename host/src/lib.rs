@@ -3,12 +3,16 @@
 //!
 //! The run's data flow, one module each: [`spec`] builds the OCI runtime
 //! spec from the user's options, [`policy`] passes it through the plugin
-//! chain, and the command-line layer ([`cli`]) ties them together.
+//! chain ([`policy::setup`] assembles the chain), and [`run`] takes a
+//! container from its options to its exit status through both, then
+//! through the bundle and the OCI runtime. The command-line layer
+//! ([`cli`]) parses, calls them, and turns errors into exit codes.
 
 pub mod cli;
-pub mod network;
+mod network;
 pub mod policy;
-pub mod runtime;
+pub mod run;
+mod runtime;
 pub mod scaffold;
 pub mod spec;
 pub mod sys;

@@ -4,35 +4,28 @@
 
 mod oci;
 mod options;
+mod output;
 mod plugins;
+mod render;
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
-use sha2::{Digest, Sha256};
-
-use crate::network::Networks;
-use crate::policy::audit;
-use crate::policy::error::escape;
-use crate::policy::file::PluginEntry;
+use crate::policy::Mode;
 use crate::policy::limits::{parse_duration, parse_size};
-use crate::policy::{
-    self, Allocation, Entry, Grants, Limits, Mode, OnError, Plugin, PluginError, PluginHost,
-    Policy, Report, Source, plugin::default_name,
-};
-use crate::runtime::{self, Bundle, Runtime};
-use crate::spec::{self, isolation::Isolation, rootfs::Rootfs};
+use crate::policy::setup::{self, ChainSetup, PolicySource};
+use crate::run::{self, Container};
+use crate::runtime::{self, Runtime};
+use crate::spec;
 pub use oci::RUNTIME_NAME;
 use options::ContainerArgs;
+use output::{write_file_atomically, write_stdout};
 
-/// Exit status when specgate itself fails or a policy refuses the run
-/// (podman's convention).
-pub const EXIT_FAILURE: u8 = 125;
+pub use run::EXIT_FAILURE;
 
 /// Run containers through a chain of sandboxed WebAssembly policy plugins.
 #[derive(Debug, Parser)]
@@ -97,7 +90,7 @@ pub enum Command {
     },
     /// The container's init under `--isolation chroot`: set up from the
     /// spec on descriptor 4, then exec the command.
-    #[command(name = "chroot-init", hide = true)]
+    #[command(name = runtime::chroot::INIT_COMMAND, hide = true)]
     ChrootInit,
     /// Be an OCI runtime in front of the real one, with runc's command line.
     ///
@@ -298,16 +291,16 @@ pub fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Oci { args } => oci::run(&cli, args),
+        Command::Oci { args } => oci::run(cache_dir(&cli), args),
         Command::Spec(args) => spec_command(&cli, args),
         Command::Plugin(PluginCommand::Inspect { file, json }) => inspect(&cli, file, *json),
         Command::Plugin(PluginCommand::Trace(args)) => trace(&cli, args),
-        Command::Plugin(PluginCommand::Compile(args)) => plugins::compile(&cli, args),
+        Command::Plugin(PluginCommand::Compile(args)) => plugins::compile(cache_dir(&cli), args),
         Command::Plugin(PluginCommand::Cache(plugins::CacheCommand::List { json })) => {
-            plugins::cache_list(&cli, *json)
+            plugins::cache_list(cache_dir(&cli), *json)
         }
         Command::Plugin(PluginCommand::Cache(plugins::CacheCommand::Prune(args))) => {
-            plugins::cache_prune(&cli, args)
+            plugins::cache_prune(cache_dir(&cli), args)
         }
         Command::Plugin(PluginCommand::New(args)) => plugins::new(args),
     }
@@ -334,6 +327,9 @@ pub fn message(error: &anyhow::Error) -> String {
 /// The exit status for an error: 126 or 127 when the container's command
 /// could not run, 125 for everything else.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
+    if let Some(error) = error.downcast_ref::<run::Error>() {
+        return error.status();
+    }
     if let Some(error) = error.downcast_ref::<runtime::RunError>() {
         return error.status();
     }
@@ -347,269 +343,49 @@ fn cache_dir(cli: &Cli) -> Option<PathBuf> {
     if cli.no_cache {
         return None;
     }
-    if let Some(dir) = &cli.cache_dir {
-        return Some(dir.clone());
-    }
-    if nix::unistd::geteuid().is_root() {
-        return Some(PathBuf::from("/var/cache/specgate"));
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("specgate"))
+    cli.cache_dir.clone().or_else(setup::default_cache_dir)
 }
 
-/// The default limits of plugins, with the command line's over them.
-fn limits(chain: Option<&ChainArgs>) -> Limits {
-    let mut limits = Limits::default();
-    if let Some(chain) = chain {
-        if let Some(timeout) = chain.plugin_timeout {
-            limits.call_timeout = timeout;
-        }
-        if let Some(memory) = chain.plugin_memory {
-            limits.memory = memory;
-        }
-    }
-    limits
-}
-
-/// How the CLI's plugin instances are allocated: every command
-/// instantiates each plugin once, or a few times.
-const ALLOCATION: Allocation = Allocation::OnDemand;
-
-fn plugin_host(cli: &Cli, limits: Limits) -> Result<PluginHost> {
-    Ok(PluginHost::new(
-        cache_dir(cli).as_deref(),
-        limits,
-        ALLOCATION,
-    )?)
-}
-
-/// A chain's plugins, loaded, with what the policy gives each.
-struct LoadedChain {
-    /// The host that loaded the plugins; none for an empty chain, which
-    /// then costs no wasm engine.
-    host: Option<PluginHost>,
-    plugins: Vec<Plugin>,
-    entries: Vec<PluginEntry>,
-    mode: Mode,
-    audit_log: Option<PathBuf>,
-    policy: Option<audit::PolicyDigest>,
-    runtime: Option<String>,
-}
-
-impl LoadedChain {
-    /// The policy file's plugins, then those of `--plugin`, with the
-    /// settings of `--plugin-setting` over the file's; `beside` runs on
-    /// another thread meanwhile when there are plugins to load (else
-    /// here, first): work that needs no plugin need not wait for them.
-    fn load<R: Send>(
-        cli: &Cli,
-        args: &ChainArgs,
-        beside: impl FnOnce() -> R + Send,
-    ) -> Result<(Self, R)> {
-        let limits = limits(Some(args));
-        let policy_path = match &args.policy {
-            Some(path) => Some(path.clone()),
-            None if args.no_default_policy => None,
-            None => Some(PathBuf::from(policy::file::DEFAULT_PATH)).filter(|p| p.exists()),
+impl ChainArgs {
+    /// The chain these options assemble.
+    fn setup(&self, cli: &Cli) -> ChainSetup {
+        let policy = match &self.policy {
+            Some(path) => PolicySource::File(path.clone()),
+            None if self.no_default_policy => PolicySource::None,
+            None => PolicySource::Default,
         };
-        let (policy, digest) = match &policy_path {
-            Some(path) => {
-                // Read once: the audit record's digest is of the text parsed.
-                let text = Policy::read(path)?;
-                let digest = audit::PolicyDigest {
-                    path: path.display().to_string(),
-                    sha256: hex::encode(Sha256::digest(text.as_bytes())),
-                };
-                (Policy::parse(path, &text, &limits)?, Some(digest))
-            }
-            None => (Policy::default(), None),
-        };
-        let mut entries = policy.plugins;
-        for path in &args.plugins {
-            let name = default_name(path);
-            if let Some(other) = entries.iter().find(|e| e.name == name) {
-                bail!(
-                    "--plugin {}: the chain already has a plugin named `{name}` ({})",
-                    path.display(),
-                    other.path.display()
-                );
-            }
-            entries.push(PluginEntry {
-                name,
-                path: path.clone(),
-                sha256: None,
-                settings: Vec::new(),
-                grants: Grants::default(),
-                limits: limits.clone(),
-                on_error: OnError::Deny,
-            });
+        let mut setup = ChainSetup::new(policy, cache_dir(cli));
+        setup.mode = self.policy_mode;
+        setup.audit_log.clone_from(&self.audit_log);
+        setup.plugins.clone_from(&self.plugins);
+        setup.plugin_settings.clone_from(&self.plugin_settings);
+        if let Some(timeout) = self.plugin_timeout {
+            setup.limits.call_timeout = timeout;
         }
-        for setting in &args.plugin_settings {
-            let malformed = || format!("--plugin-setting `{setting}`: expected PLUGIN.KEY=VALUE");
-            let (target, value) = setting.split_once('=').with_context(malformed)?;
-            let (plugin, key) = target
-                .split_once('.')
-                .filter(|(p, k)| !p.is_empty() && !k.is_empty())
-                .with_context(malformed)?;
-            let entry = entries
-                .iter_mut()
-                .find(|e| e.name == plugin)
-                .with_context(|| {
-                    format!("--plugin-setting `{setting}`: no plugin named `{plugin}` in the chain")
-                })?;
-            entry.settings.retain(|(k, _)| k != key);
-            entry.settings.push((key.to_string(), value.to_string()));
+        if let Some(memory) = self.plugin_memory {
+            setup.limits.memory = memory;
         }
-        let sources: Vec<Source> = entries
-            .iter()
-            .map(|e| Source {
-                name: e.name.clone(),
-                path: e.path.clone(),
-                sha256: e.sha256.clone(),
-            })
-            .collect();
-        let (host, plugins, beside) = if sources.is_empty() {
-            (None, Vec::new(), beside())
-        } else {
-            let (loaded, mut beside) = crate::sys::alongside(vec![beside], || {
-                let host = plugin_host(cli, limits)?;
-                let plugins = host.load_all(&sources)?;
-                Ok::<_, anyhow::Error>((host, plugins))
-            });
-            let (host, plugins) = loaded?;
-            // Its panic was reported as it happened.
-            let beside = beside
-                .pop()
-                .flatten()
-                .expect("the work beside the plugin load panicked");
-            (Some(host), plugins, beside)
-        };
-        let chain = LoadedChain {
-            host,
-            plugins,
-            entries,
-            mode: args.policy_mode.unwrap_or(policy.mode),
-            audit_log: args.audit_log.clone().or(policy.audit_log),
-            policy: digest,
-            runtime: policy.runtime,
-        };
-        Ok((chain, beside))
-    }
-
-    /// The audit record of a run through this chain, before the chain runs.
-    fn record(
-        &self,
-        run_id: &str,
-        command: Vec<String>,
-        rootfs: String,
-        runtime: String,
-    ) -> audit::Record {
-        audit::Record::new(audit::Event::Start, run_id, command, rootfs, runtime)
-            .under(self.policy.clone(), self.mode)
-    }
-
-    /// Runs the chain over `spec`, and records in `record` what the
-    /// plugins did and, when they refuse, why: a refused run's record
-    /// still lists every plugin that ran, and its changes.
-    fn run_recorded(
-        &self,
-        spec: &mut oci_spec::runtime::Spec,
-        id: &str,
-        record: &mut audit::Record,
-    ) -> Result<Report, PluginError> {
-        let (report, outcome) = match &self.host {
-            Some(host) => host.run_chain_reporting(&self.entries(), spec, id, self.mode),
-            None => (Report::default(), Ok(())),
-        };
-        record.add_chain(&self.plugins, &report);
-        match outcome {
-            Ok(()) => Ok(report),
-            Err(error) => {
-                record.denial = Some(error.to_string());
-                Err(error)
-            }
-        }
-    }
-
-    /// Runs the chain over `spec`.
-    fn run(&self, spec: &mut oci_spec::runtime::Spec, id: &str) -> Result<Report, PluginError> {
-        match &self.host {
-            Some(host) => host.run_chain(&self.entries(), spec, id, self.mode),
-            None => Ok(Report::default()),
-        }
-    }
-
-    fn entries(&self) -> Vec<Entry<'_>> {
-        self.plugins
-            .iter()
-            .zip(&self.entries)
-            .map(|(plugin, entry)| Entry {
-                plugin,
-                settings: entry.settings.clone(),
-                grants: entry.grants.clone(),
-                limits: entry.limits.clone(),
-                on_error: entry.on_error,
-            })
-            .collect()
+        setup
     }
 }
 
-/// A container's spec before the policy chain, with the rootfs handle
-/// it was built from.
-struct Prepared {
-    id: String,
-    options: spec::Options,
-    rootfs: Rootfs,
-    built: spec::Built,
-}
-
-impl Prepared {
-    /// The chain and the spec it will run over, built while the plugins
-    /// load.
-    fn with_chain(
-        cli: &Cli,
-        chain: &ChainArgs,
-        args: &ContainerArgs,
-        command: &[String],
-    ) -> Result<(LoadedChain, Self)> {
-        let (chain, prepared) = LoadedChain::load(cli, chain, || Self::new(args, command))?;
-        Ok((chain, prepared?))
-    }
-
-    /// Parses the container options and builds the spec; the rootfs is
-    /// opened here, once.
-    fn new(args: &ContainerArgs, command: &[String]) -> Result<Self> {
-        // Without a command, a spec is printed for `sh`, as `runc spec`
-        // does; `run` refuses an empty command before this.
-        let command = if command.is_empty() {
-            &["sh".to_string()][..]
-        } else {
-            command
-        };
-        let options = args.options(command)?;
-        let id = match &args.name {
-            Some(name) => name.clone(),
-            None => new_container_id()?,
-        };
-        let rootfs = Rootfs::open(options.rootfs.as_deref().unwrap_or(Path::new("/")))?;
-        let built = spec::build(&id, &options, &rootfs, &runtime::state_dir()?.join(&id))?;
-        Ok(Prepared {
-            id,
-            options,
-            rootfs,
-            built,
-        })
-    }
+/// The container the options describe, running `command` (`sh` when
+/// empty, as `runc spec` prints; `run` refuses an empty command first).
+fn container(args: &ContainerArgs, command: &[String]) -> Result<Container> {
+    let command = if command.is_empty() {
+        &["sh".to_string()][..]
+    } else {
+        command
+    };
+    Ok(Container {
+        name: args.name.clone(),
+        options: args.options(command)?,
+    })
 }
 
 fn spec_command(cli: &Cli, args: &SpecArgs) -> Result<u8> {
-    let (chain, Prepared { id, built, .. }) =
-        Prepared::with_chain(cli, &args.chain, &args.container, &args.command)?;
-    let mut spec = built.spec;
-    chain.run(&mut spec, &id)?;
+    let container = container(&args.container, &args.command)?;
+    let spec = run::spec(&args.chain.setup(cli), container)?;
     let json = spec::to_json(&spec)?;
     match &args.output {
         Some(path) => write_file_atomically(path, json.as_bytes())
@@ -623,342 +399,43 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
     if args.command.is_empty() {
         bail!("command must be specified (after `--`)");
     }
-    let isolation = args
-        .container
-        .isolation
-        .unwrap_or_else(Isolation::default_for_caller);
-    // No OCI runtime at all under chroot isolation.
-    let runtime = match isolation {
-        Isolation::Chroot => None,
-        Isolation::Oci | Isolation::Rootless => {
-            let runtime = Runtime::resolve(&args.runtime, args.runtime_flags.clone())?
-                .with_flags(runtime::caller_flags()?);
-            Some(if isolation == Isolation::Rootless {
-                runtime.rootless()
-            } else {
-                runtime
-            })
-        }
-    };
-    if isolation == Isolation::Rootless {
-        spec::isolation::check_user_namespaces()?;
-    }
-    let (chain, prepared) = Prepared::with_chain(cli, &args.chain, &args.container, &args.command)?;
-    let mut record = chain.record(
-        &prepared.id,
-        args.command.clone(),
-        prepared
-            .options
-            .rootfs
-            .as_ref()
-            .map_or_else(|| "host".to_string(), |r| r.display().to_string()),
-        runtime.as_ref().map_or_else(
-            || "chroot".to_string(),
-            |r| r.program().display().to_string(),
-        ),
-    );
-    // stdin is relayed with -i only, as podman does: a run in the
-    // background of a shell must not steal the terminal's input.
-    let stdio = runtime::StdioConfig {
+    let request = run::Request {
+        container: container(&args.container, &args.command)?,
+        command: args.command.clone(),
+        runtime: run::RuntimeChoice {
+            name: args.runtime.clone(),
+            flags: args.runtime_flags.clone(),
+        },
+        cni: run::Cni {
+            config_dir: args.container.cni_config_dir.clone(),
+            plugin_path: args.container.cni_plugin_path.clone(),
+        },
         stdin: args.container.interactive,
     };
-    let outcome = run_container(
-        &chain,
-        runtime.as_ref(),
-        prepared,
-        &args.container,
-        stdio,
-        &mut record,
-    );
-    record.end(match &outcome {
-        Ok(status) => *status,
-        Err(e) => exit_code(e),
-    });
-    if let Some(log) = &chain.audit_log {
-        record
-            .append(log)
-            .with_context(|| format!("audit log {}", log.display()))?;
-    }
-    outcome
-}
-
-fn run_container(
-    chain: &LoadedChain,
-    runtime: Option<&Runtime>,
-    prepared: Prepared,
-    args: &ContainerArgs,
-    stdio: runtime::StdioConfig,
-    record: &mut audit::Record,
-) -> Result<u8> {
-    let Prepared {
-        id,
-        options,
-        rootfs,
-        built,
-    } = prepared;
-    let mut spec = built.spec;
-    if let Some(process) = spec.process_mut()
-        && process.terminal() == Some(true)
-    {
-        process.set_console_size(runtime::console::our_size());
-    }
-    let mut report = chain.run_recorded(&mut spec, &id, record)?;
-    let pins = std::mem::take(&mut report.pins);
-    // The plugins' instances are not needed while the container runs.
-    drop(report);
-    spec::prepare(&spec, &rootfs)?;
-    let networks = cni_networks(&options.namespaces.network, args, &spec)?;
-    if runtime.is_none() && !networks.is_empty() {
-        bail!(
-            "--network: CNI networks are configured between an OCI runtime's create and start; --isolation chroot has no runtime"
-        );
-    }
-
-    // Made first, so dropped last: the guardian stands down only once
-    // the bundle is gone. Started before the bundle is made: a run killed
-    // once the bundle exists always has a cleanup (one that finds no
-    // bundle does nothing).
-    let state_dir = runtime::state_dir()?;
-    let _guardian = runtime::gc::Guardian::start(runtime, &id, &state_dir.join(&id))
-        .context("cannot start the run's guardian")?;
-    let mut bundle = Bundle::create(&state_dir, &id)?;
-    // Granted bind sources are mounted as they were checked, before the
-    // host's root: they are copied from the namespace the chain ran in.
-    let bundle_dir = bundle.dir().to_path_buf();
-    for mount_point in runtime::pin::attach(&bundle_dir, "pinned-", &mut spec, &pins)? {
-        bundle.track_mount(mount_point);
-    }
-    let json = spec::to_json(&spec)?;
-    record.config_sha256 = Some(hex::encode(Sha256::digest(json.as_bytes())));
-    if options.rootfs.is_none() {
-        if options.isolation == Isolation::Rootless {
-            // The runtime binds the host's root there itself, in the
-            // container's user namespace (spec::isolation::bind_host_root).
-            bundle.empty_dir("rootfs")?;
-        } else {
-            let mount_point = bundle.mount_point("rootfs")?;
-            runtime::bind_host_root(&mount_point)?;
-        }
-    }
-    for file in &built.files {
-        bundle.write_file(&file.name, &file.contents, 0o644)?;
-    }
-    bundle.write_config(&json)?;
-    // The `start` record, once the container can only start: a specgate
-    // killed from here on leaves it.
-    let mut starting = |joined: &[crate::network::Joined<'_>]| {
-        record.time = audit::now();
-        record.networks = joined
-            .iter()
-            .map(|n| audit::NetworkRecord::from_cni(n.name, n.interface, n.result))
-            .collect();
-        match &chain.audit_log {
-            Some(log) => record
-                .append(log)
-                .map_err(|source| runtime::RunError::Audit {
-                    path: log.clone(),
-                    source,
-                }),
-            None => Ok(()),
-        }
-    };
-    Ok(match runtime {
-        Some(runtime) => runtime::run(
-            runtime,
-            &id,
-            &bundle,
-            &spec,
-            stdio,
-            &networks,
-            &mut starting,
-        )?,
-        None => {
-            starting(&[])?;
-            runtime::chroot::run(&bundle, &spec, stdio)?
-        }
-    })
-}
-
-/// The CNI networks the run joins, loaded before anything is made, so
-/// that a malformed configuration or an unknown name leaves nothing
-/// behind. None when the final spec (after the plugins) gives the
-/// container no network namespace of its own to configure.
-fn cni_networks(
-    network: &spec::namespaces::Network,
-    args: &ContainerArgs,
-    spec: &oci_spec::runtime::Spec,
-) -> Result<Networks> {
-    let Some(names) = network.cni_names() else {
-        return Ok(Networks::default());
-    };
-    let own_namespace = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|n| {
-            n.iter().any(|ns| {
-                ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network && ns.path().is_none()
-            })
-        });
-    if !own_namespace {
-        tracing::warn!(
-            "--network: the policy left the container no network namespace of its own; no CNI network is configured"
-        );
-        return Ok(Networks::default());
-    }
-    let networks = Networks::load(&args.cni_config_dir, &args.cni_plugin_path, names)?;
-    if networks.is_empty() {
-        tracing::warn!(
-            "--network private: no CNI network in {}; the container has only lo",
-            args.cni_config_dir.display()
-        );
-    }
-    Ok(networks)
+    Ok(run::run(&args.chain.setup(cli), request)?)
 }
 
 fn trace(cli: &Cli, args: &TraceArgs) -> Result<u8> {
-    let (chain, Prepared { id, built, .. }) =
-        Prepared::with_chain(cli, &args.chain, &args.container, &args.command)?;
-    let mut spec = built.spec;
-    let report = chain.run(&mut spec, &id)?;
+    let container = container(&args.container, &args.command)?;
+    let trace = run::trace(&args.chain.setup(cli), container)?;
     let out = if args.json {
-        let plugins: Vec<serde_json::Value> = chain
-            .plugins
-            .iter()
-            .map(|p| {
-                let changes: Vec<audit::ChangeRecord> = report
-                    .applied
-                    .iter()
-                    .filter(|a| a.plugin == p.name())
-                    .map(audit::ChangeRecord::from)
-                    .collect();
-                serde_json::json!({
-                    "name": p.name(),
-                    "path": p.path(),
-                    "sha256": p.sha256(),
-                    "hooks": p.hooks().iter().map(|h| h.interface()).collect::<Vec<_>>(),
-                    "changes": changes,
-                })
-            })
-            .collect();
-        let value = serde_json::json!({
-            "plugins": plugins,
-            "skipped": report.skipped.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
-            "would_deny": report.would_deny.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
-        });
-        format!("{}\n", serde_json::to_string_pretty(&value)?)
+        render::trace_json(&trace)?
     } else {
-        let mut out = String::new();
-        for plugin in &chain.plugins {
-            // Every line is one line: the changes and errors come escaped
-            // from the chain, names and paths are escaped here.
-            out.push_str(&format!(
-                "plugin {} ({})\n",
-                escape(plugin.name()),
-                escape(&plugin.path().display().to_string())
-            ));
-            let mut any = false;
-            for applied in report.applied.iter().filter(|a| a.plugin == plugin.name()) {
-                any = true;
-                let mark = if applied.grant.is_some() { '+' } else { '-' };
-                out.push_str(&format!("  {mark} {}: {}", applied.hook, applied.change));
-                if let Some(grant) = &applied.grant {
-                    out.push_str(&format!(" (granted by {grant})"));
-                }
-                out.push('\n');
-            }
-            if !any {
-                out.push_str("  (no changes)\n");
-            }
-        }
-        for error in &report.skipped {
-            out.push_str(&format!("skipped: {error}\n"));
-        }
-        for error in &report.would_deny {
-            out.push_str(&format!("would deny: {error}\n"));
-        }
-        out
+        render::trace_text(&trace)
     };
     write_stdout(out.as_bytes())?;
     Ok(0)
 }
 
 fn inspect(cli: &Cli, file: &Path, json: bool) -> Result<u8> {
-    let host = plugin_host(cli, limits(None))?;
-    let plugin = host.load(&default_name(file), file)?;
-    let info = host.describe(&plugin)?;
-    let hooks: Vec<&str> = plugin.hooks().iter().map(|h| h.interface()).collect();
-    let contract = plugin
-        .contract()
-        .map(|v| format!("{}@{v}", crate::policy::bindings::PACKAGE))
-        .unwrap_or_default();
+    let inspection = setup::inspect(cache_dir(cli).as_deref(), file)?;
     let out = if json {
-        let value = serde_json::json!({
-            "path": plugin.path(),
-            "size": plugin.size(),
-            "sha256": plugin.sha256(),
-            "contract": contract,
-            "hooks": hooks,
-            "exports": plugin.exports(),
-            "imports": plugin.imports(),
-            "name": escape(&info.name),
-            "version": escape(&info.version),
-            "description": escape(&info.description),
-        });
-        format!("{}\n", serde_json::to_string_pretty(&value)?)
+        render::inspection_json(&inspection)?
     } else {
-        let mut out = String::new();
-        let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<12} {v}\n"));
-        line("path:", &plugin.path().display().to_string());
-        line("size:", &format!("{} bytes", plugin.size()));
-        line("sha256:", plugin.sha256());
-        line("pin:", &format!("sha256 = \"{}\"", plugin.sha256()));
-        line("contract:", &contract);
-        line("hooks:", &hooks.join(", "));
-        line("imports:", &plugin.imports().join(", "));
-        // The plugin's own words: escaped, so that they cannot forge or
-        // erase lines.
-        line("name:", &escape(&info.name));
-        line("version:", &escape(&info.version));
-        line("description:", &escape(&info.description));
-        out
+        render::inspection_text(&inspection)
     };
     write_stdout(out.as_bytes())?;
     Ok(0)
-}
-
-/// Writes to stdout; a closed pipe (`| head`) is not an error.
-fn write_stdout(bytes: &[u8]) -> Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other.context("cannot write to stdout")?),
-    }
-}
-
-/// Writes a file by renaming a complete temporary file over it, so no
-/// reader ever sees half of it.
-fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut file = tempfile::Builder::new()
-        .prefix(".specgate-")
-        .tempfile_in(dir)?;
-    file.write_all(bytes)?;
-    file.as_file().sync_all()?;
-    file.persist(path)?;
-    Ok(())
-}
-
-/// A random 64-hex-digit container id, as podman makes them.
-fn new_container_id() -> Result<String> {
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .context("cannot read /dev/urandom for a container id")?;
-    Ok(hex::encode(bytes))
 }
 
 #[cfg(test)]

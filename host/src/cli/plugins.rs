@@ -9,10 +9,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use sha2::{Digest, Sha256};
 
-use super::{Cli, cache_dir, limits, plugin_host, write_stdout};
+use super::output::write_stdout;
 use crate::policy::cache::{CacheEntry, Source as Origin};
 use crate::policy::progress::human_size;
-use crate::policy::{Cache, Policy, Source, audit, plugin::default_name};
+use crate::policy::setup::plugin_host;
+use crate::policy::{Cache, Limits, Policy, Source, audit, plugin::default_name};
 use crate::scaffold;
 
 /// `specgate plugin compile`.
@@ -82,11 +83,11 @@ pub struct NewArgs {
 
 /// Compiles plugins into the cache, all at once; one line each on stdout.
 /// Every plugin is tried, and every failure said.
-pub fn compile(cli: &Cli, args: &CompileArgs) -> Result<u8> {
-    if cache_dir(cli).is_none() {
+pub fn compile(cache_dir: Option<PathBuf>, args: &CompileArgs) -> Result<u8> {
+    if cache_dir.is_none() {
         bail!("plugin compile fills the plugin cache, which --no-cache turns off");
     }
-    let limits = limits(None);
+    let limits = Limits::default();
     let mut sources = Vec::new();
     for path in &args.policies {
         let policy = Policy::load(path, &limits)?;
@@ -97,7 +98,7 @@ pub fn compile(cli: &Cli, args: &CompileArgs) -> Result<u8> {
         }));
     }
     sources.extend(args.files.iter().map(|f| Source::new(&default_name(f), f)));
-    let host = plugin_host(cli, limits)?;
+    let host = plugin_host(cache_dir.as_deref(), limits)?;
     let width = sources.iter().map(|s| s.name.len()).max().unwrap_or(0);
     let mut out = String::new();
     let mut failures = Vec::new();
@@ -145,16 +146,16 @@ fn elapsed(time: Duration) -> String {
 }
 
 /// The cache the options select, which must be on.
-fn open_cache(cli: &Cli) -> Result<Cache> {
-    if cache_dir(cli).is_none() {
+fn open_cache(cache_dir: Option<PathBuf>) -> Result<Cache> {
+    let Some(dir) = cache_dir else {
         bail!("the plugin cache is off (--no-cache)");
-    }
-    Ok(plugin_host(cli, limits(None))?.cache().clone())
+    };
+    Ok(plugin_host(Some(&dir), Limits::default())?.cache().clone())
 }
 
 /// Lists the cache's entries, least recently used first.
-pub fn cache_list(cli: &Cli, json: bool) -> Result<u8> {
-    let cache = open_cache(cli)?;
+pub fn cache_list(cache_dir: Option<PathBuf>, json: bool) -> Result<u8> {
+    let cache = open_cache(cache_dir)?;
     let entries = cache.entries()?;
     let out = if json {
         let list: Vec<serde_json::Value> = entries
@@ -200,7 +201,7 @@ pub fn cache_list(cli: &Cli, json: bool) -> Result<u8> {
 /// Removes the entries the options select, and files no entry needs
 /// (sidecars of removed entries, temporary files of writers that died);
 /// says what went and how much was freed.
-pub fn cache_prune(cli: &Cli, args: &PruneArgs) -> Result<u8> {
+pub fn cache_prune(cache_dir: Option<PathBuf>, args: &PruneArgs) -> Result<u8> {
     if args.policies.is_empty() && args.older_than.is_none() {
         bail!(
             "plugin cache prune: say what to remove: --policy FILE (keep what it names) and/or --older-than DURATION"
@@ -211,7 +212,7 @@ pub fn cache_prune(cli: &Cli, args: &PruneArgs) -> Result<u8> {
     } else {
         Some(referenced(&args.policies)?)
     };
-    let cache = open_cache(cli)?;
+    let cache = open_cache(cache_dir)?;
     let now = SystemTime::now();
     let doomed: Vec<CacheEntry> = cache
         .entries()?
@@ -263,7 +264,7 @@ pub fn cache_prune(cli: &Cli, args: &PruneArgs) -> Result<u8> {
 /// is one, else the file's. An unreadable plugin is an error, since
 /// pruning without knowing what it needs could remove it.
 fn referenced(policies: &[PathBuf]) -> Result<HashSet<String>> {
-    let limits = limits(None);
+    let limits = Limits::default();
     let mut keep = HashSet::new();
     for path in policies {
         let policy = Policy::load(path, &limits)?;

@@ -195,6 +195,7 @@ impl ResultCache {
     }
 
     /// Its `results` directory.
+    #[cfg(test)]
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -528,11 +529,6 @@ impl Leftovers {
     /// The container these records are of.
     pub fn container_id(&self) -> Option<&str> {
         self.entries.first().map(|(_, e)| e.container_id.as_str())
-    }
-
-    /// Whether there is nothing to delete.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// DELs every network recorded, last interface first, with the

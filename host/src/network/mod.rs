@@ -84,15 +84,9 @@ impl Networks {
     }
 
     /// The networks, in the order they are added.
+    #[cfg(test)]
     pub fn lists(&self) -> &[NetworkList] {
         &self.lists
-    }
-
-    /// Keeps the ADDs' records in `cache` instead of libcni's default
-    /// directory.
-    pub fn with_cache(mut self, cache: ResultCache) -> Self {
-        self.cache = cache;
-        self
     }
 
     /// Adds the container whose init is `pid` to every network, on

@@ -28,6 +28,7 @@ mod private_files;
 pub mod progress;
 pub mod reach;
 pub mod sandbox;
+pub mod setup;
 pub mod view;
 
 use std::path::{Path, PathBuf};

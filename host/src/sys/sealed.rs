@@ -232,6 +232,7 @@ pub fn sealed_copy(path: &Path) -> Result<OwnedFd, SysError> {
 }
 
 /// The seals on a memfd.
+#[cfg(test)]
 pub fn seals(fd: &OwnedFd) -> nix::Result<SealFlag> {
     fcntl(fd, FcntlArg::F_GET_SEALS).map(SealFlag::from_bits_retain)
 }

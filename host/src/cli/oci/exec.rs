@@ -30,9 +30,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
 
-use super::{EXIT_RUNTIME_FAILURE, Handover, Invocation, resolve_runtime};
-use crate::cli::{ChainArgs, Cli, LoadedChain};
-use crate::policy::{Policy, audit};
+use super::invocation::{EXIT_RUNTIME_FAILURE, Invocation};
+use crate::policy::audit;
+use crate::policy::setup::{ChainSetup, LoadedChain};
 use crate::runtime::config::ProcessFile;
 use crate::runtime::{BundleConfig, Runtime};
 use crate::spec::caps::{self, CapSet};
@@ -62,19 +62,16 @@ struct Target {
 }
 
 /// Checks `exec`'s process against the policy and the container's, and
-/// returns what to hand over to.
+/// returns the arguments to give `runtime` when they are not the ones
+/// received.
 pub(super) fn prepare(
-    cli: &Cli,
+    setup: &ChainSetup,
+    runtime: &Runtime,
     inv: &Invocation,
     received: &[OsString],
     id: &str,
-    chain_args: ChainArgs,
-) -> Result<Handover> {
-    let runtime = resolve_runtime(match &chain_args.policy {
-        Some(path) => Policy::load_runtime(path)?,
-        None => None,
-    })?;
-    let (chain, target) = LoadedChain::load(cli, &chain_args, || inspect(&runtime, inv, id))?;
+) -> Result<Option<Vec<OsString>>> {
+    let (chain, target) = setup.load(|| inspect(runtime, inv, id))?;
     let target = target?;
     let process = target.requested.process();
     let rootfs = target.config.spec().root().as_ref().map_or_else(
@@ -92,15 +89,12 @@ pub(super) fn prepare(
         record.exit_status = Some(EXIT_RUNTIME_FAILURE);
         record.denial.get_or_insert_with(|| format!("{error:#}"));
     }
-    if let Some(log) = &chain.audit_log {
+    if let Some(log) = chain.audit_log() {
         record
             .append(log)
             .with_context(|| format!("audit log {}", log.display()))?;
     }
-    Ok(Handover {
-        runtime,
-        args: outcome?,
-    })
+    outcome
 }
 
 /// The container's bundle (from the runtime's state), its config.json
@@ -328,7 +322,7 @@ fn decide(
     let report = chain
         .run(&mut spec, id)
         .inspect_err(|e| record.denial = Some(e.to_string()))?;
-    record.add_chain(&chain.plugins, &report);
+    record.add_chain(chain.plugins(), &report);
     let mut decided = spec
         .process()
         .clone()
@@ -698,7 +692,7 @@ mod tests {
         ]
         .map(OsString::from)
         .to_vec();
-        let inv = super::super::scan(&received).unwrap();
+        let inv = super::super::invocation::scan(&received).unwrap();
         let fd = sealed_file(b"{\"cwd\":\"/\"}", &inv).unwrap();
         assert!(fd >= 3 + 5, "{fd} is among the descriptors passed on");
         let args = replace_process_arg(&inv, &received, fd).unwrap();

@@ -1,0 +1,129 @@
+//! What `plugin trace` and `plugin inspect` print, as text or JSON.
+
+use anyhow::Result;
+
+use crate::policy::audit;
+use crate::policy::error::escape;
+use crate::policy::setup::Inspection;
+use crate::run::Trace;
+
+/// A trace as JSON: per plugin, what it is and what it changed.
+pub fn trace_json(trace: &Trace) -> Result<String> {
+    let Trace { chain, report } = trace;
+    let plugins: Vec<serde_json::Value> = chain
+        .plugins()
+        .iter()
+        .map(|p| {
+            let changes: Vec<audit::ChangeRecord> = report
+                .applied
+                .iter()
+                .filter(|a| a.plugin == p.name())
+                .map(audit::ChangeRecord::from)
+                .collect();
+            serde_json::json!({
+                "name": p.name(),
+                "path": p.path(),
+                "sha256": p.sha256(),
+                "hooks": p.hooks().iter().map(|h| h.interface()).collect::<Vec<_>>(),
+                "changes": changes,
+            })
+        })
+        .collect();
+    let value = serde_json::json!({
+        "plugins": plugins,
+        "skipped": report.skipped.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        "would_deny": report.would_deny.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+    });
+    Ok(format!("{}\n", serde_json::to_string_pretty(&value)?))
+}
+
+/// A trace as text: a line per plugin, then one per change.
+pub fn trace_text(trace: &Trace) -> String {
+    let Trace { chain, report } = trace;
+    let mut out = String::new();
+    for plugin in chain.plugins() {
+        // Every line is one line: the changes and errors come escaped
+        // from the chain, names and paths are escaped here.
+        out.push_str(&format!(
+            "plugin {} ({})\n",
+            escape(plugin.name()),
+            escape(&plugin.path().display().to_string())
+        ));
+        let mut any = false;
+        for applied in report.applied.iter().filter(|a| a.plugin == plugin.name()) {
+            any = true;
+            let mark = if applied.grant.is_some() { '+' } else { '-' };
+            out.push_str(&format!("  {mark} {}: {}", applied.hook, applied.change));
+            if let Some(grant) = &applied.grant {
+                out.push_str(&format!(" (granted by {grant})"));
+            }
+            out.push('\n');
+        }
+        if !any {
+            out.push_str("  (no changes)\n");
+        }
+    }
+    for error in &report.skipped {
+        out.push_str(&format!("skipped: {error}\n"));
+    }
+    for error in &report.would_deny {
+        out.push_str(&format!("would deny: {error}\n"));
+    }
+    out
+}
+
+/// `wit-package@version`, or empty for a plugin of no known contract.
+fn contract(inspection: &Inspection) -> String {
+    inspection
+        .plugin
+        .contract()
+        .map(|v| format!("{}@{v}", crate::policy::bindings::PACKAGE))
+        .unwrap_or_default()
+}
+
+fn hooks(inspection: &Inspection) -> Vec<&str> {
+    inspection
+        .plugin
+        .hooks()
+        .iter()
+        .map(|h| h.interface())
+        .collect()
+}
+
+/// An inspection as JSON.
+pub fn inspection_json(inspection: &Inspection) -> Result<String> {
+    let Inspection { plugin, info } = inspection;
+    let value = serde_json::json!({
+        "path": plugin.path(),
+        "size": plugin.size(),
+        "sha256": plugin.sha256(),
+        "contract": contract(inspection),
+        "hooks": hooks(inspection),
+        "exports": plugin.exports(),
+        "imports": plugin.imports(),
+        "name": escape(&info.name),
+        "version": escape(&info.version),
+        "description": escape(&info.description),
+    });
+    Ok(format!("{}\n", serde_json::to_string_pretty(&value)?))
+}
+
+/// An inspection as text, a field a line.
+pub fn inspection_text(inspection: &Inspection) -> String {
+    let Inspection { plugin, info } = inspection;
+    let mut out = String::new();
+    let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<12} {v}\n"));
+    line("path:", &plugin.path().display().to_string());
+    line("size:", &format!("{} bytes", plugin.size()));
+    line("sha256:", plugin.sha256());
+    line("pin:", &format!("sha256 = \"{}\"", plugin.sha256()));
+    line("contract:", &contract(inspection));
+    line("hooks:", &hooks(inspection).join(", "));
+    line("imports:", &plugin.imports().join(", "));
+    // The plugin's own words: escaped, so that they cannot forge or
+    // erase lines.
+    line("name:", &escape(&info.name));
+    line("version:", &escape(&info.version));
+    line("description:", &escape(&info.description));
+    out
+}
