@@ -474,17 +474,19 @@ impl LoadedChain {
         let (host, plugins, beside) = if sources.is_empty() {
             (None, Vec::new(), beside())
         } else {
-            let (loaded, mut beside) = crate::sys::alongside(vec![beside], || {
-                let host = plugin_host(cli, limits)?;
-                let plugins = host.load_all(&sources)?;
-                Ok::<_, anyhow::Error>((host, plugins))
+            let (loaded, beside) = std::thread::scope(|scope| {
+                let beside = scope.spawn(beside);
+                let loaded = plugin_host(cli, limits).and_then(|host| {
+                    let plugins = host.load_all(&sources)?;
+                    Ok::<_, anyhow::Error>((host, plugins))
+                });
+                // Its panic was reported as it happened.
+                let beside = beside
+                    .join()
+                    .expect("the work beside the plugin load panicked");
+                (loaded, beside)
             });
             let (host, plugins) = loaded?;
-            // Its panic was reported as it happened.
-            let beside = beside
-                .pop()
-                .flatten()
-                .expect("the work beside the plugin load panicked");
             (Some(host), plugins, beside)
         };
         let chain = LoadedChain {

@@ -536,10 +536,7 @@ fn prepare(cli: &Cli, inv: &Invocation, received: &[OsString]) -> Result<Handove
     if command == "exec" {
         return exec::prepare(cli, inv, received, id, chain_args(Some(policy)));
     }
-    // Until the hand-over this thread keeps its CPU and the helpers the
-    // others, so that none waits behind another with a CPU idle.
-    let staying = crate::sys::stay_here();
-    // Built on the other core while this one reads the policy and starts
+    // Built on another thread while this one reads the policy and starts
     // on config.json; wasted, but not waited for, if the policy names no
     // plugin.
     crate::policy::engine::warm_up(super::ALLOCATION);
@@ -566,16 +563,7 @@ fn prepare(cli: &Cli, inv: &Invocation, received: &[OsString]) -> Result<Handove
         rootfs.display().to_string(),
         runtime.program().display().to_string(),
     );
-    // Without a holder, the exec would first tear down this process's
-    // memory (the plugins', the parsed config), and the engine would wait
-    // for that too. Starting one takes two clones and a wait: a helper
-    // does it while the chain runs.
-    let (outcome, held) = crate::sys::alongside(vec![crate::sys::hold_memory_until_exec], || {
-        gate(&chain, &config, inv, id, &mut record)
-    });
-    if let [Some(Err(error))] = held.as_slice() {
-        tracing::debug!("the exec tears down the memory itself: {error}");
-    }
+    let outcome = gate(&chain, &config, inv, id, &mut record);
     // The runtime's own status is never seen: specgate becomes the
     // runtime. The container's record is its `start`; one that specgate
     // stopped ends here.
@@ -588,9 +576,6 @@ fn prepare(cli: &Cli, inv: &Invocation, received: &[OsString]) -> Result<Handove
             .with_context(|| format!("audit log {}", log.display()))?;
     }
     let report = outcome?;
-    staying
-        .release()
-        .context("cannot give the runtime the engine's CPU mask back")?;
     // The process becomes the runtime next: freeing the plugins'
     // instances, the loaded plugins and the parsed config would only
     // delay it.
