@@ -6,10 +6,8 @@ pub mod bounded;
 pub mod chroot;
 mod mount_api;
 pub mod sealed;
-mod sharers;
 
 pub use mount_api::clone_tree_of;
-pub use sharers::{STAND_DOWN, hold_memory_until_exec, start_watcher};
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
