@@ -4,6 +4,7 @@
 //! bundle of every run whose owner is gone.
 
 use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::bundle::{Bundle, BundleError};
@@ -296,12 +297,65 @@ fn remove_run(
     bundle: &Path,
     networks: network::Leftovers,
 ) -> Result<(), BundleError> {
+    if runtime.is_some() {
+        wait_for_create(bundle);
+    }
     if let Some(Err(e)) = runtime.map(|r| r.delete_own(id, bundle)) {
         tracing::debug!("cleanup: {e}");
     }
     networks.release();
     super::chroot::cgroup::kill_recorded(bundle);
     Bundle::adopt(bundle.to_path_buf()).map(drop)
+}
+
+/// How long a cleanup waits for a runtime's `create` that a killed run
+/// left running before it deletes anyway.
+const CREATE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Waits, up to [`CREATE_WAIT`], until no runtime creates a container
+/// from `bundle`: a `create` (or a detached `run`) the killed run started
+/// goes on without it, and a delete that came first would find nothing
+/// and leave the container it makes. A foreground `run` lasts as long as
+/// its container and is not waited for: deleting the container ends it.
+fn wait_for_create(bundle: &Path) {
+    let started = std::time::Instant::now();
+    while creating(bundle) {
+        if started.elapsed() > CREATE_WAIT {
+            tracing::warn!(
+                "a runtime still creates from {} after {CREATE_WAIT:?}; deleting anyway",
+                bundle.display()
+            );
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Whether a process other than this one runs a runtime's `create`, or a
+/// detached `run`, with `--bundle` `bundle`.
+fn creating(bundle: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    let me = std::process::id().to_string();
+    let bundle = bundle.as_os_str().as_bytes();
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            name != me.as_str() && name.as_encoded_bytes().iter().all(u8::is_ascii_digit)
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .any(|cmdline| {
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            let from_bundle = args
+                .windows(2)
+                .any(|pair| pair[0] == b"--bundle" && pair[1] == bundle);
+            from_bundle
+                && args
+                    .iter()
+                    .any(|&arg| arg == b"create" || arg == b"--detach")
+        })
 }
 
 /// Deletes the runtime state and the bundle of every dead run under
