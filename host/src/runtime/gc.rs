@@ -3,6 +3,7 @@
 //! names its owner, and `specgate gc` deletes the runtime state and the
 //! bundle of every run whose owner is gone.
 
+use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -51,38 +52,35 @@ fn owner_alive(bundle: &Path) -> bool {
     }
 }
 
-/// The guardian of a run: a `specgate guard` process, started with the
-/// run, in its own process group, waiting for this process to end. If
+/// The guardian of a run: a watcher process, started with the run,
+/// in its own process group, waiting for this process to end. If
 /// specgate ends without dropping its [`Guardian`] (SIGKILL, a crash that
-/// does not unwind), the guard deletes the run's runtime state and
-/// bundle: a killed specgate's container dies a moment later instead of
-/// lingering until `specgate gc`. A run that ends normally tells the
-/// guard so, and the guard exits without cleaning up.
+/// does not unwind), the watcher execs `specgate guard`, which deletes the
+/// run's runtime state and bundle: a killed specgate's container dies a
+/// moment later instead of lingering until `specgate gc`. A run that ends
+/// normally tells the watcher so, and no cleanup process ever starts.
 ///
 /// A panic on the thread that started it, while it stands, is not a
 /// normal end: unwinding would run the run's destructors, which remove
 /// the bundle (that the cleanup needs to find the run) while a container
-/// the panic left running lives on, and then tell the guard all is
+/// the panic left running lives on, and then tell the watcher all is
 /// well. The panic is reported, and the process aborts at once instead,
-/// leaving everything to the guard's cleanup.
+/// leaving everything to the watcher's cleanup.
 ///
 /// It is started before specgate enters its own mount namespace, so it sees
 /// no mounts in the bundle.
 #[derive(Debug)]
 pub struct Guardian {
-    /// Never closed: the guard's end of file is the sign that this
-    /// process is gone.
+    /// Never closed: the watcher goes when this process is gone, and its
+    /// end of file is the sign (see `sys::start_watcher`).
     socket: &'static std::os::unix::net::UnixStream,
 }
-
-/// The byte a run that ended well sends its guard.
-const STAND_DOWN: u8 = b'x';
 
 /// This process's end of its guardian's socket, once one started.
 static SOCKET: std::sync::OnceLock<&'static std::os::unix::net::UnixStream> =
     std::sync::OnceLock::new();
 
-/// Hands the run's network namespace to its guard, which keeps it for
+/// Hands the run's network namespace to its watcher, which keeps it for
 /// the cleanup: a run killed after its container exited (the namespace's
 /// other holder) would otherwise take the namespace with it, and DEL
 /// could no longer remove what the plugins made for the interfaces in it
@@ -97,13 +95,20 @@ pub fn hand_over_namespace(netns: std::os::fd::BorrowedFd<'_>) {
     }
 }
 
+/// The network namespace a killed run handed its watcher, which the
+/// cleanup inherits at descriptor 3 (see `sys::start_watcher`); taken
+/// once, first thing, before anything else in this process can open a
+/// descriptor there.
+fn inherited_namespace() -> Option<std::os::fd::OwnedFd> {
+    let link = std::fs::read_link("/proc/self/fd/3").ok()?;
+    link.to_str()?
+        .starts_with("net:[")
+        .then(|| crate::sys::inherited_fd(3))
+        .flatten()
+}
+
 impl Guardian {
-    /// Starts the guardian of run `id` with `bundle`: this program again,
-    /// as `specgate guard`, with one end of a socket pair as its stdin
-    /// and the other end, close-on-exec, kept here for the rest of this
-    /// process's life. stdout and stderr are `/dev/null` (so `specgate
-    /// run | head` sees end of file when specgate ends), and the guard
-    /// closes whatever else it inherited before it waits.
+    /// Starts the guardian of run `id` with `bundle`.
     /// A run without a runtime (`--isolation chroot`) has no runtime
     /// state: the bundle is all there is to remove.
     pub fn start(
@@ -111,42 +116,38 @@ impl Guardian {
         id: &str,
         bundle: &Path,
     ) -> Result<Self, crate::sys::SysError> {
-        use std::os::unix::net::UnixStream;
-        use std::os::unix::process::CommandExt;
-        use std::process::{Command, Stdio};
-        let failed = |call, e: std::io::Error| crate::sys::SysError {
-            call,
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+        let (ours, watchers) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|errno| crate::sys::SysError {
+            call: "socketpair",
             path: bundle.to_path_buf(),
-            errno: nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+            errno,
+        })?;
+        let arg = |s: &std::ffi::OsStr| {
+            CString::new(s.as_bytes()).unwrap_or_else(|_| CString::from(c"-"))
         };
-        // Both ends close-on-exec: the guard gets its own as stdin.
-        let (ours, guards) = UnixStream::pair().map_err(|e| failed("socketpair", e))?;
-        let mut guard = Command::new("/proc/self/exe");
-        guard.arg("guard");
+        let program = CString::from(c"/proc/self/exe");
+        let mut argv = vec![program.clone(), CString::from(c"guard")];
         if let Some(runtime) = runtime {
-            guard.arg("--runtime").arg(runtime.program());
+            argv.push(CString::from(c"--runtime"));
+            argv.push(arg(runtime.program().as_os_str()));
             // The runtime's flags too: its state directory (`--root`)
             // above all, or the guardian's delete would look in the wrong
             // place.
             for flag in runtime.flags() {
-                guard.arg(format!("--runtime-flag={flag}"));
+                argv.push(arg(std::ffi::OsStr::new(&format!("--runtime-flag={flag}"))));
             }
         }
-        guard
-            .arg(id)
-            .arg(bundle)
-            .stdin(Stdio::from(std::os::fd::OwnedFd::from(guards)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            // A terminal's ^C is for the run, not for it.
-            .process_group(0);
-        // Never waited for: it outlives this process, or exits once told
-        // to stand down, a moment before this process does.
-        guard
-            .spawn()
-            .map_err(|e| failed("spawn specgate guard", e))?;
-        drop(guard);
-        let socket: &'static UnixStream = Box::leak(Box::new(ours));
+        argv.push(arg(std::ffi::OsStr::new(id)));
+        argv.push(arg(bundle.as_os_str()));
+        crate::sys::start_watcher(watchers, program, argv)?;
+        let socket: &'static std::os::unix::net::UnixStream =
+            Box::leak(Box::new(std::os::unix::net::UnixStream::from(ours)));
         // One run per process: the first guardian is the one its
         // networks are handed to.
         let _ = SOCKET.set(socket);
@@ -156,13 +157,13 @@ impl Guardian {
 }
 
 impl Drop for Guardian {
-    /// The run cleaned up after itself: the guard stands down and exits.
-    /// Dropped while unwinding a panic, it does not: the run did not end
-    /// well.
+    /// The run cleaned up after itself: the watcher stands down and
+    /// exits. Dropped while unwinding a panic, it
+    /// does not: the run did not end well.
     fn drop(&mut self) {
         GUARDED.with(|guarded| guarded.set(false));
         if !std::thread::panicking() {
-            let _ = (&mut self.socket).write_all(&[STAND_DOWN]);
+            let _ = (&mut self.socket).write_all(&[crate::sys::STAND_DOWN]);
         }
     }
 }
@@ -201,17 +202,13 @@ pub fn injected_panic(point: &str) {
     let _ = point;
 }
 
-/// The guardian's side: waits on stdin, the socket whose other end the
-/// run's specgate holds, until specgate stands down (then exits) or is
-/// gone (end of file); then removes the run if its owner is gone: its
-/// container, its networks (from the records of their ADDs, see
-/// [`network::cache`]), its bundle. A stdin that is no socket is read to
-/// its end.
+/// The guardian's side: waits for end of file on stdin, then removes the
+/// run if its owner is gone: its container, its networks (from the
+/// records of their ADDs, see [`network::cache`]), its bundle.
 pub fn guard(runtime: Option<&Runtime>, id: &str, bundle: &Path) {
-    close_inherited();
-    let Some(netns) = wait_for_owner() else {
-        return;
-    };
+    let netns = inherited_namespace();
+    let mut byte = [0u8; 1];
+    while matches!(std::io::stdin().read(&mut byte), Ok(n) if n > 0) {}
     if bundle.is_dir()
         && !owner_alive(bundle)
         && let Err(e) = remove_run(
@@ -223,64 +220,6 @@ pub fn guard(runtime: Option<&Runtime>, id: &str, bundle: &Path) {
     {
         tracing::warn!("guard: {e}");
     }
-}
-
-/// Closes every descriptor but stdin, stdout and stderr: what the guard
-/// inherited beyond them is the run's caller's, not the guard's to keep
-/// open for as long as the run lasts. Called first thing, while nothing
-/// in this process owns a descriptor there.
-fn close_inherited() {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
-        return;
-    };
-    let numbers: Vec<std::os::fd::RawFd> = entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
-        .filter(|&fd| fd > 2)
-        .collect();
-    // The directory's own descriptor is closed by now: it is not open,
-    // and taking it gives nothing.
-    for fd in numbers {
-        drop(crate::sys::inherited_fd(fd));
-    }
-}
-
-/// Waits until the run's specgate stands down (`None`) or is gone, and
-/// returns the network namespace it handed over, if any.
-fn wait_for_owner() -> Option<Option<std::os::fd::OwnedFd>> {
-    use nix::sys::socket::{MsgFlags, recv};
-    use std::os::fd::{AsFd, AsRawFd};
-    let stdin = std::io::stdin();
-    let mut netns = None;
-    loop {
-        let mut byte = [0u8; 1];
-        match recv(stdin.as_raw_fd(), &mut byte, MsgFlags::MSG_PEEK) {
-            Ok(0) => return Some(netns),
-            Ok(_) if byte[0] == STAND_DOWN => return None,
-            // A message that may carry a descriptor: a network namespace
-            // is kept (the last one sent), anything else is closed.
-            Ok(_) => match crate::sys::receive_fd(stdin.as_fd()) {
-                Ok(Some((fd, _))) if is_network_namespace(&fd) => netns = Some(fd),
-                Ok(_) => {}
-                Err(nix::Error::EINTR) => {}
-                Err(_) => return Some(netns),
-            },
-            Err(nix::Error::EINTR) => {}
-            Err(nix::Error::ENOTSOCK) => {
-                let mut rest = Vec::new();
-                let _ = stdin.lock().read_to_end(&mut rest);
-                return Some(netns);
-            }
-            Err(_) => return Some(netns),
-        }
-    }
-}
-
-/// Whether `fd` is open on a network namespace.
-fn is_network_namespace(fd: &std::os::fd::OwnedFd) -> bool {
-    use std::os::fd::AsRawFd;
-    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .is_ok_and(|link| link.to_str().is_some_and(|l| l.starts_with("net:[")))
 }
 
 /// Removes a dead run: its container (when it is the run's own), then
@@ -297,65 +236,12 @@ fn remove_run(
     bundle: &Path,
     networks: network::Leftovers,
 ) -> Result<(), BundleError> {
-    if runtime.is_some() {
-        wait_for_create(bundle);
-    }
     if let Some(Err(e)) = runtime.map(|r| r.delete_own(id, bundle)) {
         tracing::debug!("cleanup: {e}");
     }
     networks.release();
     super::chroot::cgroup::kill_recorded(bundle);
     Bundle::adopt(bundle.to_path_buf()).map(drop)
-}
-
-/// How long a cleanup waits for a runtime's `create` that a killed run
-/// left running before it deletes anyway.
-const CREATE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// Waits, up to [`CREATE_WAIT`], until no runtime creates a container
-/// from `bundle`: a `create` (or a detached `run`) the killed run started
-/// goes on without it, and a delete that came first would find nothing
-/// and leave the container it makes. A foreground `run` lasts as long as
-/// its container and is not waited for: deleting the container ends it.
-fn wait_for_create(bundle: &Path) {
-    let started = std::time::Instant::now();
-    while creating(bundle) {
-        if started.elapsed() > CREATE_WAIT {
-            tracing::warn!(
-                "a runtime still creates from {} after {CREATE_WAIT:?}; deleting anyway",
-                bundle.display()
-            );
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
-/// Whether a process other than this one runs a runtime's `create`, or a
-/// detached `run`, with `--bundle` `bundle`.
-fn creating(bundle: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    let me = std::process::id().to_string();
-    let bundle = bundle.as_os_str().as_bytes();
-    entries
-        .flatten()
-        .filter(|e| {
-            let name = e.file_name();
-            name != me.as_str() && name.as_encoded_bytes().iter().all(u8::is_ascii_digit)
-        })
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .any(|cmdline| {
-            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-            let from_bundle = args
-                .windows(2)
-                .any(|pair| pair[0] == b"--bundle" && pair[1] == bundle);
-            from_bundle
-                && args
-                    .iter()
-                    .any(|&arg| arg == b"create" || arg == b"--detach")
-        })
 }
 
 /// Deletes the runtime state and the bundle of every dead run under

@@ -6,8 +6,10 @@ pub mod bounded;
 pub mod chroot;
 mod mount_api;
 pub mod sealed;
+mod sharers;
 
 pub use mount_api::clone_tree_of;
+pub use sharers::{STAND_DOWN, start_watcher};
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
