@@ -287,9 +287,7 @@ fn only_a_killed_run_starts_its_cleanup() {
     let mut child = spied(name).args(["--", "sleep", "100"]).spawn().unwrap();
     let bundle = Path::new("/run/specgate").join(name);
     wait_until(20, || bundle.join("init.pid").exists());
-    // The watcher: specgate's program, but not specgate. It waits as a
-    // batch task (SCHED_BATCH, 3), which never preempts on waking, so
-    // that waking it never delays specgate.
+    // The watcher: specgate's program, but not specgate.
     let watchers: Vec<String> = pids_with(name)
         .into_iter()
         .filter(|&pid| pid != child.id())
@@ -302,20 +300,6 @@ fn only_a_killed_run_starts_its_cleanup() {
     wait_until(10, || !bundle.exists());
     assert_no_bundle(name);
     assert_eq!(watchers.len(), 1, "{watchers:?}");
-    let policy = |stat: &str| {
-        stat.rsplit(')')
-            .next()
-            .unwrap()
-            .split(' ')
-            .nth(39)
-            .map(str::to_string)
-    };
-    assert_eq!(
-        policy(&watchers[0]).as_deref(),
-        Some("3"),
-        "{}",
-        watchers[0]
-    );
     // Its cleanup runs at the normal policy (SCHED_OTHER, 0).
     let cleanups = cleanups();
     assert!(

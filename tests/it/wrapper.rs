@@ -252,9 +252,8 @@ fn create_runs_the_chain_over_the_bundle_then_hands_over() {
     assert_eq!(record["config_sha256"], digest);
 }
 
-/// After a chain, the exec leaves the plugins' memory to a holder that
-/// shares it: the runtime must not inherit that holder as a child, and
-/// the holder must not outlive the hand-over.
+/// After a chain, the runtime must not inherit a child of the wrapper's,
+/// and nothing the wrapper started may outlive the hand-over.
 #[test]
 fn the_runtime_inherits_no_child_and_nothing_stays_behind() {
     let rootfs = specgate_tests::busybox_rootfs();
@@ -282,7 +281,7 @@ fn the_runtime_inherits_no_child_and_nothing_stays_behind() {
         .arg(&id))
     .success();
     assert_eq!(std::fs::read_to_string(&children).unwrap(), "");
-    // The holder's command line is specgate's: the memory it shares.
+    // Anything the wrapper started would carry its command line.
     wait_until(10, || processes_with(&id).is_empty());
     assert_eq!(processes_with(&id), Vec::<String>::new());
 }

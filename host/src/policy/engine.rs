@@ -192,22 +192,28 @@ impl Drop for Ticking {
 }
 
 /// Builds the process's engine and the SDK plugins' linker (see
-/// [`basic_linker`]) on another CPU, for a process that is about to load
-/// plugins and has other work first: the first host then finds them
-/// built, or waits for the rest. Together they are a good part of a
-/// short run's start (0.4 ms on a 2-core VM). A failure is the first
-/// host's to report, as if it had built them itself.
+/// [`basic_linker`]) on another thread, for a process that is about to
+/// load plugins and has other work first: the first host then finds them
+/// built, or waits for the rest. A failure is the first host's to report,
+/// as if it had built them itself; a thread that cannot start leaves the
+/// work to it.
 pub fn warm_up(allocation: Allocation) {
-    crate::sys::start_elsewhere(move || {
+    let warm = move || {
         // wasmtime checks each precompiled plugin's CPU features against
         // the host's, detected once per process: here rather than in the
-        // first load (a dozen `cpuid`s, each a VM exit).
+        // first load.
         #[cfg(target_arch = "x86_64")]
         let _ = std::arch::is_x86_feature_detected!("avx");
         if let Ok((engine, _)) = engine(allocation) {
             let _ = basic_linker(engine);
         }
-    });
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("specgate-warm-up".into())
+        .spawn(warm)
+    {
+        tracing::debug!("no warm-up thread ({e}): the first host builds the engine");
+    }
 }
 
 /// The linker a plugin is instantiated with: the `host` interface, and

@@ -295,16 +295,17 @@ impl PluginHost {
 /// compile in parallel. This thread first builds the linker of plugins
 /// that import only `wasi:cli` and `wasi:io` (all the SDK's), which a
 /// fetch waits for to prepare such a plugin. Results keep the plugins'
-/// order; `None` is a fetch that panicked.
+/// order; `None` is a fetch that panicked on another thread.
 fn fetch_all<R: Send + Sync>(
     engine: &Engine,
     plugins: &[Source],
     fetch: impl Fn(&Source) -> R + Sync,
 ) -> Vec<Option<R>> {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    let spare = crate::sys::usable_cpus() - 1;
+    let spare = std::thread::available_parallelism().map_or(1, usize::from) - 1;
     let next = AtomicUsize::new(0);
     let slots: Vec<OnceLock<R>> = plugins.iter().map(|_| OnceLock::new()).collect();
     let work = || {
@@ -316,9 +317,15 @@ fn fetch_all<R: Send + Sync>(
             let _ = slots[index].set(fetch(source));
         }
     };
-    // A worker's panic leaves its plugin's slot empty, reported by the
-    // caller.
-    crate::sys::alongside(vec![&work; spare.min(plugins.len())], || {
+    std::thread::scope(|scope| {
+        for _ in 0..spare.min(plugins.len()) {
+            // A worker's panic, reported by the hook, leaves its plugin's
+            // slot empty, reported by the caller. A worker that cannot
+            // start leaves its share to the others.
+            let _ = std::thread::Builder::new().spawn_scoped(scope, || {
+                let _ = catch_unwind(AssertUnwindSafe(&work));
+            });
+        }
         // A failure is each fetch's to report, when it asks for a linker.
         let _ = engine::basic_linker(engine);
         work();

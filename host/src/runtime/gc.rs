@@ -118,8 +118,8 @@ impl Guardian {
 }
 
 impl Drop for Guardian {
-    /// The run cleaned up after itself: the watcher stands down (and goes
-    /// once this process is gone). Dropped while unwinding a panic, it
+    /// The run cleaned up after itself: the watcher stands down and
+    /// exits. Dropped while unwinding a panic, it
     /// does not: the run did not end well.
     fn drop(&mut self) {
         GUARDED.with(|guarded| guarded.set(false));

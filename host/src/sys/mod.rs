@@ -5,14 +5,12 @@
 
 pub mod bounded;
 pub mod chroot;
-mod cpus;
 mod mount_api;
 pub mod sealed;
 mod sharers;
 
-pub use cpus::{Stay, alongside, start_elsewhere, stay_here, usable_cpus};
 pub use mount_api::clone_tree_of;
-pub use sharers::{STAND_DOWN, hold_memory_until_exec, start_watcher};
+pub use sharers::{STAND_DOWN, start_watcher};
 
 mod descriptors;
 mod memory;

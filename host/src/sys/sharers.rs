@@ -1,23 +1,18 @@
-//! Processes that share specgate's memory (clone with `CLONE_VM`) and
-//! outlive it: the run's watcher, and the holder that keeps an exec from
-//! tearing the memory down on the runtime's critical path.
+//! The run's watcher: a process that shares specgate's memory (clone
+//! with `CLONE_VM`) and outlives it.
 //!
 //! Sharing instead of forking copies no page tables, and the caller's
-//! later writes take no copy-on-write faults. The price is that these
-//! processes run on the starting thread's thread-local state: until they
-//! exec or exit they make raw system calls only, through `syscall(2)`, on
-//! a stack of their own that is never unmapped, reading only memory that
+//! later writes take no copy-on-write faults. The price is that the
+//! watcher runs on the starting thread's thread-local state: until it
+//! execs or exits it makes raw system calls only, through `syscall(2)`, on
+//! a stack of its own that is never unmapped, reading only memory that
 //! is never freed. No libc wrapper runs there that might take a lock,
-//! allocate, or note a cancellation point in that thread's state. They
-//! start with every signal blocked, so no handler of specgate's runs on
-//! their stacks and no call of theirs fails with EINTR; none writes the
-//! starting thread's `errno`, but for the holder's parent when it cannot
-//! clone (see `start_holder`). They wait as batch tasks, which never
-//! preempt on waking, and tear the memory down as idle tasks, which take
-//! only CPU time nothing else wants (see `set_policy`).
+//! allocate, or note a cancellation point in that thread's state. It
+//! starts with every signal blocked, so no handler of specgate's runs on
+//! its stack and no call of its fails with EINTR.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
@@ -41,12 +36,6 @@ pub const STAND_DOWN: u8 = b'x';
 /// close-on-exec, and the cleanup inherits them, from 3 up in the order
 /// sent (a run's network namespace, which its DEL must enter even when
 /// the container, its last other holder, has exited).
-///
-/// The watcher waits for the caller to be gone even after the byte (the
-/// caller keeps its end of the pipe open for the rest of its life), so
-/// that the caller's exit only lets go of the memory, and tearing it
-/// down, which takes a millisecond or two for a process that ran plugins,
-/// happens in the watcher, after the caller's parent has seen it exit.
 ///
 /// The watcher holds nothing of the caller's: stdin is `socket`, stdout and
 /// stderr `/dev/null` (so `specgate run | head` sees end of file when
@@ -117,7 +106,6 @@ extern "C" fn watch_then_clean_up(arg: *mut libc::c_void) -> libc::c_int {
     // message a receive fills in); the block ends in execve or
     // exit_group, never returning.
     unsafe {
-        set_policy(libc::SCHED_BATCH);
         libc::syscall(libc::SYS_dup2, watch.socket, 0);
         libc::syscall(libc::SYS_dup2, watch.devnull, 1);
         libc::syscall(libc::SYS_dup2, watch.devnull, 2);
@@ -147,11 +135,10 @@ extern "C" fn watch_then_clean_up(arg: *mut libc::c_void) -> libc::c_int {
             }
             if byte == STAND_DOWN {
                 stood_down = true;
+                break;
             }
         }
         if !stood_down {
-            // The cleanup runs as any process does.
-            set_policy(libc::SCHED_OTHER);
             let none = 0u64;
             libc::syscall(
                 libc::SYS_rt_sigprocmask,
@@ -168,144 +155,9 @@ extern "C" fn watch_then_clean_up(arg: *mut libc::c_void) -> libc::c_int {
             );
         }
         // Standing down is success; an execve that failed is not.
-        set_policy(libc::SCHED_IDLE);
         libc::syscall(libc::SYS_exit_group, if stood_down { 0 } else { 127 });
     }
     0
-}
-
-/// Lets this process's next exec skip tearing down its memory, which for
-/// a process that ran plugins takes a millisecond or two, all of it
-/// before the new program starts: a holder that shares the memory keeps
-/// it until the exec, then exits and does the teardown itself, on the
-/// other core.
-///
-/// The holder is a grandchild whose parent exits at once: it belongs to
-/// the nearest subreaper (an engine's shim) or to init, which reap it,
-/// and never to the program this process becomes, which must not meet
-/// children it did not start. It keeps only the read end of a pipe whose
-/// write end this process holds, close-on-exec, for the rest of its life:
-/// end of file there, whether from the exec or from an exit, is its
-/// signal to go.
-pub fn hold_memory_until_exec() -> Result<(), SysError> {
-    let here = Path::new("/proc/self/exe");
-    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(err("pipe2", Path::new("memory holder pipe")))?;
-    let stacks = map_stacks(2)?;
-    let hold = Box::leak(Box::new(Hold {
-        pipe: read.as_raw_fd(),
-        stack: stacks.cast::<u8>().wrapping_sub(STACK).cast(),
-    }));
-    // SAFETY: both stacks are fresh memory that is never unmapped, `hold`
-    // lives forever, and `start_holder` and `hold_then_exit` make raw
-    // system calls only, but for the clone wrapper (see there).
-    let parent = unsafe { clone_sharer(start_holder, stacks, std::ptr::from_mut(hold).cast()) }?;
-    // Reaped whatever happens, so that it is never the runtime's child.
-    let status = loop {
-        match nix::sys::wait::waitpid(parent, None) {
-            Err(nix::Error::EINTR) => continue,
-            other => break other.map_err(err("waitpid", here))?,
-        }
-    };
-    match status {
-        nix::sys::wait::WaitStatus::Exited(_, 0) => {}
-        nix::sys::wait::WaitStatus::Exited(_, errno) => {
-            return Err(err("clone", here)(nix::Error::from_raw(errno)));
-        }
-        // Only a signal from outside ends it otherwise.
-        _ => {
-            return Err(err("clone (the holder's parent was killed)", here)(
-                nix::Error::EINTR,
-            ));
-        }
-    }
-    drop(read);
-    // Closed by the exec, or by the exit if the exec fails.
-    let _ = write.into_raw_fd();
-    Ok(())
-}
-
-/// What the holder needs: its pipe, and the top of its stack.
-struct Hold {
-    pipe: libc::c_int,
-    stack: *mut libc::c_void,
-}
-
-/// The holder's parent: starts the holder and exits, handing it to a
-/// reaper, with 0 or the clone's errno. Besides raw system calls it calls
-/// glibc's `clone` wrapper, which takes no lock and allocates nothing; it
-/// writes `errno` only if the clone fails, while the starting thread
-/// waits for this process rather than reading `errno`.
-extern "C" fn start_holder(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the leaked `Hold` of `hold_memory_until_exec`.
-    let hold = unsafe { &*arg.cast::<Hold>() };
-    // SAFETY: the holder's stack is fresh, never unmapped memory, and its
-    // argument lives forever.
-    let pid = unsafe {
-        libc::clone(
-            hold_then_exit,
-            hold.stack,
-            libc::CLONE_VM | libc::SIGCHLD,
-            arg,
-        )
-    };
-    // SAFETY: `__errno_location` reads the thread pointer and nothing
-    // else; exit never returns.
-    unsafe {
-        let status = if pid < 0 {
-            *libc::__errno_location()
-        } else {
-            0
-        };
-        libc::syscall(libc::SYS_exit, status);
-    }
-    0
-}
-
-/// The holder's body: waits for end of file, then exits.
-extern "C" fn hold_then_exit(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the leaked `Hold` of `hold_memory_until_exec`.
-    let hold = unsafe { &*arg.cast::<Hold>() };
-    // SAFETY: raw system calls on descriptors of this process's own table
-    // and on memory that is never freed; the block ends in exit.
-    unsafe {
-        set_policy(libc::SCHED_BATCH);
-        libc::syscall(libc::SYS_dup2, hold.pipe, 0);
-        libc::syscall(libc::SYS_close_range, 1, libc::c_uint::MAX, 0);
-        let mut byte = 0u8;
-        while libc::syscall(libc::SYS_read, 0, (&raw mut byte).cast::<libc::c_void>(), 1) == 1 {}
-        set_policy(libc::SCHED_IDLE);
-        libc::syscall(libc::SYS_exit, 0);
-    }
-    0
-}
-
-/// Sets this process's scheduling policy, by a raw system call. Waiting
-/// sharers are `SCHED_BATCH`: the end of file that ends their wait comes
-/// from the exit or exec of the process they share memory with, and
-/// woken on its CPU they would preempt it there, making its parent (or
-/// the program it becomes) wait for their teardown of the memory, the
-/// very work they exist to take off its path. A batch task never
-/// preempts on waking, yet keeps a normal task's share of the CPU, so
-/// that on a busy machine a watcher still wakes promptly after a SIGKILL
-/// (`SCHED_IDLE` would weigh 3 against a normal task's 1024).
-///
-/// The teardown itself, at their exit, is work that nothing waits for, so
-/// they do it as `SCHED_IDLE` tasks, which any other task preempts: it
-/// then takes no CPU time from the program starting beside it, runc's
-/// `create` in front of which a wrapper's holder exits (0.5 ms of that
-/// create's wall time on a 2-core VM). What it locks is the dying
-/// memory's own, which nothing else uses by then; on a saturated machine
-/// the memory is freed later, never lost.
-///
-/// # Safety
-///
-/// Only a raw system call, on a local; callable from a sharer.
-unsafe fn set_policy(policy: libc::c_int) {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `param` outlives the call; a failure leaves the policy as
-    // it was, which is only slower.
-    unsafe { libc::syscall(libc::SYS_sched_setscheduler, 0, policy, &raw const param) };
 }
 
 /// Maps `count` stacks for sharers, one after the other, and returns the
