@@ -15,5 +15,5 @@ pub mod run;
 mod runtime;
 pub mod scaffold;
 pub mod spec;
-pub mod sys;
+mod sys;
 pub mod units;
