@@ -33,8 +33,8 @@ pub enum Event {
     Exec,
 }
 
-/// One event of a run, as the audit log records it. The README documents
-/// the schema.
+/// One event of a run, as the audit log records it. docs/policy.md
+/// documents the schema.
 #[derive(Debug, Clone, Serialize)]
 pub struct Record {
     /// What happened.

@@ -14,7 +14,7 @@
 //! allocation. So the forked child does only raw system calls
 //! ([`crate::sys::chroot`]) and the real work runs in a fresh,
 //! single-threaded process. It costs one exec of specgate, measured in
-//! the README.
+//! docs/performance.md.
 //!
 //! Errors before the command runs come back on a close-on-exec pipe: end
 //! of file means the command was exec'd; a report carries the exit
