@@ -7,10 +7,10 @@ pub mod bounded;
 pub mod chroot;
 mod mount_api;
 pub mod sealed;
-mod sharers;
+mod watcher;
 
 pub use mount_api::clone_tree_of;
-pub use sharers::{STAND_DOWN, start_watcher};
+pub use watcher::{STAND_DOWN, start_watcher};
 
 mod descriptors;
 mod memory;

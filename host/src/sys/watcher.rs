@@ -18,7 +18,7 @@ use std::path::Path;
 
 use super::{SysError, err};
 
-/// One sharer's stack: it calls nothing but the kernel.
+/// The watcher's stack: it calls nothing but the kernel.
 const STACK: usize = 64 * 1024;
 
 /// The byte a run that ended well sends its watcher.
@@ -76,11 +76,11 @@ pub fn start_watcher(
         argv: pointers.leak().as_ptr(),
         environment: environment.leak().as_ptr(),
     }));
-    let stack = map_stacks(1)?;
+    let stack = map_stack()?;
     // SAFETY: the stack is fresh memory that is never unmapped, `watch`
     // lives forever, and `watch_then_clean_up` makes raw system calls
     // only.
-    unsafe { clone_sharer(watch_then_clean_up, stack, std::ptr::from_mut(watch).cast()) }?;
+    unsafe { clone_vm(watch_then_clean_up, stack, std::ptr::from_mut(watch).cast()) }?;
     // The watcher has its own copies of `socket` and `devnull`: this
     // process's are closed on return.
     Ok(())
@@ -160,26 +160,24 @@ extern "C" fn watch_then_clean_up(arg: *mut libc::c_void) -> libc::c_int {
     0
 }
 
-/// Maps `count` stacks for sharers, one after the other, and returns the
-/// top of the last: the first starts there, the next `STACK` below. They
-/// are never unmapped.
-fn map_stacks(count: usize) -> Result<*mut libc::c_void, SysError> {
+/// Maps the watcher's stack and returns its top. It is never unmapped.
+fn map_stack() -> Result<*mut libc::c_void, SysError> {
     // SAFETY: an anonymous private mapping with no address hint, checked
     // below.
-    let stacks = unsafe {
+    let stack = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
-            STACK * count,
+            STACK,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
             -1,
             0,
         )
     };
-    if stacks == libc::MAP_FAILED {
+    if stack == libc::MAP_FAILED {
         return Err(err("mmap", Path::new("/proc/self/exe"))(nix::Error::last()));
     }
-    Ok(stacks.cast::<u8>().wrapping_add(STACK * count).cast())
+    Ok(stack.cast::<u8>().wrapping_add(STACK).cast())
 }
 
 /// Starts `body(arg)` in a child that shares this process's memory, with
@@ -189,7 +187,7 @@ fn map_stacks(count: usize) -> Result<*mut libc::c_void, SysError> {
 /// `stack` must be the top of `STACK` bytes that stay mapped for the
 /// child's life, and `body` must keep to raw system calls on memory that
 /// outlives the child.
-unsafe fn clone_sharer(
+unsafe fn clone_vm(
     body: extern "C" fn(*mut libc::c_void) -> libc::c_int,
     stack: *mut libc::c_void,
     arg: *mut libc::c_void,
