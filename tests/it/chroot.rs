@@ -300,28 +300,9 @@ fn a_killed_specgates_container_goes_with_it() {
     // The container's init, pid 1 in its namespace: found on the host by
     // its parent, specgate.
     assert_eq!(line, "1\n");
-    let children = format!("/proc/{}/task/{}/children", child.id(), child.id());
     // The shell has said its pid, but may not have exec'd sleep yet.
-    let sleeping_init = || {
-        std::fs::read_to_string(&children)
-            .unwrap()
-            .split_whitespace()
-            .map(|pid| pid.parse::<i32>().unwrap())
-            .find(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|cmdline| cmdline.starts_with("sleep\0"))
-            })
-    };
-    let waiting = std::time::Instant::now();
-    let init = loop {
-        match sleeping_init() {
-            Some(pid) => break pid,
-            None if waiting.elapsed().as_secs() < 10 => {
-                std::thread::sleep(std::time::Duration::from_millis(10))
-            }
-            None => panic!("the container's init is not among specgate's children"),
-        }
-    };
+    wait_until(10, || sleeping_child(child.id()).is_some());
+    let init = sleeping_child(child.id()).expect("the container's init among specgate's children");
     child.kill().unwrap();
     child.wait().unwrap();
     let bundle = Path::new("/run/specgate").join(name);
@@ -614,19 +595,8 @@ fn a_killed_specgates_container_goes_with_it_after_a_user_switch() {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line, "1000\n");
-    let children = format!("/proc/{}/task/{}/children", child.id(), child.id());
-    let sleeping_init = || {
-        std::fs::read_to_string(&children)
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|pid| pid.parse::<u32>().ok())
-            .find(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|cmdline| cmdline.starts_with("sleep\0"))
-            })
-    };
-    wait_until(20, || sleeping_init().is_some());
-    let init = sleeping_init().expect("the container's init among specgate's children");
+    wait_until(20, || sleeping_child(child.id()).is_some());
+    let init = sleeping_child(child.id()).expect("the container's init among specgate's children");
     child.kill().unwrap();
     child.wait().unwrap();
     wait_until(20, || !alive(init));
@@ -638,4 +608,17 @@ fn a_killed_specgates_container_goes_with_it_after_a_user_switch() {
     let bundle = Path::new("/run/specgate").join(&name);
     wait_until(10, || !bundle.exists());
     assert!(!bundle.exists(), "{} was left behind", bundle.display());
+}
+
+/// The child of `parent` (its main thread's) running `sleep`: a
+/// container's init under chroot isolation once its shell exec'd.
+fn sleeping_child(parent: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|pid| pid.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.starts_with("sleep\0"))
+        })
 }

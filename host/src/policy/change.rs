@@ -240,7 +240,7 @@ fn check_options(options: &[String]) -> Result<(), String> {
 /// Whether a spec's mount is at `destination` (clean), however the spec
 /// spells it.
 fn at(mount: &OciMount, destination: &str) -> bool {
-    reach::clean(&mount.destination().to_string_lossy()) == destination
+    crate::spec::path::clean(&mount.destination().to_string_lossy()) == destination
 }
 
 fn find_mount<'a>(mounts: &'a [OciMount], destination: &str) -> Option<&'a OciMount> {

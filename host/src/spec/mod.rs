@@ -8,6 +8,7 @@ pub mod env;
 pub mod isolation;
 pub mod mounts;
 pub mod namespaces;
+pub mod path;
 pub mod resources;
 pub mod rootfs;
 pub mod seccomp;

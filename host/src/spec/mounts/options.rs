@@ -862,17 +862,7 @@ fn host_path(value: &str) -> Result<PathBuf, MountError> {
 }
 
 fn clean_absolute(path: &str) -> PathBuf {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            part => parts.push(part),
-        }
-    }
-    PathBuf::from(format!("/{}", parts.join("/")))
+    PathBuf::from(crate::spec::path::clean(path))
 }
 
 /// The nosuid/nodev/noexec flags of the filesystem holding a path.
