@@ -330,10 +330,10 @@ fn bind_prefix(prefix: &str) -> Result<PathBuf, &'static str> {
     if prefix.chars().any(char::is_control) {
         return Err("it holds a control character");
     }
-    let Some(rest) = prefix.strip_prefix('/') else {
+    if !prefix.starts_with('/') {
         return Err("not an absolute path");
-    };
-    if !rest.is_empty() && rest.split('/').any(|part| matches!(part, "" | "." | "..")) {
+    }
+    if crate::spec::path::clean(prefix) != prefix {
         return Err("not clean: it has `.`, `..`, `//` or a trailing `/`");
     }
     Ok(PathBuf::from(prefix))

@@ -30,4 +30,20 @@ mod tests {
         assert_eq!(clean("/.."), "/");
         assert_eq!(clean("rel"), "/rel");
     }
+
+    proptest::proptest! {
+        /// An absolute path is its own cleaning exactly when no component
+        /// after the root is empty, `.` or `..`: what the policy's checks
+        /// of destinations and bind prefixes ask for by comparing a path
+        /// with its cleaning.
+        #[test]
+        fn an_absolute_path_is_clean_when_no_component_is_empty_or_dots(
+            path in "/[a./]{0,12}"
+        ) {
+            let rest = &path[1..];
+            let by_components =
+                rest.is_empty() || rest.split('/').all(|part| !matches!(part, "" | "." | ".."));
+            proptest::prop_assert_eq!(clean(&path) == path, by_components);
+        }
+    }
 }
