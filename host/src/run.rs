@@ -230,6 +230,8 @@ fn select_runtime(isolation: Isolation, choice: &RuntimeChoice) -> Result<Option
 /// it was built from.
 struct Prepared {
     id: String,
+    /// Where the run's bundle goes: the spec names files in it.
+    state_dir: PathBuf,
     options: spec::Options,
     rootfs: Rootfs,
     built: spec::Built,
@@ -245,9 +247,11 @@ fn prepare(setup: &ChainSetup, container: Container) -> Result<(LoadedChain, Pre
             None => new_container_id()?,
         };
         let rootfs = Rootfs::open(options.rootfs.as_deref().unwrap_or(Path::new("/")))?;
-        let built = spec::build(&id, &options, &rootfs, &runtime::state_dir()?.join(&id))?;
+        let state_dir = runtime::state_dir()?;
+        let built = spec::build(&id, &options, &rootfs, &state_dir.join(&id))?;
         Ok::<_, Error>(Prepared {
             id,
+            state_dir,
             options,
             rootfs,
             built,
@@ -267,6 +271,7 @@ fn run_prepared(
 ) -> Result<u8, Error> {
     let Prepared {
         id,
+        state_dir,
         options,
         rootfs,
         built,
@@ -291,7 +296,6 @@ fn run_prepared(
     // the bundle is gone. Started before the bundle is made: a run killed
     // once the bundle exists always has a cleanup (one that finds no
     // bundle does nothing).
-    let state_dir = runtime::state_dir()?;
     let _guardian = runtime::gc::Guardian::start(runtime, &id, &state_dir.join(&id))
         .map_err(Error::Guardian)?;
     let mut bundle = Bundle::create(&state_dir, &id)?;
