@@ -354,11 +354,11 @@ fn an_entry_swapped_for_another_plugins_is_never_loaded() {
 }
 
 #[test]
-fn without_proc_a_cached_entry_is_loaded_from_its_checked_copy() {
+fn without_proc_a_cached_entry_is_read_and_loaded() {
     let cache = private_tempdir();
     inspect_logged(cache.path()).success();
     // In a mount namespace of its own whose /proc is an empty tmpfs, the
-    // sealed copy cannot be named by path: the checked mapping is copied.
+    // open entry cannot be named by path for wasmtime to map: it is read.
     let out = run(Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c"])
         .arg("mount -t tmpfs none /proc && exec \"$0\" plugin inspect \"$1\"")
@@ -372,11 +372,97 @@ fn without_proc_a_cached_entry_is_loaded_from_its_checked_copy() {
         "{out:#?}"
     );
     assert!(
-        out.stderr
-            .contains("does not name the sealed cache entry; copying it"),
+        out.stderr.contains("does not name the cache entry"),
         "{}",
         out.stderr
     );
     assert!(out.stderr.contains("plugin cache hit"), "{}", out.stderr);
     assert!(!out.stderr.contains("plugin compiled"), "{}", out.stderr);
+}
+
+/// The sidecar of an entry, as JSON.
+fn sidecar_of(entry: &Path) -> PathBuf {
+    entry.with_extension("json")
+}
+
+/// An entry is read and its digest checked until a check of it is
+/// recorded (once it has settled); from then on it is mapped unread, until
+/// anything changes it, even with its times set back.
+#[test]
+fn a_checked_entry_is_not_read_again_until_it_changes() {
+    use std::os::unix::fs::FileExt;
+    let cache = private_tempdir();
+    inspect_logged(cache.path()).success();
+    let entry = entries(cache.path()).pop().unwrap();
+    let good = std::fs::read(&entry).unwrap();
+    // Only a check of a settled file is recorded.
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    let checked = inspect_logged(cache.path());
+    checked.success();
+    assert!(
+        checked.stderr.contains("digest checked"),
+        "{}",
+        checked.stderr
+    );
+    assert!(checked.stderr.contains("plugin cache hit"));
+    let unread = inspect_logged(cache.path());
+    unread.success();
+    assert!(
+        !unread.stderr.contains("digest checked"),
+        "{}",
+        unread.stderr
+    );
+    assert!(unread.stderr.contains("plugin cache hit"));
+
+    // A byte flipped in place, the mtime set back: the ctime still moved.
+    let modified = std::fs::metadata(&entry).unwrap().modified().unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&entry)
+        .unwrap();
+    let middle = good.len() as u64 / 2;
+    file.write_all_at(&[good[middle as usize] ^ 0x40], middle)
+        .unwrap();
+    file.set_times(std::fs::FileTimes::new().set_modified(modified))
+        .unwrap();
+    drop(file);
+    let out = inspect_logged(cache.path());
+    out.success();
+    assert!(
+        out.stderr.contains("corrupt; recompiling"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read(&entry).unwrap(), good);
+}
+
+/// A recorded check holds for the boot it was made in: a crash can leave
+/// an entry's metadata on disk without its data.
+#[test]
+fn a_check_recorded_in_another_boot_is_made_again() {
+    let cache = private_tempdir();
+    inspect_logged(cache.path()).success();
+    let entry = entries(cache.path()).pop().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    inspect_logged(cache.path()).success();
+    let sidecar = sidecar_of(&entry);
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sidecar).unwrap()).unwrap();
+    let stamp = meta["checked"]
+        .as_str()
+        .expect("a recorded check")
+        .to_string();
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    assert!(stamp.ends_with(boot.trim()), "{stamp}");
+    let other = format!(
+        "{}{}",
+        &stamp[..stamp.len() - 36],
+        "00000000-0000-0000-0000-000000000000"
+    );
+    meta["checked"] = other.into();
+    std::fs::write(&sidecar, meta.to_string()).unwrap();
+    let out = inspect_logged(cache.path());
+    out.success();
+    assert!(out.stderr.contains("digest checked"), "{}", out.stderr);
+    assert!(out.stderr.contains("plugin cache hit"));
 }

@@ -24,20 +24,25 @@
 //! swapped or renamed afterwards changes nothing.
 //!
 //! The digest guards against accidents (a truncated write, a flipped bit,
-//! a file from elsewhere, another plugin's entry under this one's name)
-//! and is checked over the very bytes that are loaded: an entry is copied
-//! once where nothing can change it (see `Snapshot`), checked there, and
-//! given to wasmtime from there, so a file rewritten in place after its
-//! check is never what runs. A fast non-cryptographic hash is enough: only
-//! this uid (or root) can write the directory, and it could as well
-//! replace the plugin itself.
+//! a file from elsewhere, another plugin's entry under this one's name),
+//! not against someone: only this uid (or root) can write the directory,
+//! and it could as well replace the plugin itself. So an entry is checked
+//! when it may have changed, not at every load: its digest is checked over
+//! the whole file once, and the check is recorded in its sidecar with the
+//! entry's identity, size, times and the boot (see
+//! [`digests::stamp`](super::digests::stamp)); a load whose entry still
+//! matches that record maps it without reading it. Writing to the entry,
+//! replacing it, marking it used, or a reboot (after which a crash may
+//! have left its data unwritten) each make the next load check it again.
+//! Loading maps the file copy-on-write from the page cache
+//! ([`crate::sys::load_private_component`]), so a load costs the pages
+//! wasmtime touches, not the entry's size.
 
 use std::ffi::OsStr;
 use std::fs;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Component as PathPart, Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -229,8 +234,8 @@ impl Cache {
     ///
     /// The entry is opened relative to the directory, without following a
     /// link, and must be a regular file of ours that no one else may
-    /// write. It is copied once where nothing can change it; its digest
-    /// is checked there, and wasmtime loads that copy.
+    /// write. Its digest is checked unless its sidecar records a check of
+    /// this very file, unchanged since, in this boot.
     ///
     /// A hit marks the entry as used (its mtime) at most once per
     /// [`USE_GRANULARITY`], and then also records `source` as where the
@@ -239,38 +244,44 @@ impl Cache {
         let dir = self.dir.as_ref()?;
         let name = self.entry_name(sha256);
         let path = dir.path.join(&name);
+        let unusable = |e: &dyn std::fmt::Display| {
+            // A link or a directory in an entry's place is no entry of
+            // ours: out of the way with it.
+            tracing::warn!(path = %path.display(), "plugin cache entry unusable ({e}); recompiling");
+            discard(&dir.fd, &name, &path);
+        };
         let file = match open_file(&dir.fd, &name) {
             Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => return None,
             Err(e) => {
-                // A link or a directory in an entry's place is no entry of
-                // ours: out of the way with it.
-                tracing::warn!(path = %path.display(), "plugin cache entry unusable ({e}); recompiling");
-                discard(&dir.fd, &name, &path);
+                unusable(&e);
                 return None;
             }
         };
-        let copy = match Snapshot::of(&file) {
-            Ok(copy) => copy,
+        let mut sidecar = read_meta(&dir.fd, &meta_name(&name)).unwrap_or_default();
+        match check(&file, &name, sidecar.checked.as_deref()) {
+            Ok(Checked::Before) => {}
+            Ok(Checked::Now(stamp)) => {
+                if stamp.is_some() {
+                    sidecar.checked = stamp;
+                    write_meta_quietly(dir, &name, &sidecar);
+                }
+            }
+            Ok(Checked::Corrupt) => {
+                tracing::warn!(path = %path.display(), "plugin cache entry is corrupt; recompiling");
+                discard(&dir.fd, &name, &path);
+                discard(&dir.fd, &meta_name(&name), &path);
+                return None;
+            }
             Err(e) => {
-                tracing::warn!(path = %path.display(), "plugin cache entry unusable ({e}); recompiling");
-                discard(&dir.fd, &name, &path);
+                unusable(&e);
                 return None;
             }
-        };
-        let Some(payload) = verified_payload(&name, copy.bytes()).map(<[u8]>::len) else {
-            tracing::warn!(path = %path.display(), "plugin cache entry is corrupt; recompiling");
-            discard(&dir.fd, &name, &path);
-            discard(&dir.fd, &meta_name(&name), &path);
-            return None;
-        };
-        // The checked bytes are a copy no one can change any more (see
-        // `Snapshot`), and the directory they came from is private to this
-        // uid (see `open`).
-        match copy.load(engine, payload) {
+        }
+        match crate::sys::load_private_component(engine, &dir.fd, &name, &file) {
             Ok(component) => {
                 tracing::debug!(path = %path.display(), "plugin cache hit");
-                mark_used(dir, &file, &name, source);
+                mark_used(dir, &file, &name, source, sidecar);
                 Some(component)
             }
             Err(e) => {
@@ -287,12 +298,9 @@ impl Cache {
     /// be a plugin, so that a refused component leaves nothing behind.
     pub fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Compiled> {
         let started = std::time::Instant::now();
-        let precompiled = super::engine::compiler()?.precompile_component(wasm)?;
+        let (precompiled, component) =
+            crate::sys::compile_component(super::engine::compiler()?, engine, wasm)?;
         tracing::debug!(elapsed = ?started.elapsed(), bytes = wasm.len(), "plugin compiled");
-        // These bytes come from `precompile_component` a moment ago and
-        // never left this process; wasmtime checks that the compiler's
-        // settings are the engine's.
-        let component = crate::sys::load_trusted_component(engine, &precompiled)?;
         Ok(Compiled {
             precompiled,
             component,
@@ -310,6 +318,7 @@ impl Cache {
         let meta = Meta {
             source: absolute(source),
             wasm_size: Some(wasm_size),
+            checked: None,
         };
         // The sidecar first: an entry is never seen without one, except
         // from caches older than sidecars.
@@ -496,6 +505,9 @@ struct Meta {
     source: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     wasm_size: Option<u64>,
+    /// The entry's stamp when its digest last checked out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checked: Option<String>,
 }
 
 /// Opens the cache directory as [`Cache::open`] says: every component
@@ -644,132 +656,38 @@ pub(super) fn stat_at(dir: &OwnedFd, name: &str) -> std::io::Result<FileStat> {
     Ok(fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)?)
 }
 
-/// An entry's bytes, copied once where nothing can change them: what is
-/// checked is what wasmtime loads.
-///
-/// The copy is a sealed memfd (written, then sealed against any write,
-/// growth or shrinking), which wasmtime maps through `/proc/self/fd`
-/// without copying it again; where no memfd can be made, a buffer of this
-/// process's, which wasmtime copies.
-enum Snapshot {
-    /// A sealed memfd, and its mapping for the check.
-    Sealed {
-        memfd: fs::File,
-        mapped: crate::sys::MappedFile,
-    },
-    /// The bytes, read into memory.
-    Read(Vec<u8>),
+/// What checking an entry found.
+enum Checked {
+    /// Its sidecar records a check of this file, unchanged since.
+    Before,
+    /// Its digest checked out now; the stamp to record, if it has settled.
+    Now(Option<String>),
+    /// Its digest does not check out.
+    Corrupt,
 }
 
-impl Snapshot {
-    /// Copies `file`, an entry.
-    fn of(file: &fs::File) -> std::io::Result<Self> {
-        let len = file.metadata()?.len();
-        if len > MAX_ENTRY {
-            return Err(std::io::Error::other(format!(
-                "{len} bytes, more than an entry can be"
-            )));
-        }
-        let memfd = match nix::sys::memfd::memfd_create(
-            "specgate-cwasm",
-            nix::sys::memfd::MFdFlags::MFD_CLOEXEC | nix::sys::memfd::MFdFlags::MFD_ALLOW_SEALING,
-        ) {
-            Ok(memfd) => fs::File::from(memfd),
-            Err(e) => {
-                tracing::debug!("no memfd for a cache entry ({e}); reading it");
-                return Ok(Snapshot::Read(read_entry(file, len)?));
-            }
-        };
-        let mut offset: libc::off_t = 0;
-        let end = libc::off_t::try_from(len).map_err(std::io::Error::other)?;
-        while offset < end {
-            let left = usize::try_from(end - offset).map_err(std::io::Error::other)?;
-            match nix::sys::sendfile::sendfile(&memfd, file, Some(&mut offset), left) {
-                Ok(0) => return Err(shrank()),
-                Ok(_) => {}
-                Err(Errno::EINTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        use nix::fcntl::SealFlag;
-        nix::fcntl::fcntl(
-            &memfd,
-            nix::fcntl::FcntlArg::F_ADD_SEALS(
-                SealFlag::F_SEAL_WRITE
-                    | SealFlag::F_SEAL_SHRINK
-                    | SealFlag::F_SEAL_GROW
-                    | SealFlag::F_SEAL_SEAL,
-            ),
-        )?;
-        match crate::sys::MappedFile::new(&memfd)? {
-            Some(mapped) => Ok(Snapshot::Sealed { memfd, mapped }),
-            None => Ok(Snapshot::Read(Vec::new())),
-        }
+/// Checks the entry `name` open as `file`, unless `recorded` is its stamp
+/// from an earlier check.
+fn check(file: &fs::File, name: &str, recorded: Option<&str>) -> std::io::Result<Checked> {
+    let meta = file.metadata()?;
+    if meta.len() > MAX_ENTRY {
+        return Err(std::io::Error::other(format!(
+            "{} bytes, more than an entry can be",
+            meta.len()
+        )));
     }
-
-    /// The copied bytes.
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Snapshot::Sealed { mapped, .. } => mapped.bytes(),
-            Snapshot::Read(bytes) => bytes,
-        }
+    if recorded.is_some() && recorded == digests::stamp(&meta).as_deref() {
+        return Ok(Checked::Before);
     }
-
-    /// The component in the copy, whose first `payload` bytes the caller
-    /// checked against their digest.
-    fn load(self, engine: &Engine, payload: usize) -> wasmtime::Result<Component> {
-        let payload = || &self.bytes()[..payload];
-        match &self {
-            Snapshot::Sealed { memfd, .. } => {
-                use std::os::fd::AsRawFd;
-                // Sealed: the file wasmtime maps is the one checked, byte
-                // for byte, if the path names it (a /proc of this mount
-                // namespace's own); otherwise the checked mapping is
-                // copied.
-                let path = format!("/proc/self/fd/{}", memfd.as_raw_fd());
-                let names_it = |sealed: &fs::Metadata| {
-                    fs::metadata(&path)
-                        .is_ok_and(|m| m.dev() == sealed.dev() && m.ino() == sealed.ino())
-                };
-                if !memfd.metadata().is_ok_and(|m| names_it(&m)) {
-                    tracing::debug!("{path} does not name the sealed cache entry; copying it");
-                } else {
-                    match crate::sys::map_trusted_component(engine, Path::new(&path)) {
-                        Ok(component) => return Ok(component),
-                        Err(e) => {
-                            tracing::debug!("sealed cache entry not mapped ({e:#}); copying it");
-                        }
-                    }
-                }
-                crate::sys::load_trusted_component(engine, payload())
-            }
-            Snapshot::Read(_) => crate::sys::load_trusted_component(engine, payload()),
-        }
-    }
-}
-
-fn shrank() -> std::io::Error {
-    std::io::Error::new(
-        ErrorKind::UnexpectedEof,
-        "the entry shrank while it was read",
-    )
-}
-
-/// An entry's bytes, read once into memory: a buffer of the size the
-/// file has, zeroed by the allocator (fresh pages), filled by `read`
-/// directly, usually in one call.
-fn read_entry(file: &fs::File, len: u64) -> std::io::Result<Vec<u8>> {
-    let mut bytes = vec![0u8; len as usize];
-    let mut filled = 0;
-    while filled < bytes.len() {
-        match nix::unistd::read(file, &mut bytes[filled..]) {
-            Ok(0) => return Err(shrank()),
-            Ok(count) => filled += count,
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(bytes)
+    let mapped = crate::sys::MappedFile::new(file)?;
+    let bytes = mapped
+        .as_ref()
+        .map_or(&[][..], crate::sys::MappedFile::bytes);
+    tracing::debug!(entry = name, "plugin cache entry's digest checked");
+    Ok(match verified_payload(name, bytes) {
+        Some(_) => Checked::Now(digests::settled_stamp(&meta)),
+        None => Checked::Corrupt,
+    })
 }
 
 /// `SHA256-COMPAT.cwasm`, split; anything else in the directory is not an
@@ -787,9 +705,9 @@ fn meta_name(entry: &str) -> String {
 }
 
 /// Marks a hit entry as used when its mark is older than the granularity,
-/// and records where its plugin was seen then. Failures only cost
-/// accuracy of `plugin cache list`.
-fn mark_used(dir: &Dir, file: &fs::File, name: &str, source: &Path) {
+/// and records where its plugin was seen then (in `sidecar`, as read for
+/// this load). Failures only cost accuracy of `plugin cache list`.
+fn mark_used(dir: &Dir, file: &fs::File, name: &str, source: &Path, mut sidecar: Meta) {
     let now = SystemTime::now();
     let stale = file
         .metadata()
@@ -804,14 +722,18 @@ fn mark_used(dir: &Dir, file: &fs::File, name: &str, source: &Path) {
     if let Err(e) = file.set_times(fs::FileTimes::new().set_modified(now)) {
         tracing::debug!(path = %dir.path.join(name).display(), "plugin cache entry not marked used: {e}");
     }
-    let meta_name = meta_name(name);
-    let mut meta = read_meta(&dir.fd, &meta_name).unwrap_or_default();
     let source = absolute(source);
-    if meta.source != source {
-        meta.source = source;
-        if let Err(e) = write_meta(&dir.fd, &meta_name, &meta) {
-            tracing::debug!(path = %dir.path.join(meta_name).display(), "plugin cache sidecar not written: {e}");
-        }
+    if sidecar.source != source {
+        sidecar.source = source;
+        write_meta_quietly(dir, name, &sidecar);
+    }
+}
+
+/// Writes the sidecar of the entry `name`; a failure only costs accuracy.
+fn write_meta_quietly(dir: &Dir, name: &str, meta: &Meta) {
+    let meta_name = meta_name(name);
+    if let Err(e) = write_meta(&dir.fd, &meta_name, meta) {
+        tracing::debug!(path = %dir.path.join(meta_name).display(), "plugin cache sidecar not written: {e}");
     }
 }
 

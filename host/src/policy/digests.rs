@@ -3,11 +3,14 @@
 //! nor hashes it. Git's index does the same for a working tree.
 //!
 //! A record lives in the cache directory, named after the file's device
-//! and inode, and holds the size, mtime and ctime the file had when it was
-//! hashed. Writing to a file moves its ctime to the present, and replacing
-//! it by rename gives it another inode; no process can set a ctime back.
-//! A record is only written for a file unchanged for [`SETTLED`], so that
-//! a write in the same clock tick as the hashing cannot go unseen.
+//! and inode, and holds the file's [`stamp`] when it was hashed: its size,
+//! mtime and ctime, and the boot. Writing to a file moves its ctime to the
+//! present, and replacing it by rename gives it another inode; no process
+//! can set a ctime back. A record is only written for a file unchanged for
+//! [`SETTLED`], so that a write in the same clock tick as the hashing
+//! cannot go unseen; and it holds for one boot only, since a crash can
+//! leave a file's metadata on disk without the data written before it.
+//! The plugin cache checks its entries' digests on the same terms.
 //!
 //! A remembered digest only ever leads to a cache entry, which was
 //! compiled from bytes that had that digest: when there is none, the file
@@ -35,22 +38,18 @@ pub const SUFFIX: &str = ".digest";
 /// are reached through it, never by path.
 pub fn recall(dir: &OwnedFd, meta: &Metadata) -> Option<String> {
     let (recorded, sha256) = read(dir, &record_name(meta))?;
-    (recorded == stamp(meta)).then_some(sha256)
+    (Some(recorded) == stamp(meta)).then_some(sha256)
 }
 
 /// Records `sha256` for the file described by `meta`, if the file has
 /// settled. A failure only costs the next load a read.
 pub fn record(dir: &OwnedFd, meta: &Metadata, sha256: &str) {
-    let changed = UNIX_EPOCH + Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec() as u32);
-    let settled = SystemTime::now()
-        .duration_since(changed)
-        .is_ok_and(|age| age > SETTLED);
-    if !settled {
+    let Some(stamp) = settled_stamp(meta) else {
         return;
-    }
+    };
     let name = record_name(meta);
     let written = replace(dir, ".digest-", &name, |file| {
-        writeln!(file, "{} {sha256}", stamp(meta))
+        writeln!(file, "{stamp} {sha256}")
     });
     if let Err(e) = written {
         tracing::debug!(record = %name, "plugin digest not recorded: {e}");
@@ -81,16 +80,41 @@ fn record_name(meta: &Metadata) -> String {
     format!("{:x}-{:x}{SUFFIX}", meta.dev(), meta.ino())
 }
 
-/// What must not have changed: size, mtime and ctime, to the nanosecond.
-fn stamp(meta: &Metadata) -> String {
-    format!(
-        "{} {}.{:09} {}.{:09}",
+/// What must not have changed since a file's bytes were checked: its
+/// size, mtime and ctime to the nanosecond, and the boot. `None` when the
+/// boot cannot be told, and then nothing is taken as unchanged.
+pub fn stamp(meta: &Metadata) -> Option<String> {
+    Some(format!(
+        "{} {}.{:09} {}.{:09} {}",
         meta.size(),
         meta.mtime(),
         meta.mtime_nsec(),
         meta.ctime(),
-        meta.ctime_nsec()
-    )
+        meta.ctime_nsec(),
+        boot_id()?
+    ))
+}
+
+/// The file's stamp, if it has been unchanged for [`SETTLED`]: only such a
+/// stamp may be recorded.
+pub fn settled_stamp(meta: &Metadata) -> Option<String> {
+    let changed = UNIX_EPOCH + Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec() as u32);
+    let settled = SystemTime::now()
+        .duration_since(changed)
+        .is_ok_and(|age| age > SETTLED);
+    settled.then(|| stamp(meta)).flatten()
+}
+
+/// This boot's id, read once.
+fn boot_id() -> Option<&'static str> {
+    static BOOT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT.get_or_init(|| {
+        let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let id = id.trim();
+        (id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
+            .then(|| id.to_string())
+    })
+    .as_deref()
 }
 
 #[cfg(test)]

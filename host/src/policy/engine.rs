@@ -340,7 +340,6 @@ mod tests {
         // An empty component: the magic, version 13 and layer 1.
         let empty = b"\0asm\x0d\0\x01\0";
         assert!(engine.precompile_component(empty).is_err());
-        let precompiled = compiler().unwrap().precompile_component(empty).unwrap();
-        crate::sys::load_trusted_component(engine, &precompiled).unwrap();
+        crate::sys::compile_component(compiler().unwrap(), engine, empty).unwrap();
     }
 }

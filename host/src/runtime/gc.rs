@@ -57,9 +57,7 @@ pub fn hand_over_namespace(netns: std::os::fd::BorrowedFd<'_>) {
 }
 
 /// The network namespace a killed run handed its watcher, which the
-/// cleanup inherits at descriptor 3 (see `sys::start_watcher`); taken
-/// once, first thing, before anything else in this process can open a
-/// descriptor there.
+/// cleanup inherits at descriptor 3 (see `sys::start_watcher`).
 fn inherited_namespace() -> Option<std::os::fd::OwnedFd> {
     let link = std::fs::read_link("/proc/self/fd/3").ok()?;
     link.to_str()?

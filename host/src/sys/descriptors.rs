@@ -71,18 +71,50 @@ pub fn receive_fd(
 
 /// Takes ownership of a descriptor this process inherited at a number
 /// agreed with its parent (as `chroot-init` does its error pipe and
-/// spec); none when that number is not open.
+/// spec); none when that number was not open when the process started,
+/// or was taken already.
 pub fn inherited_fd(fd: std::os::fd::RawFd) -> Option<std::os::fd::OwnedFd> {
     use std::os::fd::FromRawFd;
-    // SAFETY: F_GETFD only reads the descriptor's flags.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return None;
-    }
-    // SAFETY: the descriptor is open (F_GETFD succeeded) and, by the
-    // agreement with the parent that exec'd us, nothing else in this
-    // process owns it: it is taken once, at start.
+    let mut inherited = INHERITED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let at = inherited.iter().position(|&open| open == fd)?;
+    inherited.swap_remove(at);
+    // SAFETY: the descriptor was open before any code of this program ran
+    // (see `note_inherited`), so no object of the program opened it, and
+    // none can have closed it without owning it; it leaves the list as it
+    // is taken, so it is owned once.
     Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
+
+/// The descriptors from 3 up that the process inherited across its
+/// exec, as `note_inherited` found them; each is handed out once.
+static INHERITED: std::sync::Mutex<Vec<std::os::fd::RawFd>> = std::sync::Mutex::new(Vec::new());
+
+/// Lists the inherited descriptors, before `main`: every descriptor open
+/// then and not close-on-exec came through the exec (the loader closes
+/// what it opens, and what the listing opens is close-on-exec).
+extern "C" fn note_inherited() {
+    let Ok(listing) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let found = listing
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd: &std::os::fd::RawFd| {
+            // SAFETY: F_GETFD only reads the descriptor's flags.
+            fd > 2 && unsafe { libc::fcntl(fd, libc::F_GETFD) } == 0
+        })
+        .collect();
+    *INHERITED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = found;
+}
+
+// SAFETY: a pointer to a function taking no arguments and returning
+// nothing, which is what the loader calls an `.init_array` entry as.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static NOTE_INHERITED: extern "C" fn() = note_inherited;
 
 /// Marks every descriptor from `first` up close-on-exec, so that the
 /// container's command inherits only its standard streams.
@@ -125,4 +157,24 @@ pub fn send_fd(
         None,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// Only what was open before the program ran is handed out: a
+    /// descriptor the process opened itself, close-on-exec or not, never
+    /// is, so it cannot end up owned twice.
+    #[test]
+    fn only_descriptors_inherited_at_start_are_handed_out() {
+        let file = std::fs::File::open("/dev/null").expect("open");
+        assert!(inherited_fd(file.as_raw_fd()).is_none());
+        let plain = nix::unistd::dup(&file).expect("dup");
+        let flags = nix::fcntl::fcntl(&plain, nix::fcntl::FcntlArg::F_GETFD).expect("flags");
+        assert_eq!(flags, 0, "dup gives a descriptor without close-on-exec");
+        assert!(inherited_fd(plain.as_raw_fd()).is_none());
+        assert!(inherited_fd(0).is_none() && inherited_fd(2).is_none());
+    }
 }

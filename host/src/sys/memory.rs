@@ -1,33 +1,4 @@
-//! Memory mapped from files: cache entries read without a copy, and the
-//! machine code wasmtime compiled, mapped runnable.
-
-use std::path::Path;
-
-/// Maps a precompiled component from `path` and makes its machine code
-/// runnable. The caller vouches for the file: it must come from
-/// `precompile_component` of an engine of this wasmtime version and
-/// configuration (wasmtime checks the version and configuration itself,
-/// not that the code is its own).
-pub fn map_trusted_component(
-    engine: &wasmtime::Engine,
-    path: &Path,
-) -> wasmtime::Result<wasmtime::component::Component> {
-    // SAFETY: the caller guarantees the file is wasmtime's own output and
-    // unchanged (the plugin cache checks its digest in a private
-    // directory); wasmtime refuses other versions and configurations.
-    unsafe { wasmtime::component::Component::deserialize_file(engine, path) }
-}
-
-/// Loads a precompiled component from bytes the caller vouches for, as
-/// [`map_trusted_component`] does from a file.
-pub fn load_trusted_component(
-    engine: &wasmtime::Engine,
-    bytes: &[u8],
-) -> wasmtime::Result<wasmtime::component::Component> {
-    // SAFETY: the caller guarantees the bytes are `precompile_component`'s
-    // output on this engine.
-    unsafe { wasmtime::component::Component::deserialize(engine, bytes) }
-}
+//! Memory mapped from files: cache entries read without a copy.
 
 /// A file mapped read-only into memory, all its pages populated at once:
 /// reading a cache entry this way costs no copy and no page fault per

@@ -15,14 +15,16 @@ pub use watcher::{STAND_DOWN, start_watcher};
 mod descriptors;
 mod memory;
 mod mounts;
+mod precompiled;
 mod process;
 mod signals;
 mod terminals;
 
 pub use descriptors::{StdFd, cloexec_from, inherited_fd, receive_fd, send_fd};
-pub use memory::{MappedFile, load_trusted_component, map_trusted_component};
+pub use memory::MappedFile;
 pub use mount_api::{attach_tree, clone_tree, make_recursively_read_only};
 pub use mounts::{detach, private_mount_namespace, rbind};
+pub use precompiled::{compile_component, load_private_component};
 pub use process::{become_subreaper, probe_user_namespace, set_domainname};
 pub use signals::catch_signals;
 pub use terminals::{set_controlling_terminal, set_window_size, window_size};
