@@ -198,16 +198,22 @@ pub fn spec(setup: &ChainSetup, container: Container) -> Result<Spec, Error> {
 pub struct Trace {
     /// The chain that ran.
     pub chain: LoadedChain,
-    /// What it did.
+    /// What it did, up to a refusal or failure.
     pub report: Report,
+    /// The plugin's refusal or failure that ended the chain, if one did.
+    pub refusal: Option<PluginError>,
 }
 
 /// Runs the chain over a container's spec; runs no container.
 pub fn trace(setup: &ChainSetup, container: Container) -> Result<Trace, Error> {
     let (chain, Prepared { id, built, .. }) = prepare(setup, container)?;
     let mut spec = built.spec;
-    let report = chain.run(&mut spec, &id)?;
-    Ok(Trace { chain, report })
+    let (report, outcome) = chain.run_reporting(&mut spec, &id);
+    Ok(Trace {
+        chain,
+        report,
+        refusal: outcome.err(),
+    })
 }
 
 /// The OCI runtime of a run; none under chroot isolation.

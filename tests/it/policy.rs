@@ -357,3 +357,42 @@ fn each_kind_of_widening_needs_its_own_grant() {
         spec_with_policy(granted.path(), &[]).config();
     }
 }
+
+/// A trace that ends in a refusal still shows what the plugins before it
+/// changed, then the refusal, and fails as the run would.
+#[test]
+fn a_refused_trace_shows_the_changes_before_the_refusal() {
+    let drop = plugin("drop-capabilities");
+    let dir = policy(&format!(
+        "[[plugin]]\npath = {drop:?}\nsettings = {{ capabilities = \"CAP_KILL\" }}\n\
+         [[plugin]]\npath = {:?}\nsettings = {{ behavior = \"deny\" }}\n",
+        plugin("hostile")
+    ));
+    let out = run(specgate()
+        .args(["plugin", "trace", "--policy"])
+        .arg(dir.path().join("policy.toml"))
+        .args(["--", "/bin/sh"]));
+    let line = out.failure(125).to_string();
+    assert!(line.contains("plugin hostile ("), "{line}");
+    let text = &out.stdout;
+    assert!(
+        text.contains("plugin drop-capabilities (")
+            && text.contains("  - capabilities: drop CAP_KILL from the bounding"),
+        "{text}"
+    );
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.starts_with("denied: plugin hostile ("), "{text}");
+
+    let out = run(specgate()
+        .args(["plugin", "trace", "--json", "--policy"])
+        .arg(dir.path().join("policy.toml")));
+    out.failure(125);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["plugins"][0]["changes"][0]["effect"], "restricting");
+    assert!(
+        json["refused"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("plugin hostile (")),
+        "{json}"
+    );
+}

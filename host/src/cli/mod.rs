@@ -417,14 +417,19 @@ fn run_command(cli: &Cli, args: &RunArgs) -> Result<u8> {
 
 fn trace(cli: &Cli, args: &TraceArgs) -> Result<u8> {
     let container = container(&args.container, &args.command)?;
-    let trace = run::trace(&args.chain.setup(cli), container)?;
+    let mut trace = run::trace(&args.chain.setup(cli), container)?;
     let out = if args.json {
         render::trace_json(&trace)?
     } else {
         render::trace_text(&trace)
     };
     write_stdout(out.as_bytes())?;
-    Ok(0)
+    // What the plugins did is printed; the refusal also fails the command,
+    // as it would the run.
+    match trace.refusal.take() {
+        Some(refusal) => Err(run::Error::from(refusal).into()),
+        None => Ok(0),
+    }
 }
 
 fn inspect(cli: &Cli, file: &Path, json: bool) -> Result<u8> {

@@ -9,7 +9,11 @@ use crate::run::Trace;
 
 /// A trace as JSON: per plugin, what it is and what it changed.
 pub fn trace_json(trace: &Trace) -> Result<String> {
-    let Trace { chain, report } = trace;
+    let Trace {
+        chain,
+        report,
+        refusal,
+    } = trace;
     let plugins: Vec<serde_json::Value> = chain
         .plugins()
         .iter()
@@ -33,13 +37,18 @@ pub fn trace_json(trace: &Trace) -> Result<String> {
         "plugins": plugins,
         "skipped": report.skipped.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
         "would_deny": report.would_deny.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        "refused": refusal.as_ref().map(ToString::to_string),
     });
     Ok(format!("{}\n", serde_json::to_string_pretty(&value)?))
 }
 
 /// A trace as text: a line per plugin, then one per change.
 pub fn trace_text(trace: &Trace) -> String {
-    let Trace { chain, report } = trace;
+    let Trace {
+        chain,
+        report,
+        refusal,
+    } = trace;
     let mut out = String::new();
     for plugin in chain.plugins() {
         // Every line is one line: the changes and errors come escaped
@@ -68,6 +77,11 @@ pub fn trace_text(trace: &Trace) -> String {
     }
     for error in &report.would_deny {
         out.push_str(&format!("would deny: {error}\n"));
+    }
+    match refusal {
+        Some(error) if error.is_denial() => out.push_str(&format!("denied: {error}\n")),
+        Some(error) => out.push_str(&format!("failed: {error}\n")),
+        None => {}
     }
     out
 }

@@ -339,7 +339,14 @@ fn mount_action(change: &MountChange) -> Result<(String, Action), Rejected> {
             let mut oci = OciMount::default();
             oci.set_destination(PathBuf::from(&mount.destination));
             oci.set_typ(mount.kind.clone());
-            oci.set_source(mount.source.as_ref().map(PathBuf::from));
+            // A filesystem without a source takes its type as one, as
+            // runc's and podman's defaults do: /proc/mounts then shows
+            // `tmpfs`, not an empty field.
+            let source = match &mount.source {
+                None if !entry.is_bind() => mount.kind.clone(),
+                source => source.clone(),
+            };
+            oci.set_source(source.map(PathBuf::from));
             oci.set_options(Some(mount.options.clone()));
             Ok((description, Action::AddMount(oci)))
         }
@@ -759,6 +766,27 @@ mod tests {
         tmpfs.options = vec!["size=1m".into()];
         let checked = check_mount(&spec(), &MountChange::Add(tmpfs)).unwrap();
         assert_eq!(checked.effect, Effect::Widening(vec![Grant::MountOptions]));
+    }
+
+    #[test]
+    fn a_filesystem_without_a_source_takes_its_type_as_one() {
+        let source_of = |kind: &str, source: Option<&str>| {
+            let mount = Mount {
+                destination: "/scratch".into(),
+                kind: Some(kind.into()),
+                source: source.map(Into::into),
+                options: vec!["nosuid".into(), "nodev".into()],
+            };
+            match check_mount(&spec(), &MountChange::Add(mount))
+                .unwrap()
+                .action
+            {
+                Action::AddMount(oci) => oci.source().clone(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(source_of("tmpfs", None), Some("tmpfs".into()));
+        assert_eq!(source_of("tmpfs", Some("scratch")), Some("scratch".into()));
     }
 
     #[test]

@@ -280,10 +280,7 @@ impl LoadedChain {
         id: &str,
         record: &mut audit::Record,
     ) -> Result<Report, PluginError> {
-        let (report, outcome) = match &self.host {
-            Some(host) => host.run_chain_reporting(&self.entries(), spec, id, self.mode),
-            None => (Report::default(), Ok(())),
-        };
+        let (report, outcome) = self.run_reporting(spec, id);
         record.add_chain(&self.plugins, &report);
         match outcome {
             Ok(()) => Ok(report),
@@ -291,6 +288,19 @@ impl LoadedChain {
                 record.denial = Some(error.to_string());
                 Err(error)
             }
+        }
+    }
+
+    /// Runs the chain over `spec`, and returns what the plugins did even
+    /// when one refuses or fails, beside the outcome.
+    pub fn run_reporting(
+        &self,
+        spec: &mut oci_spec::runtime::Spec,
+        id: &str,
+    ) -> (Report, Result<(), PluginError>) {
+        match &self.host {
+            Some(host) => host.run_chain_reporting(&self.entries(), spec, id, self.mode),
+            None => (Report::default(), Ok(())),
         }
     }
 
