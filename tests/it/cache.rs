@@ -8,7 +8,7 @@ use crate::util::*;
 fn inspect_logged(cache: &Path) -> Outcome {
     run(specgate_with_cache(cache)
         .env("SPECGATE_LOG", "specgate=debug")
-        .args(["plugin", "inspect"])
+        .args(["plugin", "inspect", "--compile"])
         .arg(plugin("deny-privileged")))
 }
 
@@ -91,7 +91,7 @@ fn concurrent_first_uses_all_succeed() {
     let children: Vec<_> = (0..4)
         .map(|_| {
             specgate_with_cache(cache.path())
-                .args(["plugin", "inspect"])
+                .args(["plugin", "inspect", "--compile"])
                 .arg(plugin("readonly-mounts"))
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())

@@ -602,7 +602,9 @@ fn a_plugin_cannot_forge_or_erase_lines_of_a_trace() {
 
 #[test]
 fn plugin_inspect_escapes_what_describe_says() {
-    let out = run(specgate().args(["plugin", "inspect"]).arg(plugin("flood")));
+    let out = run(specgate()
+        .args(["plugin", "inspect", "--compile"])
+        .arg(plugin("flood")));
     let text = out.success();
     assert!(!has_control(text), "{text:?}");
     let description = text
@@ -614,7 +616,7 @@ fn plugin_inspect_escapes_what_describe_says() {
         "{description}"
     );
     let out = run(specgate()
-        .args(["plugin", "inspect", "--json"])
+        .args(["plugin", "inspect", "--json", "--compile"])
         .arg(plugin("flood")));
     let json: serde_json::Value = serde_json::from_str(out.success()).unwrap();
     assert!(!has_control(json["description"].as_str().unwrap()));

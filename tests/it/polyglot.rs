@@ -13,20 +13,20 @@ use crate::util::*;
 /// The Python validator, compiled into the shared cache once for all the
 /// tests here: compiling an interpreter takes seconds, and tests running
 /// side by side would otherwise each compile it.
-fn deny_commands() -> &'static PathBuf {
+pub(crate) fn deny_commands() -> &'static PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| compiled("deny-commands"))
 }
 
 /// The JavaScript mounts plugin, compiled once like `deny_commands`.
-fn tmpfs() -> &'static PathBuf {
+pub(crate) fn tmpfs() -> &'static PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| compiled("tmpfs"))
 }
 
 fn compiled(name: &str) -> PathBuf {
     let path = plugin(name);
-    run(specgate().args(["plugin", "inspect"]).arg(&path)).success();
+    run(specgate().args(["plugin", "compile"]).arg(&path)).success();
     path
 }
 

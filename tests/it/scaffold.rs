@@ -68,7 +68,9 @@ fn a_new_plugin_builds_loads_and_changes_nothing() {
     }
     let wasm = cargo_build(&dir).join("scaffolded_probe.wasm");
 
-    let info = run(specgate().args(["plugin", "inspect", "--json"]).arg(&wasm));
+    let info = run(specgate()
+        .args(["plugin", "inspect", "--json", "--compile"])
+        .arg(&wasm));
     let info: serde_json::Value = serde_json::from_str(info.success()).unwrap();
     assert_eq!(info["name"], "scaffolded-probe");
     assert_eq!(info["contract"], "specgate:policy@0.1.1");

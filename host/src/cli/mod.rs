@@ -125,12 +125,20 @@ pub enum PluginCommand {
     /// what it changed; runs no container.
     Trace(Box<TraceArgs>),
     /// Show what a plugin is, exports and imports, and what it says it does.
+    ///
+    /// Its imports, exports and hooks are read from the file without
+    /// compiling it; `describe()` runs when the plugin is in the cache,
+    /// or with `--compile`.
     Inspect {
         /// The plugin's component file.
         file: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Compile the plugin into the cache if it is not there, to run its
+        /// `describe()`.
+        #[arg(long)]
+        compile: bool,
     },
     /// Compile plugins into the cache, in parallel, so that the first run
     /// using them does not wait for it.
@@ -293,7 +301,11 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Command::Oci { args } => oci::run(cache_dir(&cli), args),
         Command::Spec(args) => spec_command(&cli, args),
-        Command::Plugin(PluginCommand::Inspect { file, json }) => inspect(&cli, file, *json),
+        Command::Plugin(PluginCommand::Inspect {
+            file,
+            json,
+            compile,
+        }) => inspect(&cli, file, *json, *compile),
         Command::Plugin(PluginCommand::Trace(args)) => trace(&cli, args),
         Command::Plugin(PluginCommand::Compile(args)) => plugins::compile(cache_dir(&cli), args),
         Command::Plugin(PluginCommand::Cache(plugins::CacheCommand::List { json })) => {
@@ -432,8 +444,8 @@ fn trace(cli: &Cli, args: &TraceArgs) -> Result<u8> {
     }
 }
 
-fn inspect(cli: &Cli, file: &Path, json: bool) -> Result<u8> {
-    let inspection = setup::inspect(cache_dir(cli).as_deref(), file)?;
+fn inspect(cli: &Cli, file: &Path, json: bool, compile: bool) -> Result<u8> {
+    let inspection = setup::inspect(cache_dir(cli).as_deref(), file, compile)?;
     let out = if json {
         render::inspection_json(&inspection)?
     } else {

@@ -5,6 +5,7 @@ use anyhow::Result;
 use crate::policy::audit;
 use crate::policy::error::escape;
 use crate::policy::setup::Inspection;
+use crate::policy::{Declared, Info};
 use crate::run::Trace;
 
 /// A trace as JSON: per plugin, what it is and what it changed.
@@ -87,57 +88,67 @@ pub fn trace_text(trace: &Trace) -> String {
 }
 
 /// `wit-package@version`, or empty for a plugin of no known contract.
-fn contract(inspection: &Inspection) -> String {
-    inspection
-        .plugin
-        .contract()
+fn contract(declared: &Declared) -> String {
+    crate::policy::plugin::contract_of(&declared.exports)
         .map(|v| format!("{}@{v}", crate::policy::bindings::PACKAGE))
         .unwrap_or_default()
 }
 
-fn hooks(inspection: &Inspection) -> Vec<&str> {
-    inspection
-        .plugin
-        .hooks()
-        .iter()
-        .map(|h| h.interface())
-        .collect()
+fn hooks(declared: &Declared) -> Vec<&str> {
+    declared.hooks.iter().map(|h| h.interface()).collect()
 }
+
+/// Names as the file spells them, escaped: read without compiling, they
+/// are not yet known to be valid component names.
+fn names(names: &[String]) -> Vec<String> {
+    names.iter().map(|n| escape(n).into_owned()).collect()
+}
+
+/// What `inspect` says in place of `describe()` for a plugin not compiled.
+const NOT_DESCRIBED: &str = "(not compiled yet: `specgate plugin compile FILE`, or \
+                             `plugin inspect --compile`, runs describe())";
 
 /// An inspection as JSON.
 pub fn inspection_json(inspection: &Inspection) -> Result<String> {
-    let Inspection { plugin, info } = inspection;
+    let Inspection { declared, info } = inspection;
+    let said = |field: fn(&Info) -> &String| info.as_ref().map(|i| escape(field(i)));
     let value = serde_json::json!({
-        "path": plugin.path(),
-        "size": plugin.size(),
-        "sha256": plugin.sha256(),
-        "contract": contract(inspection),
-        "hooks": hooks(inspection),
-        "exports": plugin.exports(),
-        "imports": plugin.imports(),
-        "name": escape(&info.name),
-        "version": escape(&info.version),
-        "description": escape(&info.description),
+        "path": declared.path,
+        "size": declared.size,
+        "sha256": declared.sha256,
+        "contract": contract(declared),
+        "hooks": hooks(declared),
+        "exports": names(&declared.exports),
+        "imports": names(&declared.imports),
+        "compiled": info.is_some(),
+        "name": said(|i| &i.name),
+        "version": said(|i| &i.version),
+        "description": said(|i| &i.description),
     });
     Ok(format!("{}\n", serde_json::to_string_pretty(&value)?))
 }
 
 /// An inspection as text, a field a line.
 pub fn inspection_text(inspection: &Inspection) -> String {
-    let Inspection { plugin, info } = inspection;
+    let Inspection { declared, info } = inspection;
     let mut out = String::new();
     let mut line = |k: &str, v: &str| out.push_str(&format!("{k:<12} {v}\n"));
-    line("path:", &plugin.path().display().to_string());
-    line("size:", &format!("{} bytes", plugin.size()));
-    line("sha256:", plugin.sha256());
-    line("pin:", &format!("sha256 = \"{}\"", plugin.sha256()));
-    line("contract:", &contract(inspection));
-    line("hooks:", &hooks(inspection).join(", "));
-    line("imports:", &plugin.imports().join(", "));
+    line("path:", &escape(&declared.path.display().to_string()));
+    line("size:", &format!("{} bytes", declared.size));
+    line("sha256:", &declared.sha256);
+    line("pin:", &format!("sha256 = \"{}\"", declared.sha256));
+    line("contract:", &contract(declared));
+    line("hooks:", &hooks(declared).join(", "));
+    line("imports:", &names(&declared.imports).join(", "));
     // The plugin's own words: escaped, so that they cannot forge or
     // erase lines.
-    line("name:", &escape(&info.name));
-    line("version:", &escape(&info.version));
-    line("description:", &escape(&info.description));
+    match info {
+        Some(info) => {
+            line("name:", &escape(&info.name));
+            line("version:", &escape(&info.version));
+            line("description:", &escape(&info.description));
+        }
+        None => line("describe():", NOT_DESCRIBED),
+    }
     out
 }

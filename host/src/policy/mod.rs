@@ -153,6 +153,50 @@ impl PluginHost {
         Ok(loaded.remove(0))
     }
 
+    /// The plugin at `path` loaded from its cache entry if it has one;
+    /// otherwise what its file declares, read without compiling it (what
+    /// `plugin inspect` shows of a plugin not compiled yet).
+    pub fn load_cached(&self, name: &str, path: &Path) -> Result<Peek, PluginError> {
+        let fail = |problem| PluginError {
+            plugin: name.to_string(),
+            path: path.to_path_buf(),
+            stage: Stage::Load,
+            problem,
+        };
+        let opened = plugin::open(path, &self.limits).map_err(fail)?;
+        let file = match self.cache.remembered_digest(opened.metadata()) {
+            Some(sha256) => opened.known(sha256),
+            None => opened.read(&self.limits).map_err(fail)?,
+        };
+        if let Some(component) = self.cache.lookup(self.engine, &file.sha256, path) {
+            let plugin = plugin::prepare(
+                self.engine,
+                name.into(),
+                path,
+                &file,
+                component,
+                cache::Source::Cache,
+            )
+            .map_err(fail)?;
+            return Ok(Peek::Loaded(Box::new(plugin)));
+        }
+        let file = match file.bytes {
+            Some(_) => file,
+            None => opened.read(&self.limits).map_err(fail)?,
+        };
+        let bytes = file.bytes.as_deref().unwrap_or_default();
+        let (imports, exports) = plugin::declared_names(bytes).map_err(fail)?;
+        let hooks = plugin::declared_hooks(&exports).map_err(fail)?;
+        Ok(Peek::Declared(Declared {
+            path: path.to_path_buf(),
+            size: file.size,
+            sha256: file.sha256,
+            exports,
+            imports,
+            hooks,
+        }))
+    }
+
     /// Loads plugins: reading and hashing each file (or recalling the
     /// digest of an unchanged one), then mapping its cache entry or
     /// compiling it, on this thread and one more per spare core. The first
@@ -286,6 +330,47 @@ impl PluginHost {
     fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         let _ticking = engine::Ticking::start();
         self.runtime.block_on(future)
+    }
+}
+
+/// A plugin as [`PluginHost::load_cached`] found it.
+#[derive(Debug)]
+pub enum Peek {
+    /// Loaded from its cache entry.
+    Loaded(Box<Plugin>),
+    /// Not compiled yet: what its file declares.
+    Declared(Declared),
+}
+
+/// What a plugin file declares, read without compiling it: its names
+/// checked against the contract, not yet their types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declared {
+    /// The file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its sha256, in hex.
+    pub sha256: String,
+    /// Every name it exports.
+    pub exports: Vec<String>,
+    /// Every name it imports.
+    pub imports: Vec<String>,
+    /// The hooks its exports name.
+    pub hooks: Vec<Hook>,
+}
+
+impl From<&Plugin> for Declared {
+    /// What a loaded plugin declares, as wasmtime found it.
+    fn from(plugin: &Plugin) -> Self {
+        Declared {
+            path: plugin.path().to_path_buf(),
+            size: plugin.size(),
+            sha256: plugin.sha256().to_string(),
+            exports: plugin.exports().to_vec(),
+            imports: plugin.imports().to_vec(),
+            hooks: plugin.hooks().to_vec(),
+        }
     }
 }
 

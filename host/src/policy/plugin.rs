@@ -165,8 +165,7 @@ impl Plugin {
     /// The contract version it was built against, from its `plugin`
     /// export's name.
     pub fn contract(&self) -> Option<&str> {
-        let prefix = format!("{PACKAGE}/plugin@");
-        self.exports.iter().find_map(|e| e.strip_prefix(&prefix))
+        contract_of(&self.exports)
     }
 
     pub(super) fn error(&self, stage: Stage, problem: Problem) -> PluginError {
@@ -311,14 +310,7 @@ pub(super) fn prepare(
         })
         .collect();
     if hooks.is_empty() {
-        return Err(Problem::NoHooks {
-            exports: list(&exports),
-            expected: Hook::ALL
-                .iter()
-                .map(|h| format!("{PACKAGE}/{h}@{VERSION}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
+        return Err(no_hooks(&exports));
     }
     Ok(Plugin {
         name,
@@ -333,6 +325,82 @@ pub(super) fn prepare(
         pre,
         indices,
     })
+}
+
+/// The contract version a component's exports name, if any.
+pub fn contract_of(exports: &[String]) -> Option<&str> {
+    let prefix = format!("{PACKAGE}/plugin@");
+    exports.iter().find_map(|e| e.strip_prefix(&prefix))
+}
+
+/// What a component declares, read from its outermost sections without
+/// compiling or validating it: the names it imports and exports.
+/// Nested modules and components are skipped unread.
+pub(super) fn declared_names(bytes: &[u8]) -> Result<(Vec<String>, Vec<String>), Problem> {
+    use wasmparser::{Chunk, Parser, Payload};
+    let invalid = |e: wasmparser::BinaryReaderError| Problem::Invalid(e.to_string());
+    let truncated = || Problem::Invalid("the component ends inside a section".into());
+    let (mut imports, mut exports) = (Vec::new(), Vec::new());
+    let mut parser = Parser::new(0);
+    let mut rest = bytes;
+    loop {
+        let (consumed, payload) = match parser.parse(rest, true).map_err(invalid)? {
+            Chunk::Parsed { consumed, payload } => (consumed, payload),
+            Chunk::NeedMoreData(_) => return Err(truncated()),
+        };
+        rest = rest.get(consumed..).ok_or_else(truncated)?;
+        match payload {
+            Payload::ComponentImportSection(section) => {
+                for import in section {
+                    imports.push(import.map_err(invalid)?.name.name.to_string());
+                }
+            }
+            Payload::ComponentExportSection(section) => {
+                for export in section {
+                    exports.push(export.map_err(invalid)?.name.name.to_string());
+                }
+            }
+            Payload::ModuleSection {
+                unchecked_range, ..
+            }
+            | Payload::ComponentSection {
+                unchecked_range, ..
+            } => {
+                rest = rest.get(unchecked_range.len()..).ok_or_else(truncated)?;
+            }
+            Payload::End(_) => return Ok((imports, exports)),
+            _ => {}
+        }
+    }
+}
+
+/// The hooks a component's export names offer, by name only (a load also
+/// checks their types), once the contract is checked.
+pub(super) fn declared_hooks(exports: &[String]) -> Result<Vec<Hook>, Problem> {
+    check_contract(exports)?;
+    let offers = |hook: &Hook| {
+        let prefix = format!("{PACKAGE}/{}@", hook.interface());
+        exports
+            .iter()
+            .filter_map(|e| e.strip_prefix(&prefix))
+            .any(|version| compatible(version, VERSION))
+    };
+    let hooks: Vec<Hook> = Hook::ALL.into_iter().filter(offers).collect();
+    if hooks.is_empty() {
+        return Err(no_hooks(exports));
+    }
+    Ok(hooks)
+}
+
+fn no_hooks(exports: &[String]) -> Problem {
+    Problem::NoHooks {
+        exports: list(exports),
+        expected: Hook::ALL
+            .iter()
+            .map(|h| format!("{PACKAGE}/{h}@{VERSION}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
 }
 
 /// A plugin must export `plugin` from a semver-compatible version of the

@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use super::file::{self, PluginEntry, PolicyFileError};
 use super::plugin::default_name;
 use super::{
-    Allocation, Entry, Grants, HostError, Info, Limits, Mode, OnError, Plugin, PluginError,
-    PluginHost, Policy, Report, Source, audit,
+    Allocation, Declared, Entry, Grants, HostError, Info, Limits, Mode, OnError, Peek, Plugin,
+    PluginError, PluginHost, Policy, Report, Source, audit,
 };
 
 /// How specgate's plugin instances are allocated: every command
@@ -327,21 +327,44 @@ impl LoadedChain {
     }
 }
 
-/// A plugin, loaded, with what it says of itself.
+/// What `plugin inspect` shows of a plugin.
 #[derive(Debug)]
 pub struct Inspection {
-    /// The plugin.
-    pub plugin: Plugin,
-    /// Its own name, version and description, unescaped.
-    pub info: Info,
+    /// The file, its digest, and what it declares (as wasmtime found it,
+    /// when the plugin was loaded).
+    pub declared: Declared,
+    /// Its own name, version and description, unescaped: none for a plugin
+    /// not compiled yet when compiling was not asked for, since
+    /// `describe()` runs the plugin.
+    pub info: Option<Info>,
 }
 
-/// Loads the plugin in `file` and asks it what it is.
-pub fn inspect(cache_dir: Option<&Path>, file: &Path) -> Result<Inspection, ChainError> {
+/// Reads what the plugin in `file` declares, and asks it what it is when
+/// its cache entry is there, or when `compile` asks to compile it (and
+/// store it) if not. Reading needs no compile: an interpreter's component
+/// takes seconds to compile and milliseconds to read.
+pub fn inspect(
+    cache_dir: Option<&Path>,
+    file: &Path,
+    compile: bool,
+) -> Result<Inspection, ChainError> {
     let host = plugin_host(cache_dir, Limits::default())?;
-    let plugin = host.load(&default_name(file), file)?;
+    let name = default_name(file);
+    let plugin = match host.load_cached(&name, file)? {
+        Peek::Loaded(plugin) => *plugin,
+        Peek::Declared(declared) if !compile => {
+            return Ok(Inspection {
+                declared,
+                info: None,
+            });
+        }
+        Peek::Declared(_) => host.load(&name, file)?,
+    };
     let info = host.describe(&plugin)?;
-    Ok(Inspection { plugin, info })
+    Ok(Inspection {
+        declared: Declared::from(&plugin),
+        info: Some(info),
+    })
 }
 
 #[cfg(test)]
