@@ -140,6 +140,14 @@ pub enum PluginCommand {
     Cache(plugins::CacheCommand),
     /// Write a new Rust plugin crate, ready to build.
     New(plugins::NewArgs),
+    /// Push a plugin to an OCI registry as a Wasm artifact; prints the
+    /// reference with its digest, to pin in a policy.
+    Push(plugins::PushArgs),
+    /// Pull a plugin from an OCI registry into the plugin store.
+    Pull(plugins::PullArgs),
+    /// Sign a plugin file (FILE.sig) or a plugin in a registry, as cosign
+    /// does.
+    Sign(plugins::SignArgs),
 }
 
 /// The plugin chain and its limits, shared by every command that runs it.
@@ -303,6 +311,9 @@ pub fn run(cli: Cli) -> Result<u8> {
             plugins::cache_prune(cache_dir(&cli), args)
         }
         Command::Plugin(PluginCommand::New(args)) => plugins::new(args),
+        Command::Plugin(PluginCommand::Push(args)) => plugins::push(args),
+        Command::Plugin(PluginCommand::Pull(args)) => plugins::pull(cache_dir(&cli), args),
+        Command::Plugin(PluginCommand::Sign(args)) => plugins::sign(args),
     }
 }
 
