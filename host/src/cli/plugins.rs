@@ -17,6 +17,7 @@ use crate::policy::registry::{Options as RegistryOptions, PluginRef, Registry, T
 use crate::policy::setup::plugin_host;
 use crate::policy::signature::{PrivateKey, PublicKey};
 use crate::policy::store::Store;
+use crate::policy::supply;
 use crate::policy::{Cache, Limits, Policy, Source, audit, plugin::default_name};
 use crate::scaffold;
 
@@ -28,9 +29,13 @@ pub struct CompileArgs {
     files: Vec<PathBuf>,
 
     /// Compile every plugin a policy file names (repeatable), checked
-    /// against its pins.
+    /// against its pins; first pull the registry plugins missing from the
+    /// store, and verify the signatures it requires.
     #[arg(long = "policy", value_name = "FILE")]
     policies: Vec<PathBuf>,
+
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 /// `specgate plugin cache ...`.
@@ -96,24 +101,22 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    fn client(&self) -> Result<Registry> {
-        let tls = match self.tls_verify {
+    fn tls(&self) -> TlsVerify {
+        match self.tls_verify {
             None => TlsVerify::Default,
             Some(true) => TlsVerify::Required,
             Some(false) => TlsVerify::Off,
-        };
-        Ok(Registry::new(RegistryOptions::from_env(tls))?)
+        }
+    }
+
+    fn client(&self) -> Result<Registry> {
+        Ok(Registry::new(RegistryOptions::from_env(self.tls()))?)
     }
 
     /// Says on stderr that a registry is reached without TLS: never
     /// silently.
     fn warn_plain(&self, reference: &PluginRef) {
-        let tls = match self.tls_verify {
-            None => TlsVerify::Default,
-            Some(true) => TlsVerify::Required,
-            Some(false) => TlsVerify::Off,
-        };
-        if reference.plain_http(tls) {
+        if reference.plain_http(self.tls()) {
             let why = if self.tls_verify == Some(false) {
                 "--tls-verify=false"
             } else {
@@ -135,7 +138,7 @@ pub struct PushArgs {
     /// Where to push it: `registry/repository[:tag]`.
     reference: String,
     /// An annotation of the artifact's manifest (repeatable).
-    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    #[arg(short, long = "annotation", value_name = "KEY=VALUE")]
     annotations: Vec<String>,
     #[command(flatten)]
     registry: RegistryArgs,
@@ -165,7 +168,7 @@ pub struct SignArgs {
     #[arg(long, value_name = "FILE")]
     key: PathBuf,
     /// An annotation signed with a registry plugin (repeatable).
-    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    #[arg(short, long = "annotation", value_name = "KEY=VALUE")]
     annotations: Vec<String>,
     #[command(flatten)]
     registry: RegistryArgs,
@@ -264,7 +267,7 @@ pub fn sign(args: &SignArgs) -> Result<u8> {
         let limits = Limits::default();
         let bytes = crate::sys::bounded::read_bounded(path, limits.plugin_file_size)
             .with_context(|| format!("plugin {}", path.display()))?;
-        let sig = signature_path(path);
+        let sig = supply::signature_path(path);
         super::output::write_file_atomically(&sig, key.sign(&bytes).as_bytes())
             .with_context(|| format!("signature {}", sig.display()))?;
         write_stdout(format!("{}\n", sig.display()).as_bytes())?;
@@ -287,13 +290,6 @@ pub fn sign(args: &SignArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// Where a plugin file's detached signature is: FILE.sig.
-pub fn signature_path(file: &Path) -> PathBuf {
-    let mut name = file.as_os_str().to_os_string();
-    name.push(".sig");
-    PathBuf::from(name)
-}
-
 /// Compiles plugins into the cache, all at once; one line each on stdout.
 /// Every plugin is tried, and every failure said.
 pub fn compile(cache_dir: Option<PathBuf>, args: &CompileArgs) -> Result<u8> {
@@ -302,8 +298,51 @@ pub fn compile(cache_dir: Option<PathBuf>, args: &CompileArgs) -> Result<u8> {
     }
     let limits = Limits::default();
     let mut sources = Vec::new();
+    let mut out = String::new();
     for path in &args.policies {
-        let policy = Policy::load(path, &limits)?;
+        let mut policy = Policy::load(path, &limits)?;
+        if policy
+            .plugins
+            .iter()
+            .any(|e| e.reference.is_some() || e.verify.is_some())
+        {
+            let store = open_store(cache_dir.as_deref())?;
+            let mut registry = || {
+                for entry in &policy.plugins {
+                    if let Some(reference) = entry
+                        .reference
+                        .as_deref()
+                        .and_then(|r| PluginRef::parse(r).ok())
+                    {
+                        args.registry.warn_plain(&reference);
+                    }
+                }
+                Registry::new(RegistryOptions::from_env(args.registry.tls()))
+            };
+            let fetched = supply::fetch(
+                &policy.plugins,
+                &store,
+                policy.mode,
+                limits.plugin_file_size,
+                &mut registry,
+            )
+            .with_context(|| format!("policy {}", path.display()))?;
+            for f in fetched {
+                if f.pulled {
+                    out.push_str(&format!("{}  pulled\n", f.plugin));
+                }
+                for key in f.verified {
+                    out.push_str(&format!("{}  verified with {}\n", f.plugin, key.display()));
+                }
+            }
+            supply::resolve(
+                &mut policy.plugins,
+                Some(&store),
+                policy.mode,
+                Some(path),
+                limits.plugin_file_size,
+            )?;
+        }
         sources.extend(policy.plugins.into_iter().map(|e| Source {
             name: e.name,
             path: e.path,
@@ -313,7 +352,6 @@ pub fn compile(cache_dir: Option<PathBuf>, args: &CompileArgs) -> Result<u8> {
     sources.extend(args.files.iter().map(|f| Source::new(&default_name(f), f)));
     let host = plugin_host(cache_dir.as_deref(), limits)?;
     let width = sources.iter().map(|s| s.name.len()).max().unwrap_or(0);
-    let mut out = String::new();
     let mut failures = Vec::new();
     for outcome in host.load_each(&sources) {
         match outcome {
@@ -423,7 +461,7 @@ pub fn cache_prune(cache_dir: Option<PathBuf>, args: &PruneArgs) -> Result<u8> {
     let keep = if args.policies.is_empty() {
         None
     } else {
-        Some(referenced(&args.policies)?)
+        Some(referenced(cache_dir.as_deref(), &args.policies)?)
     };
     let cache = open_cache(cache_dir)?;
     let now = SystemTime::now();
@@ -476,11 +514,23 @@ pub fn cache_prune(cache_dir: Option<PathBuf>, args: &PruneArgs) -> Result<u8> {
 /// The sha256 of every plugin the policy files name: the pin when there
 /// is one, else the file's. An unreadable plugin is an error, since
 /// pruning without knowing what it needs could remove it.
-fn referenced(policies: &[PathBuf]) -> Result<HashSet<String>> {
+fn referenced(cache_dir: Option<&Path>, policies: &[PathBuf]) -> Result<HashSet<String>> {
     let limits = Limits::default();
     let mut keep = HashSet::new();
     for path in policies {
-        let policy = Policy::load(path, &limits)?;
+        let mut policy = Policy::load(path, &limits)?;
+        if policy.plugins.iter().any(|e| e.reference.is_some()) {
+            // Registry plugins are kept by their component's digest, as
+            // the store resolves them (tags too: pruning is no load).
+            let store = open_store(cache_dir)?;
+            supply::resolve(
+                &mut policy.plugins,
+                Some(&store),
+                crate::policy::Mode::Monitor,
+                Some(path),
+                limits.plugin_file_size,
+            )?;
+        }
         for entry in policy.plugins {
             let sha256 = match entry.sha256 {
                 Some(pin) => pin,

@@ -34,6 +34,7 @@ pub mod sandbox;
 pub mod setup;
 pub mod signature;
 pub mod store;
+pub mod supply;
 pub mod view;
 
 use std::path::{Path, PathBuf};

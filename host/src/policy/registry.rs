@@ -200,6 +200,17 @@ impl PluginRef {
         })
     }
 
+    /// The name a plugin from here goes by when none is given: the
+    /// repository's last component, with underscores as dashes.
+    pub fn default_name(&self) -> String {
+        let repository = self.reference.repository();
+        repository
+            .rsplit('/')
+            .next()
+            .unwrap_or(repository)
+            .replace('_', "-")
+    }
+
     /// The reference as written.
     pub fn as_str(&self) -> &str {
         &self.text
