@@ -687,14 +687,16 @@ async fn fetch_blob(
     limit: u64,
     what: &'static str,
 ) -> Result<Vec<u8>, RegistryError> {
-    let too_large = || RegistryError::TooLarge {
+    let too_large = |limit| RegistryError::TooLarge {
         reference: reference.to_string(),
         what,
         limit,
     };
     if layer.size > limit {
-        return Err(too_large());
+        return Err(too_large(limit));
     }
+    // No more than the manifest announces: its digest covers the size.
+    let limit = layer.size;
     let expected =
         artifact::sha256_hex(&layer.digest).map_err(|source| RegistryError::NotAPlugin {
             reference: reference.to_string(),
@@ -712,13 +714,13 @@ async fn fetch_blob(
         .await
         .map_err(&failed)?;
     if stream.content_length.is_some_and(|len| len > limit) {
-        return Err(too_large());
+        return Err(too_large(limit));
     }
     let mut bytes = Vec::with_capacity(layer.size as usize);
     while let Some(chunk) = stream.stream.next().await {
         let chunk = chunk.map_err(|e| failed(e.into()))?;
         if (bytes.len() + chunk.len()) as u64 > limit {
-            return Err(too_large());
+            return Err(too_large(limit));
         }
         bytes.extend_from_slice(&chunk);
     }
@@ -755,12 +757,25 @@ fn request_error<'a>(
     operation: &'static str,
 ) -> impl Fn(OciDistributionError) -> RegistryError + 'a {
     move |error| {
+        let refused = |status: &str| {
+            format!(
+                "the registry refused the credentials (or their absence){status}; \
+                 credentials are read from $REGISTRY_AUTH_FILE or podman's auth.json, then ~/.docker/config.json"
+            )
+        };
         let message = match &error {
             OciDistributionError::UnauthorizedError { .. }
-            | OciDistributionError::AuthenticationFailure(_) => format!(
-                "the registry refused the credentials (or their absence): {error}; \
-                 credentials are read from $REGISTRY_AUTH_FILE or podman's auth.json, then ~/.docker/config.json"
-            ),
+            | OciDistributionError::AuthenticationFailure(_) => refused(""),
+            OciDistributionError::ServerError { code, .. } if matches!(code, 401 | 403) => {
+                refused(&format!(" (HTTP {code})"))
+            }
+            OciDistributionError::RegistryError { envelope, .. }
+                if envelope.errors.iter().any(|e| {
+                    matches!(e.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)
+                }) =>
+            {
+                refused("")
+            }
             OciDistributionError::RequestError(e) => {
                 let mut text = e.to_string();
                 let mut source = std::error::Error::source(e);
@@ -775,7 +790,7 @@ fn request_error<'a>(
         RegistryError::Request {
             reference: reference.to_string(),
             operation,
-            message,
+            message: message.trim().to_string(),
         }
     }
 }
