@@ -271,7 +271,7 @@ fn a_plugin_is_pushed_and_pulled_by_digest_and_by_tag() {
         .stderr
         .clone();
     assert!(
-        line.contains(&format!("{missing}")) && line.contains("not found"),
+        line.contains(&missing) && line.contains("not found"),
         "{line}"
     );
 }

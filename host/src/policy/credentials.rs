@@ -252,12 +252,12 @@ mod tests {
             r#"{"auths": {"r.example": {"auth": "s3cret-not-base64!"}}}"#,
         )
         .unwrap();
-        let err = find(&[bad.clone()], "r.example", "r.example/p")
+        let err = find(std::slice::from_ref(&bad), "r.example", "r.example/p")
             .unwrap_err()
             .to_string();
         assert!(!err.contains("s3cret"), "{err}");
         std::fs::write(&bad, r#"{"auths": {"r.example": {"auth": s3cret}}}"#).unwrap();
-        let err = find(&[bad.clone()], "r.example", "r.example/p")
+        let err = find(std::slice::from_ref(&bad), "r.example", "r.example/p")
             .unwrap_err()
             .to_string();
         assert!(!err.contains("s3cret"), "{err}");
