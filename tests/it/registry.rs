@@ -766,3 +766,73 @@ fn a_private_registry_takes_the_auth_files_credentials_and_says_nothing_of_them(
     );
     assert!(!out.stderr.contains("wrong-password"), "{}", out.stderr);
 }
+
+#[test]
+fn inspect_shows_a_stored_plugins_digest_annotations_and_signatures() {
+    let registry = Registry::start(None);
+    let cache = private_tempdir();
+    let keys = tempfile::tempdir().unwrap();
+    let (team_key, team_pub) = keypair(keys.path(), "team");
+    let out = run(cmd(cache.path(), None)
+        .args([
+            "plugin",
+            "push",
+            "--annotation",
+            "org.opencontainers.image.version=1.2",
+        ])
+        .arg(plugin("drop-capabilities"))
+        .arg(format!("{}:v1", registry.repo("drop-capabilities"))));
+    let pinned = out.success().trim().to_string();
+    let digest = pinned.rsplit_once('@').unwrap().1.to_string();
+    // Not pulled: said, with the command that pulls it.
+    let line = run(cmd(cache.path(), None).args(["plugin", "inspect", &pinned])).refused();
+    assert!(
+        line.contains(&format!("`specgate plugin pull {pinned}`")),
+        "{line}"
+    );
+
+    run(cmd(cache.path(), None)
+        .args(["plugin", "sign", &pinned, "--key"])
+        .arg(&team_key)
+        .args(["-a", "team=infra"]))
+    .success();
+    let out = run(cmd(cache.path(), None)
+        .args(["plugin", "pull", &pinned, "--key"])
+        .arg(&team_pub));
+    assert!(
+        out.success()
+            .contains(&format!("verified with {}", team_pub.display())),
+        "{out:?}"
+    );
+    drop(registry);
+    let text = run(cmd(cache.path(), None).args(["plugin", "inspect", &pinned]))
+        .success()
+        .to_string();
+    assert!(text.contains(&format!("digest: {digest}\n")), "{text}");
+    assert!(
+        text.contains("annotations: org.opencontainers.image.version=1.2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("signature: verified with {}", team_pub.display()))
+            && text.contains("signed annotations: team=infra"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        run(cmd(cache.path(), None).args(["plugin", "inspect", "--json", &pinned])).success(),
+    )
+    .unwrap();
+    assert_eq!(json["artifact"]["digest"], digest.as_str());
+    assert_eq!(
+        json["sha256"],
+        sha256_of(&plugin("drop-capabilities")).as_str()
+    );
+    assert_eq!(
+        json["artifact"]["signatures"][0]["key_path"],
+        team_pub.display().to_string().as_str()
+    );
+    assert_eq!(
+        json["artifact"]["signatures"][0]["annotations"]["team"],
+        "infra"
+    );
+}

@@ -126,7 +126,10 @@ pub enum PluginCommand {
     Trace(Box<TraceArgs>),
     /// Show what a plugin is, exports and imports, and what it says it does.
     Inspect {
-        /// The plugin's component file.
+        /// The plugin's component file, or the reference of a plugin in
+        /// the plugin store (as pulled), whose digest, annotations and
+        /// verified signatures are shown too.
+        #[arg(value_name = "FILE|REF")]
         file: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -439,11 +442,27 @@ fn trace(cli: &Cli, args: &TraceArgs) -> Result<u8> {
 }
 
 fn inspect(cli: &Cli, file: &Path, json: bool) -> Result<u8> {
+    // Not a file but a reference: the plugin as the store has it.
+    let stored = match file.to_str() {
+        Some(text) if !file.exists() && crate::policy::registry::PluginRef::parse(text).is_ok() => {
+            Some(plugins::describe(cache_dir(cli).as_deref(), text)?)
+        }
+        _ => None,
+    };
+    let file = stored.as_ref().map_or(file, |d| d.path.as_path());
     let inspection = setup::inspect(cache_dir(cli).as_deref(), file)?;
     let out = if json {
-        render::inspection_json(&inspection)?
+        let text = render::inspection_json(&inspection)?;
+        match &stored {
+            Some(described) => plugins::with_artifact_json(&text, described)?,
+            None => text,
+        }
     } else {
-        render::inspection_text(&inspection)
+        let mut text = render::inspection_text(&inspection);
+        if let Some(described) = &stored {
+            text.push_str(&plugins::artifact_text(described));
+        }
+        text
     };
     write_stdout(out.as_bytes())?;
     Ok(0)

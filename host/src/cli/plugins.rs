@@ -290,6 +290,64 @@ pub fn sign(args: &SignArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// What the store knows of a registry plugin.
+pub fn describe(cache_dir: Option<&Path>, reference: &str) -> Result<supply::Described> {
+    let store = open_store(cache_dir)?;
+    Ok(supply::describe(
+        &store,
+        reference,
+        Limits::default().plugin_file_size,
+    )?)
+}
+
+/// A registry plugin's digest, annotations and signatures, as lines
+/// after `plugin inspect`'s.
+pub fn artifact_text(described: &supply::Described) -> String {
+    let escape = crate::policy::error::escape;
+    let mut out = format!(
+        "reference: {}\ndigest: {}\n",
+        escape(&described.reference),
+        described.digest
+    );
+    let pairs = |map: &BTreeMap<String, String>| {
+        map.iter()
+            .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !described.annotations.is_empty() {
+        out.push_str(&format!("annotations: {}\n", pairs(&described.annotations)));
+    }
+    if described.verifications.is_empty() {
+        out.push_str("signature: none verified\n");
+    }
+    for v in &described.verifications {
+        out.push_str(&format!(
+            "signature: verified with {} (sha256:{}) at {}",
+            escape(&v.key_path.display().to_string()),
+            &v.key_fingerprint[..16],
+            v.verified_at
+        ));
+        if !v.annotations.is_empty() {
+            out.push_str(&format!("; signed annotations: {}", pairs(&v.annotations)));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `plugin inspect --json`'s object with an `artifact` member.
+pub fn with_artifact_json(json: &str, described: &supply::Described) -> Result<String> {
+    let mut value: serde_json::Value = serde_json::from_str(json)?;
+    value["artifact"] = serde_json::json!({
+        "reference": described.reference,
+        "digest": described.digest,
+        "annotations": described.annotations,
+        "signatures": described.verifications,
+    });
+    Ok(format!("{}\n", serde_json::to_string_pretty(&value)?))
+}
+
 /// Compiles plugins into the cache, all at once; one line each on stdout.
 /// Every plugin is tried, and every failure said.
 pub fn compile(cache_dir: Option<PathBuf>, args: &CompileArgs) -> Result<u8> {

@@ -452,3 +452,60 @@ pub fn signature_path(file: &Path) -> PathBuf {
     name.push(".sig");
     PathBuf::from(name)
 }
+
+/// What the store knows of a registry plugin, for `plugin inspect REF`.
+#[derive(Debug, Clone)]
+pub struct Described {
+    /// The reference as given.
+    pub reference: String,
+    /// The manifest's digest, `sha256:…`.
+    pub digest: String,
+    /// The component's file in the store.
+    pub path: PathBuf,
+    /// The manifest's annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// The signatures verified so far, by key.
+    pub verifications: Vec<Verification>,
+}
+
+/// Describes a registry plugin from the store alone (a tag as last
+/// pulled); fails as a run would when it was never pulled.
+pub fn describe(store: &Store, reference: &str, limit: u64) -> Result<Described, SupplyError> {
+    let mut entry = PluginEntry {
+        name: PluginRef::parse(reference)
+            .map_err(|source| SupplyError::Registry {
+                plugin: reference.to_string(),
+                source,
+            })?
+            .default_name(),
+        path: PathBuf::new(),
+        reference: Some(reference.to_string()),
+        verify: None,
+        sha256: None,
+        settings: Vec::new(),
+        grants: Default::default(),
+        limits: Default::default(),
+        on_error: Default::default(),
+    };
+    let digest = subject(&entry, "", Some(store), Mode::Monitor)?;
+    resolve(
+        std::slice::from_mut(&mut entry),
+        Some(store),
+        Mode::Monitor,
+        None,
+        limit,
+    )?;
+    let hex = digest.trim_start_matches("sha256:");
+    let stored = |source| SupplyError::Store {
+        plugin: entry.name.clone(),
+        source,
+    };
+    let artifact = store.artifact(hex, limit).map_err(stored)?;
+    Ok(Described {
+        reference: reference.to_string(),
+        annotations: artifact.map(|a| a.manifest.annotations).unwrap_or_default(),
+        verifications: store.verifications(&digest).map_err(stored)?,
+        digest,
+        path: entry.path,
+    })
+}
