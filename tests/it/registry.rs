@@ -408,6 +408,19 @@ fn what_the_registry_or_the_store_changed_is_refused() {
         hex::encode(sha2::Sha256::digest(&bytes))
     });
     assert!(line.contains(&layer) && line.contains(&actual), "{line}");
+    // The registry serves another manifest under the digest asked for.
+    let manifest_file = registry.blob_file(pinned.rsplit_once('@').unwrap().1);
+    let original = std::fs::read(&manifest_file).unwrap();
+    let mut changed = original.clone();
+    changed.push(b'\n');
+    std::fs::write(&manifest_file, &changed).unwrap();
+    let line = run(cmd(fresh.path(), None).args(["plugin", "pull", &pinned])).refused();
+    assert!(
+        line.contains(pinned.rsplit_once('@').unwrap().1)
+            && (line.contains("Invalid digest") || line.contains("the registry sent a manifest")),
+        "{line}"
+    );
+    std::fs::write(&manifest_file, &original).unwrap();
     // Longer than the manifest says: read no further.
     bytes.push(0);
     std::fs::write(&served, &bytes).unwrap();
