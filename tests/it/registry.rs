@@ -308,6 +308,18 @@ fn a_pulled_plugin_runs_with_no_registry_and_a_tag_is_refused_in_enforce() {
         "{out:?}"
     );
 
+    // Pruning by the policy keeps the registry plugin's compiled entry.
+    let layer = sha256_of(&plugin("drop-capabilities"));
+    let out = run(cmd(cache.path(), None)
+        .args(["plugin", "cache", "prune", "--policy"])
+        .arg(&policy));
+    assert!(!out.success().contains(&layer[..12]), "{out:?}");
+    assert!(
+        run(cmd(cache.path(), None).args(["plugin", "cache", "list"]))
+            .success()
+            .contains(&layer[..12])
+    );
+
     // The registry gone: runs need no network.
     drop(registry);
     let rootfs = specgate_tests::busybox_rootfs();
