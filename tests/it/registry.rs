@@ -551,6 +551,13 @@ fn an_unsigned_plugin_or_one_signed_by_another_key_is_refused() {
         )) && line.contains("no signature by"),
         "{line}"
     );
+    // Refused before anything of it was compiled.
+    let layer = sha256_of(&plugin("drop-capabilities"));
+    assert!(
+        !run(cmd(s.cache.path(), None).args(["plugin", "cache", "list"]))
+            .success()
+            .contains(&layer[..12])
+    );
     s.sign("other.key", &[]);
     let line = s.compile().refused();
     assert!(

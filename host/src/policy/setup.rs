@@ -162,6 +162,14 @@ impl ChainSetup {
             self.policy_path().as_deref(),
             self.limits.plugin_file_size,
         )?;
+        // A registry plugin's signature is judged by its manifest's
+        // digest, known now: refused before anything of it is compiled.
+        for entry in entries.iter().filter(|e| e.reference.is_some()) {
+            if let Some(verify) = &entry.verify {
+                let digest = supply::subject(entry, "", store.as_ref(), mode)?;
+                supply::check(entry, verify, &digest, store.as_ref())?;
+            }
+        }
         let sources: Vec<Source> = entries
             .iter()
             .map(|e| Source {
@@ -182,8 +190,9 @@ impl ChainSetup {
                 (loaded, beside.join())
             });
             let (host, plugins) = loaded?;
+            // A file's, by the sha256 of the bytes loaded.
             for (plugin, entry) in plugins.iter().zip(&entries) {
-                if let Some(verify) = &entry.verify {
+                if let Some(verify) = entry.verify.as_ref().filter(|_| entry.reference.is_none()) {
                     let digest = supply::subject(entry, plugin.sha256(), store.as_ref(), mode)?;
                     supply::check(entry, verify, &digest, store.as_ref())?;
                 }
