@@ -19,6 +19,7 @@ mod plugin_tools;
 mod policy;
 mod polyglot;
 mod refused_at_load;
+mod registry;
 mod rootfs_safety;
 mod rootless;
 mod run;

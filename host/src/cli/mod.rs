@@ -130,7 +130,10 @@ pub enum PluginCommand {
     /// compiling it; `describe()` runs when the plugin is in the cache,
     /// or with `--compile`.
     Inspect {
-        /// The plugin's component file.
+        /// The plugin's component file, or the reference of a plugin in
+        /// the plugin store (as pulled), whose digest, annotations and
+        /// verified signatures are shown too.
+        #[arg(value_name = "FILE|REF")]
         file: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -148,6 +151,14 @@ pub enum PluginCommand {
     Cache(plugins::CacheCommand),
     /// Write a new Rust plugin crate, ready to build.
     New(plugins::NewArgs),
+    /// Push a plugin to an OCI registry as a Wasm artifact; prints the
+    /// reference with its digest, to pin in a policy.
+    Push(plugins::PushArgs),
+    /// Pull a plugin from an OCI registry into the plugin store.
+    Pull(plugins::PullArgs),
+    /// Sign a plugin file (FILE.sig) or a plugin in a registry, as cosign
+    /// does.
+    Sign(plugins::SignArgs),
 }
 
 /// The plugin chain and its limits, shared by every command that runs it.
@@ -315,6 +326,9 @@ pub fn run(cli: Cli) -> Result<u8> {
             plugins::cache_prune(cache_dir(&cli), args)
         }
         Command::Plugin(PluginCommand::New(args)) => plugins::new(args),
+        Command::Plugin(PluginCommand::Push(args)) => plugins::push(args),
+        Command::Plugin(PluginCommand::Pull(args)) => plugins::pull(cache_dir(&cli), args),
+        Command::Plugin(PluginCommand::Sign(args)) => plugins::sign(args),
     }
 }
 
@@ -445,11 +459,27 @@ fn trace(cli: &Cli, args: &TraceArgs) -> Result<u8> {
 }
 
 fn inspect(cli: &Cli, file: &Path, json: bool, compile: bool) -> Result<u8> {
+    // Not a file but a reference: the plugin as the store has it.
+    let stored = match file.to_str() {
+        Some(text) if !file.exists() && crate::policy::registry::PluginRef::parse(text).is_ok() => {
+            Some(plugins::describe(cache_dir(cli).as_deref(), text)?)
+        }
+        _ => None,
+    };
+    let file = stored.as_ref().map_or(file, |d| d.path.as_path());
     let inspection = setup::inspect(cache_dir(cli).as_deref(), file, compile)?;
     let out = if json {
-        render::inspection_json(&inspection)?
+        let text = render::inspection_json(&inspection)?;
+        match &stored {
+            Some(described) => plugins::with_artifact_json(&text, described)?,
+            None => text,
+        }
     } else {
-        render::inspection_text(&inspection)
+        let mut text = render::inspection_text(&inspection);
+        if let Some(described) = &stored {
+            text.push_str(&plugins::artifact_text(described));
+        }
+        text
     };
     write_stdout(out.as_bytes())?;
     Ok(0)

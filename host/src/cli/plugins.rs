@@ -1,7 +1,8 @@
-//! `specgate plugin compile`, `plugin cache list|prune` and `plugin new`:
-//! getting plugins ready before the first run, and new ones started.
+//! `specgate plugin compile`, `plugin cache list|prune`, `plugin new`,
+//! `plugin push|pull|sign`: getting plugins ready before the first run,
+//! new ones started, and plugins moved through registries.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -12,7 +13,11 @@ use sha2::{Digest, Sha256};
 use super::output::write_stdout;
 use crate::policy::cache::{CacheEntry, Source as Origin};
 use crate::policy::progress::human_size;
+use crate::policy::registry::{Options as RegistryOptions, PluginRef, Registry, TlsVerify};
 use crate::policy::setup::plugin_host;
+use crate::policy::signature::{PrivateKey, PublicKey};
+use crate::policy::store::Store;
+use crate::policy::supply;
 use crate::policy::{Cache, Limits, Policy, Source, audit, plugin::default_name};
 use crate::scaffold;
 
@@ -24,9 +29,13 @@ pub struct CompileArgs {
     files: Vec<PathBuf>,
 
     /// Compile every plugin a policy file names (repeatable), checked
-    /// against its pins.
+    /// against its pins; first pull the registry plugins missing from the
+    /// store, and verify the signatures it requires.
     #[arg(long = "policy", value_name = "FILE")]
     policies: Vec<PathBuf>,
+
+    #[command(flatten)]
+    registry: RegistryArgs,
 }
 
 /// `specgate plugin cache ...`.
@@ -81,6 +90,264 @@ pub struct NewArgs {
     dir: Option<PathBuf>,
 }
 
+/// How to reach registries.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// Require HTTPS with a verified certificate (`true`), or reach the
+    /// registry over plain HTTP (`false`) [default: HTTPS, except plain
+    /// HTTP for a registry on localhost or a loopback address].
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    tls_verify: Option<bool>,
+}
+
+impl RegistryArgs {
+    fn tls(&self) -> TlsVerify {
+        match self.tls_verify {
+            None => TlsVerify::Default,
+            Some(true) => TlsVerify::Required,
+            Some(false) => TlsVerify::Off,
+        }
+    }
+
+    fn client(&self) -> Result<Registry> {
+        Ok(Registry::new(RegistryOptions::from_env(self.tls()))?)
+    }
+
+    /// Says on stderr that a registry is reached without TLS: never
+    /// silently.
+    fn warn_plain(&self, reference: &PluginRef) {
+        if reference.plain_http(self.tls()) {
+            let why = if self.tls_verify == Some(false) {
+                "--tls-verify=false"
+            } else {
+                "a loopback registry"
+            };
+            eprintln!(
+                "specgate: {}: plain HTTP, without TLS ({why})",
+                reference.registry()
+            );
+        }
+    }
+}
+
+/// `specgate plugin push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The plugin's component file.
+    file: PathBuf,
+    /// Where to push it: `registry/repository[:tag]`.
+    reference: String,
+    /// An annotation of the artifact's manifest (repeatable).
+    #[arg(short, long = "annotation", value_name = "KEY=VALUE")]
+    annotations: Vec<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// `specgate plugin pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The plugin: `registry/repository@sha256:…`, or a tag.
+    reference: String,
+    /// Verify its cosign signature with this public key (repeatable: any
+    /// one suffices) and record the verification in the store.
+    #[arg(long = "key", value_name = "FILE")]
+    keys: Vec<PathBuf>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// `specgate plugin sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// A plugin file (signed into FILE.sig) or a reference in a registry
+    /// (signed there, as cosign does).
+    #[arg(value_name = "FILE|REF")]
+    target: String,
+    /// The private key: unencrypted PKCS#8 or SEC1 PEM, ECDSA P-256.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// An annotation signed with a registry plugin (repeatable).
+    #[arg(short, long = "annotation", value_name = "KEY=VALUE")]
+    annotations: Vec<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// The store under the cache directory, which must be on.
+fn open_store(cache_dir: Option<&Path>) -> Result<Store> {
+    let Some(dir) = cache_dir else {
+        bail!("the plugin store lives in the plugin cache directory, which --no-cache turns off");
+    };
+    Ok(Store::open(dir)?)
+}
+
+fn annotations(given: &[String]) -> Result<BTreeMap<String, String>> {
+    given
+        .iter()
+        .map(|a| {
+            a.split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("--annotation `{a}`: expected KEY=VALUE"))
+        })
+        .collect()
+}
+
+/// Pushes a plugin file as a Wasm OCI artifact; prints the reference
+/// with the manifest's digest, the form a policy pins.
+pub fn push(args: &PushArgs) -> Result<u8> {
+    let reference = PluginRef::parse(&args.reference)?;
+    if reference.digest_hex().is_some() {
+        bail!(
+            "{reference}: push to a tag (or none, for `latest`), not a digest: the digest is the manifest's"
+        );
+    }
+    let limits = Limits::default();
+    let wasm = crate::sys::bounded::read_bounded(&args.file, limits.plugin_file_size)
+        .with_context(|| format!("plugin {}", args.file.display()))?;
+    crate::policy::plugin::check_header(&wasm)
+        .with_context(|| format!("plugin {}", args.file.display()))?;
+    let annotations = annotations(&args.annotations)?;
+    args.registry.warn_plain(&reference);
+    let digest = args
+        .registry
+        .client()?
+        .push(&wasm, &reference, annotations)?;
+    write_stdout(format!("{}@{digest}\n", reference.repository()).as_bytes())?;
+    Ok(0)
+}
+
+/// Pulls a plugin into the store (and verifies it, with keys).
+pub fn pull(cache_dir: Option<PathBuf>, args: &PullArgs) -> Result<u8> {
+    let reference = PluginRef::parse(&args.reference)?;
+    let store = open_store(cache_dir.as_deref())?;
+    let keys = args
+        .keys
+        .iter()
+        .map(|k| PublicKey::load(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    args.registry.warn_plain(&reference);
+    let registry = args.registry.client()?;
+    let pulled = registry.pull(&reference, &store, Limits::default().plugin_file_size)?;
+    let mut out = format!(
+        "{}@{}  {}\n",
+        reference.repository(),
+        pulled.digest,
+        if pulled.already {
+            "already in the store"
+        } else {
+            "pulled"
+        }
+    );
+    if !keys.is_empty() {
+        for record in registry.verify(&reference, &pulled.digest, &keys, &store)? {
+            out.push_str(&format!(
+                "verified with {} ({})\n",
+                record.key_path.display(),
+                &record.key_fingerprint[..16]
+            ));
+        }
+    }
+    write_stdout(out.as_bytes())?;
+    Ok(0)
+}
+
+/// Signs a plugin file (FILE.sig) or a registry plugin (as cosign does).
+pub fn sign(args: &SignArgs) -> Result<u8> {
+    let key = PrivateKey::load(&args.key)?;
+    let annotations = annotations(&args.annotations)?;
+    let path = Path::new(&args.target);
+    if path.exists() {
+        if !annotations.is_empty() {
+            bail!(
+                "--annotation: a file's signature (FILE.sig, as `cosign sign-blob` writes it) carries no annotations"
+            );
+        }
+        let limits = Limits::default();
+        let bytes = crate::sys::bounded::read_bounded(path, limits.plugin_file_size)
+            .with_context(|| format!("plugin {}", path.display()))?;
+        let sig = supply::signature_path(path);
+        super::output::write_file_atomically(&sig, key.sign(&bytes).as_bytes())
+            .with_context(|| format!("signature {}", sig.display()))?;
+        write_stdout(format!("{}\n", sig.display()).as_bytes())?;
+        return Ok(0);
+    }
+    let reference = PluginRef::parse(&args.target).with_context(|| {
+        format!(
+            "{}: neither an existing file nor a registry reference",
+            args.target
+        )
+    })?;
+    args.registry.warn_plain(&reference);
+    let registry = args.registry.client()?;
+    let digest = match reference.digest_hex() {
+        Some(hex) => format!("sha256:{hex}"),
+        None => registry.resolve(&reference)?,
+    };
+    let tag = registry.sign(&reference, &digest, &key, &annotations)?;
+    write_stdout(format!("{}:{tag}\n", reference.repository()).as_bytes())?;
+    Ok(0)
+}
+
+/// What the store knows of a registry plugin.
+pub fn describe(cache_dir: Option<&Path>, reference: &str) -> Result<supply::Described> {
+    let store = open_store(cache_dir)?;
+    Ok(supply::describe(
+        &store,
+        reference,
+        Limits::default().plugin_file_size,
+    )?)
+}
+
+/// A registry plugin's digest, annotations and signatures, as lines
+/// after `plugin inspect`'s.
+pub fn artifact_text(described: &supply::Described) -> String {
+    let escape = crate::policy::error::escape;
+    let mut out = format!(
+        "reference: {}\ndigest: {}\n",
+        escape(&described.reference),
+        described.digest
+    );
+    let pairs = |map: &BTreeMap<String, String>| {
+        map.iter()
+            .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !described.annotations.is_empty() {
+        out.push_str(&format!("annotations: {}\n", pairs(&described.annotations)));
+    }
+    if described.verifications.is_empty() {
+        out.push_str("signature: none verified\n");
+    }
+    for v in &described.verifications {
+        out.push_str(&format!(
+            "signature: verified with {} (sha256:{}) at {}",
+            escape(&v.key_path.display().to_string()),
+            &v.key_fingerprint[..16],
+            v.verified_at
+        ));
+        if !v.annotations.is_empty() {
+            out.push_str(&format!("; signed annotations: {}", pairs(&v.annotations)));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `plugin inspect --json`'s object with an `artifact` member.
+pub fn with_artifact_json(json: &str, described: &supply::Described) -> Result<String> {
+    let mut value: serde_json::Value = serde_json::from_str(json)?;
+    value["artifact"] = serde_json::json!({
+        "reference": described.reference,
+        "digest": described.digest,
+        "annotations": described.annotations,
+        "signatures": described.verifications,
+    });
+    Ok(format!("{}\n", serde_json::to_string_pretty(&value)?))
+}
+
 /// Compiles plugins into the cache, all at once; one line each on stdout.
 /// Every plugin is tried, and every failure said.
 pub fn compile(cache_dir: Option<PathBuf>, args: &CompileArgs) -> Result<u8> {
@@ -89,8 +356,51 @@ pub fn compile(cache_dir: Option<PathBuf>, args: &CompileArgs) -> Result<u8> {
     }
     let limits = Limits::default();
     let mut sources = Vec::new();
+    let mut out = String::new();
     for path in &args.policies {
-        let policy = Policy::load(path, &limits)?;
+        let mut policy = Policy::load(path, &limits)?;
+        if policy
+            .plugins
+            .iter()
+            .any(|e| e.reference.is_some() || e.verify.is_some())
+        {
+            let store = open_store(cache_dir.as_deref())?;
+            let mut registry = || {
+                for entry in &policy.plugins {
+                    if let Some(reference) = entry
+                        .reference
+                        .as_deref()
+                        .and_then(|r| PluginRef::parse(r).ok())
+                    {
+                        args.registry.warn_plain(&reference);
+                    }
+                }
+                Registry::new(RegistryOptions::from_env(args.registry.tls()))
+            };
+            let fetched = supply::fetch(
+                &policy.plugins,
+                &store,
+                policy.mode,
+                limits.plugin_file_size,
+                &mut registry,
+            )
+            .with_context(|| format!("policy {}", path.display()))?;
+            for f in fetched {
+                if f.pulled {
+                    out.push_str(&format!("{}  pulled\n", f.plugin));
+                }
+                for key in f.verified {
+                    out.push_str(&format!("{}  verified with {}\n", f.plugin, key.display()));
+                }
+            }
+            supply::resolve(
+                &mut policy.plugins,
+                Some(&store),
+                policy.mode,
+                Some(path),
+                limits.plugin_file_size,
+            )?;
+        }
         sources.extend(policy.plugins.into_iter().map(|e| Source {
             name: e.name,
             path: e.path,
@@ -100,7 +410,6 @@ pub fn compile(cache_dir: Option<PathBuf>, args: &CompileArgs) -> Result<u8> {
     sources.extend(args.files.iter().map(|f| Source::new(&default_name(f), f)));
     let host = plugin_host(cache_dir.as_deref(), limits)?;
     let width = sources.iter().map(|s| s.name.len()).max().unwrap_or(0);
-    let mut out = String::new();
     let mut failures = Vec::new();
     for outcome in host.load_each(&sources) {
         match outcome {
@@ -210,7 +519,7 @@ pub fn cache_prune(cache_dir: Option<PathBuf>, args: &PruneArgs) -> Result<u8> {
     let keep = if args.policies.is_empty() {
         None
     } else {
-        Some(referenced(&args.policies)?)
+        Some(referenced(cache_dir.as_deref(), &args.policies)?)
     };
     let cache = open_cache(cache_dir)?;
     let now = SystemTime::now();
@@ -263,11 +572,23 @@ pub fn cache_prune(cache_dir: Option<PathBuf>, args: &PruneArgs) -> Result<u8> {
 /// The sha256 of every plugin the policy files name: the pin when there
 /// is one, else the file's. An unreadable plugin is an error, since
 /// pruning without knowing what it needs could remove it.
-fn referenced(policies: &[PathBuf]) -> Result<HashSet<String>> {
+fn referenced(cache_dir: Option<&Path>, policies: &[PathBuf]) -> Result<HashSet<String>> {
     let limits = Limits::default();
     let mut keep = HashSet::new();
     for path in policies {
-        let policy = Policy::load(path, &limits)?;
+        let mut policy = Policy::load(path, &limits)?;
+        if policy.plugins.iter().any(|e| e.reference.is_some()) {
+            // Registry plugins are kept by their component's digest, as
+            // the store resolves them (tags too: pruning is no load).
+            let store = open_store(cache_dir)?;
+            supply::resolve(
+                &mut policy.plugins,
+                Some(&store),
+                crate::policy::Mode::Monitor,
+                Some(path),
+                limits.plugin_file_size,
+            )?;
+        }
         for entry in policy.plugins {
             let sha256 = match entry.sha256 {
                 Some(pin) => pin,

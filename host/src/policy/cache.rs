@@ -513,7 +513,7 @@ struct Meta {
 /// Opens the cache directory as [`Cache::open`] says: every component
 /// from `/` checked, none followed if it is a link, missing ones created
 /// 0700. Returns a descriptor of the directory itself.
-fn open_private_dir(dir: &Path) -> Result<OwnedFd, CacheError> {
+pub(super) fn open_private_dir(dir: &Path) -> Result<OwnedFd, CacheError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source: std::io::Error| CacheError::Io { path, source }

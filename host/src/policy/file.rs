@@ -14,6 +14,17 @@
 //!
 //! A top-level `runtime = "runc"` names the OCI runtime that
 //! `specgate oci` (`specgate-runtime`) hands containers to.
+//!
+//! A plugin may come from an OCI registry instead of a file, pinned by its
+//! manifest's digest, and may have to be signed:
+//!
+//! ```toml
+//! [[plugin]]
+//! ref = "registry.example/policies/drop-capabilities@sha256:9f2c..."
+//! [plugin.verify]
+//! keys = ["/etc/specgate/keys/team.pub"]
+//! annotations = { team = "infra" }
+//! ```
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -76,14 +87,32 @@ pub enum Mode {
     Monitor,
 }
 
+/// The signature a plugin must carry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verify {
+    /// Public keys (PEM, ECDSA P-256, as cosign writes them), relative
+    /// paths resolved against the policy file's directory: a signature by
+    /// any one of them will do.
+    pub keys: Vec<PathBuf>,
+    /// Annotations the signature must carry, with these values (registry
+    /// plugins only: a file's signature carries none).
+    pub annotations: BTreeMap<String, String>,
+}
+
 /// One plugin of a policy file, resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginEntry {
     /// Its name in the chain.
     pub name: String,
     /// Its file (relative paths are resolved against the policy file's
-    /// directory).
+    /// directory). For a plugin from a registry, empty until the
+    /// reference is resolved to its component in the plugin store.
     pub path: PathBuf,
+    /// The registry reference it comes from (`registry/repo@sha256:…`, or
+    /// a tag in monitor mode), instead of a file.
+    pub reference: Option<String>,
+    /// The signature it must carry.
+    pub verify: Option<Verify>,
     /// The sha256 its file must have.
     pub sha256: Option<String>,
     /// Its settings.
@@ -127,7 +156,10 @@ struct RawPolicy {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawPlugin {
-    path: PathBuf,
+    path: Option<PathBuf>,
+    #[serde(rename = "ref")]
+    reference: Option<String>,
+    verify: Option<RawVerify>,
     name: Option<String>,
     sha256: Option<String>,
     #[serde(default)]
@@ -138,6 +170,14 @@ struct RawPlugin {
     memory: Option<String>,
     #[serde(default)]
     on_error: OnError,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawVerify {
+    keys: Vec<PathBuf>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -190,13 +230,51 @@ impl Policy {
                     .map_or(0, |(i, _)| i);
                 invalid(offset, message)
             };
-            let path = base.join(&plugin.path);
-            let name = plugin
-                .name
-                .unwrap_or_else(|| super::plugin::default_name(&path));
+            let (path, reference) = match (&plugin.path, &plugin.reference) {
+                (Some(path), None) => (base.join(path), None),
+                (None, Some(reference)) => {
+                    let parsed = super::registry::PluginRef::parse(reference)
+                        .map_err(|e| at(format!("plugin ref: {e}")))?;
+                    if plugin.sha256.is_some() {
+                        return Err(at(format!(
+                            "plugin {reference}: sha256 pins a file; a ref is pinned by its @sha256: digest"
+                        )));
+                    }
+                    (PathBuf::new(), Some(parsed))
+                }
+                (Some(_), Some(_)) => {
+                    return Err(at("a plugin has a `path` or a `ref`, not both".to_string()));
+                }
+                (None, None) => {
+                    return Err(at("a plugin needs a `path` or a `ref`".to_string()));
+                }
+            };
+            let name = plugin.name.unwrap_or_else(|| match &reference {
+                Some(reference) => reference.default_name(),
+                None => super::plugin::default_name(&path),
+            });
             if plugins.iter().any(|p: &PluginEntry| p.name == name) {
                 return Err(at(format!("plugin name `{name}` is used twice")));
             }
+            let verify = match plugin.verify {
+                None => None,
+                Some(verify) => {
+                    if verify.keys.is_empty() {
+                        return Err(at(format!(
+                            "plugin {name}: verify.keys is empty: name the keys a signature may be by"
+                        )));
+                    }
+                    if reference.is_none() && !verify.annotations.is_empty() {
+                        return Err(at(format!(
+                            "plugin {name}: verify.annotations: a file's signature (FILE.sig) carries no annotations; only a registry plugin's does"
+                        )));
+                    }
+                    Some(Verify {
+                        keys: verify.keys.iter().map(|k| base.join(k)).collect(),
+                        annotations: verify.annotations,
+                    })
+                }
+            };
             if let Some(sha) = &plugin.sha256
                 && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()))
             {
@@ -241,6 +319,8 @@ impl Policy {
             plugins.push(PluginEntry {
                 name,
                 path,
+                reference: reference.map(|r| r.as_str().to_string()),
+                verify,
                 sha256: plugin.sha256.map(|s| s.to_ascii_lowercase()),
                 settings,
                 grants: Grants {
@@ -511,6 +591,51 @@ grants = { add-capabilities = ["net_admin"], bind-sources = ["/srv/data"], join-
                 "{prefix:?}: {err}"
             );
             assert!(err.contains(reason), "{prefix:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_plugin_comes_from_a_file_or_a_ref_and_may_need_a_signature() {
+        let digest = "a".repeat(64);
+        let policy = parse(&format!(
+            "[[plugin]]\nref = \"registry.example/policies/drop_caps@sha256:{digest}\"\n[plugin.verify]\nkeys = [\"keys/team.pub\"]\nannotations = {{ team = \"infra\" }}\n"
+        ))
+        .unwrap();
+        let p = &policy.plugins[0];
+        assert_eq!(p.name, "drop-caps");
+        assert_eq!(p.path, PathBuf::new());
+        assert!(p.reference.as_deref().unwrap().ends_with(&digest));
+        let verify = p.verify.as_ref().unwrap();
+        assert_eq!(verify.keys, [PathBuf::from("/etc/specgate/keys/team.pub")]);
+        assert_eq!(verify.annotations["team"], "infra");
+        for (text, message) in [
+            (
+                "[[plugin]]\nname = \"x\"\n",
+                "a plugin needs a `path` or a `ref`",
+            ),
+            (
+                "[[plugin]]\npath = \"a.wasm\"\nref = \"r.example/a:v1\"\n",
+                "not both",
+            ),
+            (
+                "[[plugin]]\nref = \"r.example/../a:v1\"\n",
+                "is not an image reference",
+            ),
+            (
+                "[[plugin]]\nref = \"r.example/a:v1\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n",
+                "pinned by its @sha256: digest",
+            ),
+            (
+                "[[plugin]]\npath = \"a.wasm\"\nverify = { keys = [] }\n",
+                "verify.keys is empty",
+            ),
+            (
+                "[[plugin]]\npath = \"a.wasm\"\nverify = { keys = [\"k.pub\"], annotations = { a = \"b\" } }\n",
+                "carries no annotations",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(message), "{text}: {err}");
         }
     }
 

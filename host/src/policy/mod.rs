@@ -10,11 +10,13 @@
 //! its mounts, by which mount changes are judged), [`grants`], and
 //! [`chain`] (running it all).
 
+pub mod artifact;
 pub mod audit;
 pub mod bindings;
 pub mod cache;
 pub mod chain;
 pub mod change;
+pub mod credentials;
 pub mod digests;
 pub mod engine;
 pub mod error;
@@ -27,8 +29,12 @@ pub mod plugin;
 mod private_files;
 pub mod progress;
 pub mod reach;
+pub mod registry;
 pub mod sandbox;
 pub mod setup;
+pub mod signature;
+pub mod store;
+pub mod supply;
 pub mod view;
 
 use std::path::{Path, PathBuf};

@@ -263,7 +263,7 @@ impl OpenedFile {
 
 /// Tells a component from a core module or a stray file before handing it
 /// to the compiler, whose messages for those cases are cryptic.
-fn check_header(bytes: &[u8]) -> Result<(), Problem> {
+pub fn check_header(bytes: &[u8]) -> Result<(), Problem> {
     const MAGIC: &[u8] = b"\0asm";
     const CORE_VERSION: &[u8] = &[1, 0, 0, 0];
     match bytes.get(..8) {

@@ -10,6 +10,8 @@ use sha2::{Digest, Sha256};
 
 use super::file::{self, PluginEntry, PolicyFileError};
 use super::plugin::default_name;
+use super::store::{Store, StoreError};
+use super::supply::{self, SupplyError};
 use super::{
     Allocation, Declared, Entry, Grants, HostError, Info, Limits, Mode, OnError, Peek, Plugin,
     PluginError, PluginHost, Policy, Report, Source, audit,
@@ -31,6 +33,13 @@ pub enum ChainError {
     /// A plugin could not be loaded.
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    /// A registry plugin is not in the store, or a plugin is not
+    /// verified as its policy requires.
+    #[error(transparent)]
+    Supply(#[from] SupplyError),
+    /// The plugin store is unusable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// An added plugin has the name of one already in the chain.
     #[error("--plugin {}: the chain already has a plugin named `{name}` ({})", path.display(), other.display())]
     DuplicatePlugin {
@@ -132,7 +141,35 @@ impl ChainSetup {
             }
             None => (Policy::default(), None),
         };
-        let entries = self.entries(policy.plugins)?;
+        let mode = self.mode.unwrap_or(policy.mode);
+        let mut entries = self.entries(policy.plugins)?;
+        // The store is opened only for plugins that need it: registry
+        // plugins, and signatures' recorded verifications.
+        let store = match &self.cache_dir {
+            Some(dir)
+                if entries
+                    .iter()
+                    .any(|e| e.reference.is_some() || e.verify.is_some()) =>
+            {
+                Some(Store::open(dir)?)
+            }
+            _ => None,
+        };
+        supply::resolve(
+            &mut entries,
+            store.as_ref(),
+            mode,
+            self.policy_path().as_deref(),
+            self.limits.plugin_file_size,
+        )?;
+        // A registry plugin's signature is judged by its manifest's
+        // digest, known now: refused before anything of it is compiled.
+        for entry in entries.iter().filter(|e| e.reference.is_some()) {
+            if let Some(verify) = &entry.verify {
+                let digest = supply::subject(entry, "", store.as_ref(), mode)?;
+                supply::check(entry, verify, &digest, store.as_ref())?;
+            }
+        }
         let sources: Vec<Source> = entries
             .iter()
             .map(|e| Source {
@@ -153,6 +190,13 @@ impl ChainSetup {
                 (loaded, beside.join())
             });
             let (host, plugins) = loaded?;
+            // A file's, by the sha256 of the bytes loaded.
+            for (plugin, entry) in plugins.iter().zip(&entries) {
+                if let Some(verify) = entry.verify.as_ref().filter(|_| entry.reference.is_none()) {
+                    let digest = supply::subject(entry, plugin.sha256(), store.as_ref(), mode)?;
+                    supply::check(entry, verify, &digest, store.as_ref())?;
+                }
+            }
             let beside = beside.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (Some(host), plugins, beside)
         };
@@ -160,7 +204,7 @@ impl ChainSetup {
             host,
             plugins,
             entries,
-            mode: self.mode.unwrap_or(policy.mode),
+            mode,
             audit_log: self.audit_log.clone().or(policy.audit_log),
             policy: digest,
             runtime: policy.runtime,
@@ -182,6 +226,8 @@ impl ChainSetup {
             entries.push(PluginEntry {
                 name,
                 path: path.clone(),
+                reference: None,
+                verify: None,
                 sha256: None,
                 settings: Vec::new(),
                 grants: Grants::default(),
