@@ -5,7 +5,7 @@
 //! spec from the user's options, [`policy`] passes it through the plugin
 //! chain ([`policy::setup`] assembles the chain), and [`run`] takes a
 //! container from its options to its exit status through both, then
-//! through the bundle and the OCI runtime; [`wrapper`] is the same flow
+//! through the bundle and the OCI runtime; `wrapper` is the same flow
 //! behind runc's command line, for engines. The command-line layer
 //! ([`cli`]) parses, calls them, and turns errors into exit codes.
 

@@ -1,5 +1,5 @@
 //! `specgate oci ARGS` (or the binary called as `specgate-runtime`): the
-//! runc-compatible wrapper ([`crate::wrapper`]), given runc's command
+//! runc-compatible wrapper (`crate::wrapper`), given runc's command
 //! line as received.
 
 use std::ffi::OsString;

@@ -29,9 +29,10 @@ mod report;
 use crate::policy::setup::{self, ChainSetup, LoadedChain, PolicySource};
 use crate::policy::{self, Policy, Report, audit};
 use crate::runtime::{BundleConfig, Runtime, RuntimeError};
-pub use error::{EXIT_RUNTIME_FAILURE, Error};
+use error::{EXIT_RUNTIME_FAILURE, Error};
 use invocation::{Invocation, scan};
-pub use names::{NO_POLICY_ENV, POLICY_ENV, RUNTIME_ENV, RUNTIME_NAME};
+pub use names::RUNTIME_NAME;
+use names::{NO_POLICY_ENV, POLICY_ENV, RUNTIME_ENV};
 pub use report::Failure;
 
 /// Runs the wrapper over runc's command line `args`: on success it does

@@ -13,8 +13,7 @@ use crate::policy::audit;
 /// line named, if it could be read.
 #[derive(Debug)]
 pub struct Failure {
-    /// What failed.
-    pub error: Error,
+    error: Error,
     log: Option<(PathBuf, LogFormat)>,
 }
 
