@@ -1,7 +1,7 @@
 //! The runc-compatible wrapper (`specgate oci`, or the binary called as
-//! `specgate-runtime`): an OCI runtime in front of the real one, as nvidia-container-runtime is, so
-//! that podman, containerd, CRI-O and Kubernetes run their containers
-//! through the policy chain.
+//! `specgate-runtime`): an OCI runtime in front of the real one, as
+//! nvidia-container-runtime is, so that podman, containerd, CRI-O and
+//! Kubernetes run their containers through the policy chain.
 //!
 //! It takes runc's command line. On `create`, `run` and `restore` it
 //! passes the bundle's config.json through the chain, writes the result
