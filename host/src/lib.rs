@@ -5,7 +5,8 @@
 //! spec from the user's options, [`policy`] passes it through the plugin
 //! chain ([`policy::setup`] assembles the chain), and [`run`] takes a
 //! container from its options to its exit status through both, then
-//! through the bundle and the OCI runtime. The command-line layer
+//! through the bundle and the OCI runtime; `wrapper` is the same flow
+//! behind runc's command line, for engines. The command-line layer
 //! ([`cli`]) parses, calls them, and turns errors into exit codes.
 
 pub mod cli;
@@ -17,3 +18,4 @@ pub mod scaffold;
 pub mod spec;
 mod sys;
 pub mod units;
+mod wrapper;

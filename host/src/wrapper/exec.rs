@@ -27,10 +27,10 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
 use oci_spec::runtime::{Capability, LinuxCapabilities, Process};
 
-use super::invocation::{EXIT_RUNTIME_FAILURE, Invocation};
+use super::error::{self, Ceiling, EXIT_RUNTIME_FAILURE, Error, GoIntError, SealError};
+use super::invocation::Invocation;
 use crate::policy::audit;
 use crate::policy::setup::{ChainSetup, LoadedChain};
 use crate::runtime::config::ProcessFile;
@@ -70,7 +70,7 @@ pub(super) fn prepare(
     inv: &Invocation,
     received: &[OsString],
     id: &str,
-) -> Result<Option<Vec<OsString>>> {
+) -> Result<Option<Vec<OsString>>, Error> {
     let (chain, target) = setup.load(|| inspect(runtime, inv, id))?;
     let target = target?;
     let process = target.requested.process();
@@ -87,33 +87,34 @@ pub(super) fn prepare(
     let outcome = decide(&chain, &target, inv, received, id, &mut record);
     if let Err(error) = &outcome {
         record.exit_status = Some(EXIT_RUNTIME_FAILURE);
-        record.denial.get_or_insert_with(|| format!("{error:#}"));
+        record.denial.get_or_insert_with(|| error::line(error));
     }
     if let Some(log) = chain.audit_log() {
-        record
-            .append(log)
-            .with_context(|| format!("audit log {}", log.display()))?;
+        record.append(log).map_err(|source| Error::Audit {
+            path: log.to_path_buf(),
+            source,
+        })?;
     }
     outcome
 }
 
 /// The container's bundle (from the runtime's state), its config.json
 /// and the process the exec asks for.
-fn inspect(runtime: &Runtime, inv: &Invocation, id: &str) -> Result<Target> {
+fn inspect(runtime: &Runtime, inv: &Invocation, id: &str) -> Result<Target, Error> {
     let bundle = bundle_of(runtime, inv, id)?;
     let config = BundleConfig::read(&bundle)?;
     let requested = match inv.value("process") {
         Some(path) => {
             let path = PathBuf::from(path);
-            let file = ProcessFile::read(&path).context("exec --process")?;
+            let file = ProcessFile::read(&path).map_err(Error::ProcessFile)?;
             Requested::File(path, file)
         }
         None => {
             let Some(base) = config.spec().process() else {
-                bail!(
-                    "exec {id}: {} has no process to build the exec's from",
-                    config.path().display()
-                );
+                return Err(Error::NoBaseProcess {
+                    id: id.to_string(),
+                    config: config.path().to_path_buf(),
+                });
             };
             Requested::Flags(from_flags(base, inv)?)
         }
@@ -127,7 +128,7 @@ fn inspect(runtime: &Runtime, inv: &Invocation, id: &str) -> Result<Target> {
 
 /// The bundle of container `id`, from `runtime state` with the global
 /// flags given (`--root` says where the runtime keeps its state).
-fn bundle_of(runtime: &Runtime, inv: &Invocation, id: &str) -> Result<PathBuf> {
+fn bundle_of(runtime: &Runtime, inv: &Invocation, id: &str) -> Result<PathBuf, Error> {
     #[derive(serde::Deserialize)]
     struct State {
         bundle: PathBuf,
@@ -138,27 +139,30 @@ fn bundle_of(runtime: &Runtime, inv: &Invocation, id: &str) -> Result<PathBuf> {
         .arg(id)
         .stdin(std::process::Stdio::null())
         .output()
-        .with_context(|| format!("cannot execute the runtime {}", runtime.program().display()))?;
+        .map_err(|source| Error::Execute {
+            program: runtime.program().to_path_buf(),
+            source,
+        })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let said = stderr.lines().rev().find(|l| !l.trim().is_empty());
-        bail!(
-            "exec {id}: cannot find the container's bundle: {} state {id}: {}",
-            runtime.program().display(),
-            said.unwrap_or(&format!("exited with {}", output.status))
-        );
+        return Err(Error::State {
+            id: id.to_string(),
+            program: runtime.program().to_path_buf(),
+            said: said.map_or_else(|| format!("exited with {}", output.status), str::to_string),
+        });
     }
-    let state: State = serde_json::from_slice(&output.stdout).with_context(|| {
-        format!(
-            "exec {id}: {} state {id} gave no bundle",
-            runtime.program().display()
-        )
-    })?;
+    let state: State =
+        serde_json::from_slice(&output.stdout).map_err(|source| Error::StateJson {
+            id: id.to_string(),
+            program: runtime.program().to_path_buf(),
+            source,
+        })?;
     if !state.bundle.is_absolute() {
-        bail!(
-            "exec {id}: the runtime's state names a relative bundle, {}",
-            state.bundle.display()
-        );
+        return Err(Error::RelativeBundle {
+            id: id.to_string(),
+            bundle: state.bundle,
+        });
     }
     Ok(state.bundle)
 }
@@ -169,10 +173,10 @@ fn bundle_of(runtime: &Runtime, inv: &Invocation, id: &str) -> Result<PathBuf> {
 /// it to the ambient set, later versions when the inheritable set is
 /// there: the larger is what is checked; crun's `--cap` gives only the
 /// capabilities named, less still).
-fn from_flags(base: &Process, inv: &Invocation) -> Result<Process> {
+fn from_flags(base: &Process, inv: &Invocation) -> Result<Process, Error> {
     let mut process = base.clone();
     if inv.args.is_empty() {
-        bail!("exec: the command is missing");
+        return Err(Error::NoCommand);
     }
     process.set_args(Some(inv.args.clone()));
     let text = |name: &str| {
@@ -193,9 +197,9 @@ fn from_flags(base: &Process, inv: &Invocation) -> Result<Process> {
         .all_values("cap")
         .map(|name| {
             let name = name.to_string_lossy();
-            caps::parse(&name).with_context(|| format!("exec --cap {name}: not a capability"))
+            caps::parse(&name).ok_or_else(|| Error::Cap(name.into_owned()))
         })
-        .collect::<Result<_>>()?;
+        .collect::<Result<_, _>>()?;
     if !added.is_empty() {
         let mut sets = process.capabilities().clone().unwrap_or_default();
         for set in [
@@ -227,14 +231,23 @@ fn from_flags(base: &Process, inv: &Invocation) -> Result<Process> {
             None => (spec.as_str(), None),
         };
         if let Some(gid) = gid {
-            user.set_gid(go_uint32(gid, 10).with_context(|| format!("exec --user {spec}"))?);
+            user.set_gid(go_uint32(gid, 10).map_err(|source| Error::User {
+                spec: spec.clone(),
+                source,
+            })?);
         }
-        user.set_uid(go_uint32(uid, 10).with_context(|| format!("exec --user {spec}"))?);
+        user.set_uid(go_uint32(uid, 10).map_err(|source| Error::User {
+            spec: spec.clone(),
+            source,
+        })?);
     }
     let mut gids = user.additional_gids().clone().unwrap_or_default();
     for gid in inv.all_values("additional-gids") {
         let gid = gid.to_string_lossy();
-        gids.push(go_uint32(&gid, 0).with_context(|| format!("exec --additional-gids {gid}"))?);
+        gids.push(go_uint32(&gid, 0).map_err(|source| Error::AdditionalGid {
+            gid: gid.to_string(),
+            source,
+        })?);
     }
     if !gids.is_empty() {
         user.set_additional_gids(Some(gids));
@@ -247,8 +260,8 @@ fn from_flags(base: &Process, inv: &Invocation) -> Result<Process> {
 /// from its prefix) converted to uint32, which wraps (`4294967296` is
 /// uid 0). A negative additional gid is refused by runc; a negative user
 /// wraps like a large one.
-fn go_uint32(text: &str, base: u32) -> Result<u32> {
-    let invalid = || anyhow::anyhow!("`{text}` is not a number");
+fn go_uint32(text: &str, base: u32) -> Result<u32, GoIntError> {
+    let invalid = || GoIntError::NotANumber(text.to_string());
     let (negative, digits) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),
@@ -285,7 +298,7 @@ fn go_uint32(text: &str, base: u32) -> Result<u32> {
         value
     };
     if base == 0 && value < 0 {
-        bail!("`{text}`: additional gids must be positive");
+        return Err(GoIntError::Negative(text.to_string()));
     }
     Ok(value as u32)
 }
@@ -315,7 +328,7 @@ fn decide(
     received: &[OsString],
     id: &str,
     record: &mut audit::Record,
-) -> Result<Option<Vec<OsString>>> {
+) -> Result<Option<Vec<OsString>>, Error> {
     let requested = target.requested.process();
     let mut spec = target.config.spec().clone();
     spec.set_process(Some(requested.clone()));
@@ -323,17 +336,20 @@ fn decide(
         .run(&mut spec, id)
         .inspect_err(|e| record.denial = Some(e.to_string()))?;
     record.add_chain(chain.plugins(), &report);
-    let mut decided = spec
+    let mut decided = spec.process().clone().ok_or(Error::NoDecidedProcess)?;
+    let ceiling = target
+        .config
+        .spec()
         .process()
-        .clone()
-        .context("the policy chain left the exec no process")?;
-    let ceiling = target.config.spec().process().as_ref().with_context(|| {
-        format!(
-            "exec {id}: {} has no process to hold the exec's to",
-            target.config.path().display()
-        )
+        .as_ref()
+        .ok_or_else(|| Error::NoCeiling {
+            id: id.to_string(),
+            config: target.config.path().to_path_buf(),
+        })?;
+    let taken = hold_to(&mut decided, ceiling).map_err(|source| Error::Ceiling {
+        id: id.to_string(),
+        source,
     })?;
-    let taken = hold_to(&mut decided, ceiling).with_context(|| format!("exec {id}"))?;
     for what in &taken {
         record.changes.push(audit::ChangeRecord {
             plugin: "specgate".into(),
@@ -347,10 +363,10 @@ fn decide(
     std::mem::forget(report);
     match &target.requested {
         Requested::Flags(_) if changed.is_empty() => Ok(None),
-        Requested::Flags(_) => bail!(
-            "exec {id}: the process would hold more than the policy lets this container have: {}",
-            changed.join("; ")
-        ),
+        Requested::Flags(_) => Err(Error::MoreThanAllowed {
+            id: id.to_string(),
+            changed: changed.join("; "),
+        }),
         Requested::File(path, file) => {
             let bytes = if changed.is_empty() {
                 file.bytes.clone()
@@ -362,8 +378,10 @@ fn decide(
                 bytes.push(b'\n');
                 bytes
             };
-            let fd = sealed_file(&bytes, inv)
-                .with_context(|| format!("exec --process {}", path.display()))?;
+            let fd = sealed_file(&bytes, inv).map_err(|source| Error::Seal {
+                path: path.clone(),
+                source,
+            })?;
             Ok(Some(replace_process_arg(inv, received, fd)?))
         }
     }
@@ -374,7 +392,7 @@ fn decide(
 /// is kept, and what cannot be taken away (a root user or group the
 /// container's process does not have, another AppArmor profile or SELinux
 /// label) fails. Returns what was taken, in words.
-fn hold_to(process: &mut Process, ceiling: &Process) -> Result<Vec<String>> {
+fn hold_to(process: &mut Process, ceiling: &Process) -> Result<Vec<String>, Ceiling> {
     let mut taken = Vec::new();
     // A process without capabilities gets the container's from the
     // runtime: nothing to hold.
@@ -410,14 +428,11 @@ fn hold_to(process: &mut Process, ceiling: &Process) -> Result<Vec<String>> {
         .chain(theirs.additional_gids().iter().flatten().copied())
         .collect();
     if user.uid() == 0 && theirs.uid() != 0 {
-        bail!(
-            "the process would run as uid 0; the container's runs as uid {}",
-            theirs.uid()
-        );
+        return Err(Ceiling::RootUser(theirs.uid()));
     }
     for gid in std::iter::once(user.gid()).chain(user.additional_gids().iter().flatten().copied()) {
         if gid == 0 && !their_gids.contains(&0) {
-            bail!("the process would have group 0, which the container's process does not");
+            return Err(Ceiling::RootGroup);
         }
     }
     let label = |value: &Option<String>| value.clone().filter(|v| !v.is_empty());
@@ -437,9 +452,11 @@ fn hold_to(process: &mut Process, ceiling: &Process) -> Result<Vec<String>> {
         if let (Some(ours), Some(theirs)) = (&ours, &theirs)
             && ours != theirs
         {
-            bail!(
-                "the process asks for the {what} `{ours}`; the container's process has `{theirs}`"
-            );
+            return Err(Ceiling::Label {
+                what,
+                ours: ours.clone(),
+                theirs: theirs.clone(),
+            });
         }
     }
     Ok(taken)
@@ -472,17 +489,15 @@ fn write_decided(
     raw: &mut serde_json::Value,
     requested: &Process,
     decided: &Process,
-) -> Result<()> {
-    let object = raw
-        .as_object_mut()
-        .context("exec --process: the file is not a JSON object")?;
+) -> Result<(), Error> {
+    let object = raw.as_object_mut().ok_or(Error::ProcessNotObject)?;
     if let Some(sets) = decided.capabilities() {
         let capabilities = object
             .entry("capabilities")
             .or_insert_with(|| serde_json::json!({}));
         let capabilities = capabilities
             .as_object_mut()
-            .context("exec --process: `capabilities` is not an object")?;
+            .ok_or(Error::CapabilitiesNotObject)?;
         for set in CapSet::ALL {
             let before = members(requested.capabilities().as_ref(), set);
             let after = members(Some(sets), set);
@@ -503,16 +518,16 @@ fn write_decided(
 /// `bytes` in a sealed memfd, at a descriptor the runtime inherits and
 /// does not pass to the container: above the ones `--preserve-fds` and
 /// `LISTEN_FDS` hand on. Returns that descriptor.
-fn sealed_file(bytes: &[u8], inv: &Invocation) -> Result<RawFd> {
+fn sealed_file(bytes: &[u8], inv: &Invocation) -> Result<RawFd, SealError> {
     use nix::fcntl::{FcntlArg, SealFlag, fcntl};
     use nix::sys::memfd::{MFdFlags, memfd_create};
     let memfd: OwnedFd = memfd_create(
         c"specgate-exec-process",
         MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
     )
-    .context("memfd_create")?;
+    .map_err(SealError::Create)?;
     let mut file = std::fs::File::from(memfd);
-    file.write_all(bytes).context("cannot write the memfd")?;
+    file.write_all(bytes).map_err(SealError::Write)?;
     fcntl(
         &file,
         FcntlArg::F_ADD_SEALS(
@@ -522,7 +537,7 @@ fn sealed_file(bytes: &[u8], inv: &Invocation) -> Result<RawFd> {
                 | SealFlag::F_SEAL_WRITE,
         ),
     )
-    .context("cannot seal the memfd")?;
+    .map_err(SealError::Seal)?;
     // As the runtime reads them (a Go int, any base); one it cannot read
     // fails the runtime anyway.
     let count = |text: Option<String>| {
@@ -537,7 +552,7 @@ fn sealed_file(bytes: &[u8], inv: &Invocation) -> Result<RawFd> {
     let listen = count(std::env::var("LISTEN_FDS").ok());
     let floor = 3i32.saturating_add(preserved).saturating_add(listen);
     // Without close-on-exec: the runtime opens it by its /proc path.
-    let fd = fcntl(&file, FcntlArg::F_DUPFD(floor)).context("cannot place the memfd")?;
+    let fd = fcntl(&file, FcntlArg::F_DUPFD(floor)).map_err(SealError::Place)?;
     debug_assert!(fd != file.as_raw_fd());
     Ok(fd)
 }
@@ -548,15 +563,13 @@ fn replace_process_arg(
     inv: &Invocation,
     received: &[OsString],
     fd: RawFd,
-) -> Result<Vec<OsString>> {
+) -> Result<Vec<OsString>, Error> {
     let Some((index, inline)) = inv.process_at else {
-        bail!("exec: --process was not found on the command line");
+        return Err(Error::ProcessArgMissing);
     };
     let path = Path::new("/proc/self/fd").join(fd.to_string());
     let mut args = received.to_vec();
-    let slot = args
-        .get_mut(index)
-        .context("exec: --process was not found on the command line")?;
+    let slot = args.get_mut(index).ok_or(Error::ProcessArgMissing)?;
     *slot = if inline {
         let text = slot.to_string_lossy();
         let (flag, _) = text.split_once('=').unwrap_or((&text, ""));

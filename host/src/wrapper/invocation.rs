@@ -5,10 +5,7 @@
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-
-/// runc's exit status for a failed command.
-pub(super) const EXIT_RUNTIME_FAILURE: u8 = 1;
+use super::error::Error;
 
 /// Global flags that take a value: runc's, and crun's beyond them.
 const VALUED_GLOBALS: &[&str] = &[
@@ -243,7 +240,7 @@ fn parse_bool(value: &str) -> Option<bool> {
 /// wrong guess would let a container through unchecked. So does a gated
 /// command without exactly one container id, where runc's reading and
 /// crun's could differ.
-pub(super) fn scan(args: &[OsString]) -> Result<Invocation> {
+pub(super) fn scan(args: &[OsString]) -> Result<Invocation, Error> {
     let mut inv = Invocation::default();
     let mut at = 0;
     while at < args.len() {
@@ -265,7 +262,7 @@ pub(super) fn scan(args: &[OsString]) -> Result<Invocation> {
                     let value = args
                         .get(at)
                         .cloned()
-                        .with_context(|| format!("flag needs an argument: -{name}"))?;
+                        .ok_or_else(|| Error::GlobalValueMissing(name.to_string()))?;
                     at += 1;
                     if !matches!(name, "log" | "log-format") {
                         inv.globals.push(arg.clone());
@@ -281,11 +278,7 @@ pub(super) fn scan(args: &[OsString]) -> Result<Invocation> {
                 _ => {}
             }
         } else if !BOOLEAN_GLOBALS.contains(&name) && inline.is_none() {
-            bail!(
-                "unknown global flag `{}`: cannot tell whether it takes a value; write it `{}=VALUE`",
-                arg.to_string_lossy(),
-                arg.to_string_lossy()
-            );
+            return Err(Error::UnknownGlobal(arg.to_string_lossy().into_owned()));
         } else {
             inv.globals.push(arg.clone());
         }
@@ -322,16 +315,16 @@ pub(super) fn scan(args: &[OsString]) -> Result<Invocation> {
         };
         let name = unalias(name);
         if matches!(name, "config" | "f") && command != "exec" {
-            bail!("{command} --config: not supported; the policy reads BUNDLE/config.json");
+            return Err(Error::ConfigFlag { command });
         }
         if let Some(known) = flags.valued.iter().find(|f| **f == name) {
             let value = match inline {
                 Some(value) => OsString::from(value),
                 None => {
-                    let value = args
-                        .get(at)
-                        .cloned()
-                        .with_context(|| format!("{command}: flag needs an argument: -{name}"))?;
+                    let value = args.get(at).cloned().ok_or_else(|| Error::ValueMissing {
+                        command: command.clone(),
+                        flag: name.to_string(),
+                    })?;
                     at += 1;
                     value
                 }
@@ -347,17 +340,18 @@ pub(super) fn scan(args: &[OsString]) -> Result<Invocation> {
         } else if let Some(known) = flags.boolean.iter().find(|f| **f == name) {
             let value = match inline {
                 None => true,
-                Some(value) => parse_bool(value).with_context(|| {
-                    format!("{command}: invalid boolean value `{value}` for -{name}")
+                Some(value) => parse_bool(value).ok_or_else(|| Error::InvalidBool {
+                    command: command.clone(),
+                    value: value.to_string(),
+                    flag: name.to_string(),
                 })?,
             };
             inv.switches.push((*known, value));
         } else if inline.is_none() {
-            bail!(
-                "{command}: unknown flag `{}`: cannot tell whether it takes a value; write it `{}=VALUE`",
-                arg.to_string_lossy(),
-                arg.to_string_lossy()
-            );
+            return Err(Error::UnknownFlag {
+                command,
+                flag: arg.to_string_lossy().into_owned(),
+            });
         }
     }
     let mut positional = positional.into_iter();
@@ -365,16 +359,16 @@ pub(super) fn scan(args: &[OsString]) -> Result<Invocation> {
         .next()
         .map(|id| id.to_string_lossy().into_owned());
     if inv.id.is_none() {
-        bail!("{command}: the container id is missing");
+        return Err(Error::NoId { command });
     }
     inv.args = positional
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     if reorders && !inv.args.is_empty() {
-        bail!(
-            "{command}: one container id expected, got {}",
-            1 + inv.args.len()
-        );
+        return Err(Error::Ids {
+            command,
+            count: 1 + inv.args.len(),
+        });
     }
     inv.bundle = inv.value("bundle").map(PathBuf::from);
     Ok(inv)
@@ -386,7 +380,7 @@ mod tests {
 
     use super::*;
 
-    fn scan_str(args: &[&str]) -> Result<Invocation> {
+    fn scan_str(args: &[&str]) -> Result<Invocation, Error> {
         scan(&args.iter().map(OsString::from).collect::<Vec<_>>())
     }
 
