@@ -164,6 +164,25 @@ def relay(rounds, bundle, rootfs, env):
         print(f"  {name:<26} {statistics.median(values) * 1000:8.2f} ms")
 
 
+def raw_bundle(work, rootfs, env):
+    """The raw bundle: the config.json specgate would give runc, with the
+    files specgate writes into its bundle (hosts, resolv.conf) taken from
+    the host, in this bundle."""
+    bundle = os.path.join(work, "bundle")
+    os.makedirs(bundle)
+    spec = subprocess.run([SPECGATE, "spec", "--rootfs", rootfs, "--", "/bin/true"],
+                          check=True, capture_output=True, env=env).stdout
+    config = json.loads(spec)
+    for mount in config.get("mounts", []):
+        if mount.get("source", "").startswith("/run/specgate/"):
+            name = os.path.basename(mount["source"])
+            mount["source"] = os.path.join(bundle, name)
+            shutil.copy(os.path.join("/etc", name), mount["source"])
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(config, f)
+    return bundle
+
+
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 30
     work = tempfile.mkdtemp(prefix="specgate-bench-")
@@ -173,21 +192,7 @@ def main():
     os.makedirs(cache, mode=0o700)
     env = dict(os.environ, SPECGATE_CACHE_DIR=cache)
 
-    # The raw bundle: the config.json specgate would give runc.
-    bundle = os.path.join(work, "bundle")
-    os.makedirs(bundle)
-    spec = subprocess.run([SPECGATE, "spec", "--rootfs", rootfs, "--", "/bin/true"],
-                          check=True, capture_output=True, env=env).stdout
-    config = json.loads(spec)
-    # The files specgate writes into its bundle (hosts, resolv.conf): the
-    # host's, in this bundle.
-    for mount in config.get("mounts", []):
-        if mount.get("source", "").startswith("/run/specgate/"):
-            name = os.path.basename(mount["source"])
-            mount["source"] = os.path.join(bundle, name)
-            shutil.copy(os.path.join("/etc", name), mount["source"])
-    with open(os.path.join(bundle, "config.json"), "w") as f:
-        json.dump(config, f)
+    bundle = raw_bundle(work, rootfs, env)
 
     plugin_args = []
     for name in THREE:

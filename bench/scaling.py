@@ -21,7 +21,6 @@ Usage (as root, after `bash .ci/setup` and `cargo build --release`):
 SPECGATE=path/to/specgate picks another build.
 """
 
-import json
 import os
 import shutil
 import statistics
@@ -31,7 +30,7 @@ import tempfile
 import time
 
 from compile import COMPONENTS
-from run import PLUGINS, SPECGATE, THREE, busybox_rootfs, paired, peak_rss, timed
+from run import PLUGINS, SPECGATE, THREE, busybox_rootfs, paired, peak_rss, raw_bundle, timed
 
 # Example plugins that accept any container with their default settings.
 ANY = ["drop_capabilities", "require_namespaces", "deny_privileged", "readonly_mounts"]
@@ -45,24 +44,6 @@ def chain_policy(path, length):
             name = ANY[i % len(ANY)]
             f.write(f'[[plugin]]\nname = "p{i}"\n'
                     f'path = "{os.path.join(PLUGINS, name + ".wasm")}"\n')
-
-
-def raw_bundle(work, rootfs, env):
-    """The config.json specgate would give runc, with the files it writes
-    into its bundle taken from the host."""
-    bundle = os.path.join(work, "bundle")
-    os.makedirs(bundle)
-    spec = subprocess.run([SPECGATE, "spec", "--rootfs", rootfs, "--", "/bin/true"],
-                          check=True, capture_output=True, env=env).stdout
-    config = json.loads(spec)
-    for mount in config.get("mounts", []):
-        if mount.get("source", "").startswith("/run/specgate/"):
-            name = os.path.basename(mount["source"])
-            mount["source"] = os.path.join(bundle, name)
-            shutil.copy(os.path.join("/etc", name), mount["source"])
-    with open(os.path.join(bundle, "config.json"), "w") as f:
-        json.dump(config, f)
-    return bundle
 
 
 def batch(lines, env=None):
