@@ -17,5 +17,6 @@ mod runtime;
 pub mod scaffold;
 pub mod spec;
 mod sys;
+pub mod timestamp;
 pub mod units;
 mod wrapper;

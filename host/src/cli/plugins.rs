@@ -18,7 +18,7 @@ use crate::policy::setup::plugin_host;
 use crate::policy::signature::{PrivateKey, PublicKey};
 use crate::policy::store::Store;
 use crate::policy::supply;
-use crate::policy::{Cache, Limits, Policy, Source, audit, plugin::default_name};
+use crate::policy::{Cache, Limits, Policy, Source, plugin::default_name};
 use crate::scaffold;
 
 /// `specgate plugin compile`.
@@ -474,7 +474,7 @@ pub fn cache_list(cache_dir: Option<PathBuf>, json: bool) -> Result<u8> {
                     "sha256": e.sha256,
                     "size": e.size,
                     "source": e.source,
-                    "last_used": audit::rfc3339(e.last_used),
+                    "last_used": crate::timestamp::rfc3339(e.last_used),
                     "this_engine": e.this_engine,
                     "path": e.path,
                 })
@@ -498,7 +498,7 @@ pub fn cache_list(cache_dir: Option<PathBuf>, json: bool) -> Result<u8> {
                 "{:<12}  {:>9}  {:<20}  {source}\n",
                 &e.sha256[..12],
                 human_size(e.size),
-                &audit::rfc3339(e.last_used)[..19].replace('T', " "),
+                &crate::timestamp::rfc3339(e.last_used)[..19].replace('T', " "),
             ));
         }
         out

@@ -614,7 +614,7 @@ impl Registry {
                             key_fingerprint: key.fingerprint.clone(),
                             key_path: key.path.clone(),
                             annotations,
-                            verified_at: super::audit::rfc3339(std::time::SystemTime::now()),
+                            verified_at: crate::timestamp::rfc3339(std::time::SystemTime::now()),
                         };
                         store.put_verification(&record)?;
                         records.push(record);

@@ -427,7 +427,7 @@ fn verify_file(
                     key_fingerprint: key.fingerprint.clone(),
                     key_path: key.path.clone(),
                     annotations: BTreeMap::new(),
-                    verified_at: super::audit::rfc3339(std::time::SystemTime::now()),
+                    verified_at: crate::timestamp::rfc3339(std::time::SystemTime::now()),
                 };
                 store
                     .put_verification(&record)
