@@ -196,7 +196,8 @@ fn oci_archive(dir: &Path, name: &str, layer: &[u8], cmd: &[&str]) -> PathBuf {
 /// containerd and removes the bridge and any mount left under its
 /// directory.
 pub(super) struct Node {
-    runtime_: tokio::runtime::Runtime,
+    /// Runs the clients' calls, one at a time, for a synchronous test.
+    executor: tokio::runtime::Runtime,
     pub(super) runtime: RuntimeServiceClient<Channel>,
     pub(super) images: ImageServiceClient<Channel>,
     containerd: Option<Containerd>,
@@ -267,15 +268,15 @@ impl Node {
             handler = handler_config(&wrapper.link(), &d.join("runc")),
         );
         let containerd = Containerd::start_with(wrapper, dir, &extra);
-        let runtime_ = tokio::runtime::Builder::new_current_thread()
+        let executor = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let (runtime, images) = runtime_
+        let (runtime, images) = executor
             .block_on(connect(&containerd.dir.path().join("sock")))
             .expect("the CRI socket");
         let mut node = Node {
-            runtime_,
+            executor,
             runtime,
             images,
             containerd: Some(containerd),
@@ -301,7 +302,7 @@ impl Node {
     }
 
     pub(super) fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.runtime_.block_on(future)
+        self.executor.block_on(future)
     }
 
     /// Waits until the CRI reports the runtime and the network ready (the
