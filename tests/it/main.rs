@@ -7,6 +7,7 @@ mod audit;
 mod cache;
 mod chroot;
 mod contract;
+mod cri;
 mod example_plugins;
 mod gate;
 mod gate_limits;

@@ -553,14 +553,23 @@ impl Containerd {
     /// Starts containerd with the wrapper's environment, which it passes
     /// to its shims and they to the runtime.
     pub(super) fn start(wrapper: &Wrapper) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_with(
+            wrapper,
+            tempfile::tempdir().unwrap(),
+            "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n",
+        )
+    }
+
+    /// Starts containerd in `dir` (its root, state and socket are made
+    /// there) with `extra` in its configuration: top-level keys first,
+    /// then tables (the CRI plugin's, say).
+    pub(super) fn start_with(wrapper: &Wrapper, dir: tempfile::TempDir, extra: &str) -> Self {
         let d = dir.path();
         let config = d.join("config.toml");
         std::fs::write(
             &config,
             format!(
-                "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\
-                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n{extra}\n\
                  [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
                 root = d.join("root").display(),
                 state = d.join("state").display(),

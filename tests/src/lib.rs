@@ -145,3 +145,5 @@ pub fn busybox_rootfs() -> tempfile::TempDir {
     .expect("group");
     dir
 }
+
+pub mod cri;

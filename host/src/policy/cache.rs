@@ -679,14 +679,13 @@ fn check(file: &fs::File, name: &str, recorded: Option<&str>) -> std::io::Result
     if recorded.is_some() && recorded == digests::stamp(&meta).as_deref() {
         return Ok(Checked::Before);
     }
-    let mapped = crate::sys::MappedFile::new(file)?;
-    let bytes = mapped
-        .as_ref()
-        .map_or(&[][..], crate::sys::MappedFile::bytes);
+    use std::os::unix::fs::FileExt;
     tracing::debug!(entry = name, "plugin cache entry's digest checked");
-    Ok(match verified_payload(name, bytes) {
-        Some(_) => Checked::Now(digests::settled_stamp(&meta)),
-        None => Checked::Corrupt,
+    let read_at = |buf: &mut [u8], at: u64| file.read_exact_at(buf, at);
+    Ok(if checks_out(name, meta.len(), read_at)? {
+        Checked::Now(digests::settled_stamp(&meta))
+    } else {
+        Checked::Corrupt
     })
 }
 
@@ -772,19 +771,44 @@ fn compat_key(engine: &Engine) -> String {
     format!("{:016x}", hasher.finish())
 }
 
-/// The payload of the entry `name` whose magic and digest check out.
-fn verified_payload<'e>(name: &str, entry: &'e [u8]) -> Option<&'e [u8]> {
-    let rest = entry.strip_suffix(MAGIC.as_slice())?;
-    let split = rest.len().checked_sub(DIGEST_LEN)?;
-    let (payload, digest) = rest.split_at(split);
-    (digest == digest_of(name, payload)).then_some(payload)
+/// Whether the entry `name` of `len` bytes, read through `read_at`, ends
+/// in its magic and the digest of what comes before. Read in pieces
+/// rather than mapped: the page cache's pages are never mapped into this
+/// process, so a check costs its resident memory nothing.
+fn checks_out(
+    name: &str,
+    len: u64,
+    mut read_at: impl FnMut(&mut [u8], u64) -> std::io::Result<()>,
+) -> std::io::Result<bool> {
+    let trailer = (DIGEST_LEN + MAGIC.len()) as u64;
+    let Some(payload) = len.checked_sub(trailer) else {
+        return Ok(false);
+    };
+    let mut end = [0u8; DIGEST_LEN + MAGIC.len()];
+    read_at(&mut end, payload)?;
+    if end[DIGEST_LEN..] != MAGIC[..] {
+        return Ok(false);
+    }
+    let mut hasher = xxhash_rust::xxh3::Xxh3::with_seed(seed_of(name));
+    let mut piece = vec![0u8; 1 << 18];
+    let mut at = 0;
+    while at < payload {
+        let take = piece.len().min((payload - at) as usize);
+        read_at(&mut piece[..take], at)?;
+        hasher.update(&piece[..take]);
+        at += take as u64;
+    }
+    Ok(end[..DIGEST_LEN] == hasher.digest128().to_le_bytes())
+}
+
+fn seed_of(name: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(name.as_bytes())
 }
 
 /// The digest of an entry's payload, seeded with its name: the same code
 /// under another plugin's name does not check out.
 fn digest_of(name: &str, payload: &[u8]) -> [u8; DIGEST_LEN] {
-    let seed = xxhash_rust::xxh3::xxh3_64(name.as_bytes());
-    xxhash_rust::xxh3::xxh3_128_with_seed(payload, seed).to_le_bytes()
+    xxhash_rust::xxh3::xxh3_128_with_seed(payload, seed_of(name)).to_le_bytes()
 }
 
 fn discard(dir: &OwnedFd, name: &str, path: &Path) {
@@ -799,22 +823,35 @@ fn discard(dir: &OwnedFd, name: &str, path: &Path) {
 mod tests {
     use super::*;
 
+    /// Whether `entry`, whole, checks out under `name`.
+    fn verified(name: &str, entry: &[u8]) -> bool {
+        let read_at = |buf: &mut [u8], at: u64| {
+            let at = at as usize;
+            buf.copy_from_slice(&entry[at..at + buf.len()]);
+            Ok(())
+        };
+        checks_out(name, entry.len() as u64, read_at).unwrap()
+    }
+
     #[test]
     fn entries_verify_their_digest() {
         let name = "a.cwasm";
-        let payload = b"precompiled".to_vec();
+        // Longer than one piece read, and not a multiple of it.
+        let payload: Vec<u8> = (0..(1 << 18) + 12_345).map(|i| (i % 251) as u8).collect();
         let mut entry = payload.clone();
         entry.extend_from_slice(&digest_of(name, &payload));
         entry.extend_from_slice(MAGIC);
-        assert_eq!(verified_payload(name, &entry), Some(payload.as_slice()));
+        assert!(verified(name, &entry));
 
-        let mut flipped = entry.clone();
-        flipped[0] ^= 1;
-        assert_eq!(verified_payload(name, &flipped), None);
-        assert_eq!(verified_payload(name, &entry[1..]), None);
-        assert_eq!(verified_payload(name, &entry[entry.len() - 20..]), None);
-        assert_eq!(verified_payload(name, b"\x7fELF"), None);
+        for at in [0, 1 << 18, payload.len() - 1, payload.len()] {
+            let mut flipped = entry.clone();
+            flipped[at] ^= 1;
+            assert!(!verified(name, &flipped), "{at}");
+        }
+        assert!(!verified(name, &entry[1..]));
+        assert!(!verified(name, &entry[entry.len() - 20..]));
+        assert!(!verified(name, b"\x7fELF"));
         // Another entry's bytes, whole, under this name.
-        assert_eq!(verified_payload("b.cwasm", &entry), None);
+        assert!(!verified("b.cwasm", &entry));
     }
 }

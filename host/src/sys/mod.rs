@@ -13,7 +13,6 @@ pub use mount_api::clone_tree_of;
 pub use watcher::{STAND_DOWN, start_watcher};
 
 mod descriptors;
-mod memory;
 mod mounts;
 mod precompiled;
 mod process;
@@ -21,7 +20,6 @@ mod signals;
 mod terminals;
 
 pub use descriptors::{StdFd, cloexec_from, inherited_fd, receive_fd, send_fd};
-pub use memory::MappedFile;
 pub use mount_api::{attach_tree, clone_tree, make_recursively_read_only};
 pub use mounts::{detach, private_mount_namespace, rbind};
 pub use precompiled::{compile_component, load_private_component};

@@ -8,8 +8,11 @@
 //! `bind-host` (binds the `source` setting at /host), `join-network`
 //! (joins /proc/1/ns/net), `map-ids`, `mount-proc` (a second proc at
 //! /proc2), `loosen-sys` (drops `ro` from /sys), `deny-annotation`
-//! (refuses a container annotated `specgate.test/deny`, giving the
-//! annotation's value as the reason), `well-behaved` (default).
+//! (refuses a container carrying the annotation named by the `annotation`
+//! setting, default `specgate.test/deny`, giving the annotation's value as
+//! the reason: containerd passes a pod's annotations on only when they
+//! match its `pod_annotations`, such as `specgate.io/*`), `well-behaved`
+//! (default).
 //! Each acts in the hook named by its effect: mount changes in `mounts`,
 //! namespace changes in `namespaces`, a verdict on the final container in
 //! `validate`, everything else in `capabilities`.
@@ -31,8 +34,10 @@ static CAPABILITY: OnceLock<String> = OnceLock::new();
 static SOURCE: OnceLock<String> = OnceLock::new();
 static DESTINATION: OnceLock<String> = OnceLock::new();
 static OPTIONS: OnceLock<Vec<String>> = OnceLock::new();
+static ANNOTATION: OnceLock<String> = OnceLock::new();
 
-/// The annotation `deny-annotation` refuses.
+/// The annotation `deny-annotation` refuses unless the `annotation`
+/// setting names another.
 const DENY_ANNOTATION: &str = "specgate.test/deny";
 
 const BEHAVIORS: &[&str] = &[
@@ -100,7 +105,11 @@ impl exports::specgate::policy::plugin::Guest for Hostile {
         let source = settings.string("source").unwrap_or("/srv".into());
         let destination = settings.string("destination").unwrap_or("/sys".into());
         let options = settings.list("options").unwrap_or(vec!["rw".into()]);
+        let annotation = settings
+            .string("annotation")
+            .unwrap_or(DENY_ANNOTATION.into());
         settings.finish()?;
+        let _ = ANNOTATION.set(annotation);
         let _ = DESTINATION.set(destination);
         let _ = OPTIONS.set(options);
         let _ = BEHAVIOR.set(behavior);
@@ -245,10 +254,9 @@ impl exports::specgate::policy::namespaces::Guest for Hostile {
 
 impl exports::specgate::policy::validate::Guest for Hostile {
     fn check(container: Container) -> Result<(), Denial> {
-        match (behavior(), container.annotation(DENY_ANNOTATION)) {
-            ("deny-annotation", Some(reason)) => {
-                Err(deny(format!("annotation {DENY_ANNOTATION}: {reason}")))
-            }
+        let key = ANNOTATION.get().map_or(DENY_ANNOTATION, String::as_str);
+        match (behavior(), container.annotation(key)) {
+            ("deny-annotation", Some(reason)) => Err(deny(format!("annotation {key}: {reason}"))),
             _ => Ok(()),
         }
     }
