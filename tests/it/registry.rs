@@ -529,6 +529,24 @@ impl Signed {
             .args(["plugin", "compile", "--policy"])
             .arg(&self.policy))
     }
+
+    /// Compiling refuses the plugin, naming the team's key it does not
+    /// verify with, and a run then refuses it as unsigned.
+    fn assert_refused_by_team_key(&self) {
+        let line = self.compile().refused();
+        assert!(
+            line.contains(&format!(
+                "does not verify with key {}",
+                self.key("team.pub").display()
+            )),
+            "{line}"
+        );
+        assert!(
+            spec(self.cache.path(), &self.policy)
+                .refused()
+                .contains("must be signed by")
+        );
+    }
 }
 
 #[test]
@@ -559,19 +577,7 @@ fn an_unsigned_plugin_or_one_signed_by_another_key_is_refused() {
             .contains(&layer[..12])
     );
     s.sign("other.key", &[]);
-    let line = s.compile().refused();
-    assert!(
-        line.contains(&format!(
-            "does not verify with key {}",
-            s.key("team.pub").display()
-        )),
-        "{line}"
-    );
-    assert!(
-        spec(s.cache.path(), &s.policy)
-            .refused()
-            .contains("must be signed by")
-    );
+    s.assert_refused_by_team_key();
 }
 
 #[test]
@@ -664,19 +670,7 @@ fn a_tampered_signature_is_refused() {
         String::from_utf8(out.stdout).unwrap().into();
     s.registry
         .put_manifest("drop-capabilities", &tag, &manifest);
-    let line = s.compile().refused();
-    assert!(
-        line.contains(&format!(
-            "does not verify with key {}",
-            s.key("team.pub").display()
-        )),
-        "{line}"
-    );
-    assert!(
-        spec(s.cache.path(), &s.policy)
-            .refused()
-            .contains("must be signed by")
-    );
+    s.assert_refused_by_team_key();
 }
 
 #[test]

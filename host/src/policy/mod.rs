@@ -169,11 +169,7 @@ impl PluginHost {
             stage: Stage::Load,
             problem,
         };
-        let opened = plugin::open(path, &self.limits).map_err(fail)?;
-        let file = match self.cache.remembered_digest(opened.metadata()) {
-            Some(sha256) => opened.known(sha256),
-            None => opened.read(&self.limits).map_err(fail)?,
-        };
+        let (opened, file) = self.open_hashed(path).map_err(fail)?;
         if let Some(component) = self.cache.lookup(self.engine, &file.sha256, path) {
             let plugin = plugin::prepare(
                 self.engine,
@@ -203,6 +199,24 @@ impl PluginHost {
         }))
     }
 
+    /// Opens a plugin file and knows its sha256: remembered for a file
+    /// unchanged since it was last hashed (its bytes then unread), read and
+    /// hashed otherwise.
+    fn open_hashed(
+        &self,
+        path: &Path,
+    ) -> Result<(plugin::OpenedFile, plugin::PluginFile), Problem> {
+        let opened = plugin::open(path, &self.limits)?;
+        let file = match self.cache.remembered_digest(opened.metadata()) {
+            Some(sha256) => {
+                tracing::debug!(path = %path.display(), "plugin file unchanged; digest remembered");
+                opened.known(sha256)
+            }
+            None => opened.read(&self.limits)?,
+        };
+        Ok((opened, file))
+    }
+
     /// Loads plugins: reading and hashing each file (or recalling the
     /// digest of an unchanged one), then mapping its cache entry or
     /// compiling it, on this thread and one more per spare core. The first
@@ -227,14 +241,7 @@ impl PluginHost {
         // it; preparing waits for its linker, built meanwhile.
         let fetch = |source: &Source| -> Result<_, Problem> {
             let started = std::time::Instant::now();
-            let opened = plugin::open(&source.path, &self.limits)?;
-            let file = match self.cache.remembered_digest(opened.metadata()) {
-                Some(sha256) => {
-                    tracing::debug!(path = %source.path.display(), "plugin file unchanged; digest remembered");
-                    opened.known(sha256)
-                }
-                None => opened.read(&self.limits)?,
-            };
+            let (opened, file) = self.open_hashed(&source.path)?;
             pinned(source, &file)?;
             let (file, component, compiled) =
                 match self.cache.lookup(self.engine, &file.sha256, &source.path) {

@@ -383,19 +383,7 @@ impl Registry {
                 .auth(&target, &auth, RegistryOperation::Push)
                 .await
                 .map_err(&failed)?;
-            client
-                .push_blob(&target, wasm.to_vec(), &artifact::digest_of(wasm))
-                .await
-                .map_err(&failed)?;
-            client
-                .push_blob(&target, config.clone(), &artifact::digest_of(&config))
-                .await
-                .map_err(&failed)?;
-            client
-                .push_manifest_raw(&target, manifest, MANIFEST_MEDIA_TYPE.parse().unwrap())
-                .await
-                .map_err(&failed)?;
-            Ok::<_, RegistryError>(())
+            upload(&client, &target, &[wasm, &config], manifest, &failed).await
         })?;
         Ok(digest)
     }
@@ -519,23 +507,8 @@ impl Registry {
                 layers,
                 annotations: BTreeMap::new(),
             };
-            client
-                .push_blob(&target, payload.clone(), &artifact::digest_of(&payload))
-                .await
-                .map_err(&failed)?;
-            client
-                .push_blob(&target, config.clone(), &artifact::digest_of(&config))
-                .await
-                .map_err(&failed)?;
-            client
-                .push_manifest_raw(
-                    &target,
-                    serde_json::to_vec(&manifest).unwrap_or_default(),
-                    MANIFEST_MEDIA_TYPE.parse().unwrap(),
-                )
-                .await
-                .map_err(&failed)?;
-            Ok(())
+            let manifest = serde_json::to_vec(&manifest).unwrap_or_default();
+            upload(&client, &target, &[&payload, &config], manifest, &failed).await
         })?;
         Ok(tag)
     }
@@ -748,6 +721,28 @@ fn is_not_found(error: &OciDistributionError) -> bool {
         }),
         _ => false,
     }
+}
+
+/// Uploads `blobs`, then the manifest naming them (a registry accepts a
+/// manifest only once its blobs are there).
+async fn upload(
+    client: &Client,
+    target: &Reference,
+    blobs: &[&[u8]],
+    manifest: Vec<u8>,
+    failed: &impl Fn(OciDistributionError) -> RegistryError,
+) -> Result<(), RegistryError> {
+    for blob in blobs {
+        client
+            .push_blob(target, blob.to_vec(), &artifact::digest_of(blob))
+            .await
+            .map_err(failed)?;
+    }
+    client
+        .push_manifest_raw(target, manifest, MANIFEST_MEDIA_TYPE.parse().unwrap())
+        .await
+        .map_err(failed)?;
+    Ok(())
 }
 
 /// The error of a failed request, said without the client's debug
