@@ -13,8 +13,11 @@ concurrent runs, and in memory.
    `/bin/true` with three cached plugins, against the same batches of raw
    `runc run` on the config.json specgate gives runc: runs per second.
 3. Memory: the peak RSS (VmHWM) of specgate's own process during `run`
-   of `sleep 0.5` with no plugin, three Rust plugins, and the Python and
-   JavaScript examples.
+   of `sleep 0.5` with no plugin, three Rust plugins, the Python and the
+   JavaScript example, and both; and, at the largest RSS seen by reading
+   /proc/PID/status in a loop, how much of it was private (RssAnon) and
+   how much mapped from files (RssFile: the binary, the libraries, cache
+   entries' code and memory images, shared through the page cache).
 
 Usage (as root, after `bash .ci/setup` and `cargo build --release`):
     python3 bench/scaling.py [ROUNDS]
@@ -54,6 +57,26 @@ def batch(lines, env=None):
         if proc.wait() != 0:
             raise SystemExit(f"{' '.join(line)}: exit {proc.returncode}")
     return time.perf_counter() - started
+
+
+def sampled_split(line, env):
+    """RssAnon and RssFile (KiB) of one run of `line`, read from
+    /proc/PID/status in a tight loop, at the largest VmRSS seen."""
+    proc = subprocess.Popen(line, stdout=subprocess.DEVNULL, env=env)
+    status = f"/proc/{proc.pid}/status"
+    largest, split = 0, (0, 0)
+    while proc.poll() is None:
+        try:
+            with open(status) as f:
+                fields = dict(l.split(":", 1) for l in f)
+            kib = {k: int(fields[k].split()[0]) for k in ("VmRSS", "RssAnon", "RssFile")}
+        except (OSError, KeyError, ValueError):
+            continue  # exiting, or a zombie
+        if kib["VmRSS"] > largest:
+            largest, split = kib["VmRSS"], (kib["RssAnon"], kib["RssFile"])
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(line)}: status {proc.returncode}")
+    return split
 
 
 def main():
@@ -111,16 +134,19 @@ def main():
         print(f"  {size:>2} at once: specgate, 3 plugins {ours_rate:7.1f}/s   "
               f"raw runc run {raw_rate:7.1f}/s   ratio {ours_rate / raw_rate:5.2f}")
 
-    interpreted = []
-    for name in ["deny_commands.wasm", "tmpfs.wasm"]:
-        interpreted += ["--plugin", os.path.join(COMPONENTS, name)]
-    print("peak RSS of specgate's own process during `run ... sleep 0.5`")
+    python = ["--plugin", os.path.join(COMPONENTS, "deny_commands.wasm")]
+    javascript = ["--plugin", os.path.join(COMPONENTS, "tmpfs.wasm")]
+    print("peak RSS of specgate's own process during `run ... sleep 0.5`; "
+          "private and file-backed at the largest RSS sampled")
     for label, args in [("no plugin", []), ("3 Rust plugins", plugin_args),
-                        ("Python + JavaScript", interpreted)]:
+                        ("Python", python), ("JavaScript", javascript),
+                        ("Python + JavaScript", python + javascript)]:
         line = [SPECGATE, "run", "--rootfs", rootfs, *args, "--", "sleep", "0.5"]
         subprocess.run(line, check=True, stdout=subprocess.DEVNULL, env=env)  # cache
         kib = statistics.median(peak_rss(line, env=env) for _ in range(3))
-        print(f"  {label:<22} {kib / 1024:6.1f} MiB")
+        anon, file = sampled_split(line, env)
+        print(f"  {label:<22} {kib / 1024:6.1f} MiB   private {anon / 1024:5.1f} MiB   "
+              f"file-backed {file / 1024:5.1f} MiB")
     shutil.rmtree(work)
 
 
