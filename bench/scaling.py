@@ -14,10 +14,9 @@ concurrent runs, and in memory.
    `runc run` on the config.json specgate gives runc: runs per second.
 3. Memory: the peak RSS (VmHWM) of specgate's own process during `run`
    of `sleep 0.5` with no plugin, three Rust plugins, the Python and the
-   JavaScript example, and both; and, at the largest RSS seen by reading
-   /proc/PID/status in a loop, how much of it was private (RssAnon) and
-   how much mapped from files (RssFile: the binary, the libraries, cache
-   entries' code and memory images, shared through the page cache).
+   JavaScript example, and both; and how much of the largest RSS sampled
+   was private and how much mapped from files (see `run.peak_rss`);
+   medians of three runs.
 
 Usage (as root, after `bash .ci/setup` and `cargo build --release`):
     python3 bench/scaling.py [ROUNDS]
@@ -57,26 +56,6 @@ def batch(lines, env=None):
         if proc.wait() != 0:
             raise SystemExit(f"{' '.join(line)}: exit {proc.returncode}")
     return time.perf_counter() - started
-
-
-def sampled_split(line, env):
-    """RssAnon and RssFile (KiB) of one run of `line`, read from
-    /proc/PID/status in a tight loop, at the largest VmRSS seen."""
-    proc = subprocess.Popen(line, stdout=subprocess.DEVNULL, env=env)
-    status = f"/proc/{proc.pid}/status"
-    largest, split = 0, (0, 0)
-    while proc.poll() is None:
-        try:
-            with open(status) as f:
-                fields = dict(l.split(":", 1) for l in f)
-            kib = {k: int(fields[k].split()[0]) for k in ("VmRSS", "RssAnon", "RssFile")}
-        except (OSError, KeyError, ValueError):
-            continue  # exiting, or a zombie
-        if kib["VmRSS"] > largest:
-            largest, split = kib["VmRSS"], (kib["RssAnon"], kib["RssFile"])
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(line)}: status {proc.returncode}")
-    return split
 
 
 def main():
@@ -143,10 +122,11 @@ def main():
                         ("Python + JavaScript", python + javascript)]:
         line = [SPECGATE, "run", "--rootfs", rootfs, *args, "--", "sleep", "0.5"]
         subprocess.run(line, check=True, stdout=subprocess.DEVNULL, env=env)  # cache
-        kib = statistics.median(peak_rss(line, env=env) for _ in range(3))
-        anon, file = sampled_split(line, env)
-        print(f"  {label:<22} {kib / 1024:6.1f} MiB   private {anon / 1024:5.1f} MiB   "
-              f"file-backed {file / 1024:5.1f} MiB")
+        samples = [peak_rss(line, env=env) for _ in range(3)]
+        peak, private, file_backed = (statistics.median(s[i] for s in samples)
+                                      for i in range(3))
+        print(f"  {label:<22} {peak / 1024:6.1f} MiB   private {private / 1024:5.1f} MiB   "
+              f"file-backed {file_backed / 1024:5.1f} MiB")
     shutil.rmtree(work)
 
 
