@@ -117,3 +117,116 @@ fn read_whole(file: &File) -> std::io::Result<Vec<u8>> {
     file.read_exact_at(&mut bytes, 0)?;
     Ok(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    /// How the name in the directory relates to the file that was opened.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Name {
+        /// The name is the opened file.
+        Same,
+        /// Another file was renamed over the name after the open.
+        Replaced,
+        /// The name is a symlink to the opened file.
+        Symlink,
+        /// The name is gone.
+        Removed,
+    }
+
+    /// Whether a load may go ahead, written from what the cache's
+    /// privacy means rather than from the function's checks: no one but
+    /// this uid can have chosen the bytes or can swap the name.
+    fn private(dir_mode: u32, file_mode: u32, file_ours: bool, name: Name) -> bool {
+        let others_reach_dir = dir_mode & 0o077 != 0;
+        let others_write_file = file_mode & 0o022 != 0;
+        !others_reach_dir && !others_write_file && file_ours && name == Name::Same
+    }
+
+    /// Every combination of directory mode, file mode, file owner and
+    /// name against the oracle: a load happens exactly when the oracle
+    /// allows it, and a refusal says the file is not private.
+    #[test]
+    fn loads_only_what_only_this_uid_can_have_written() {
+        let engine = Engine::default();
+        // An empty component: the magic, version 13 and layer 1.
+        let bytes = engine.precompile_component(b"\0asm\x0d\0\x01\0").unwrap();
+        let base = tempfile::tempdir().unwrap();
+        let mut case = 0;
+        for dir_mode in [0o700, 0o750, 0o710, 0o701, 0o755] {
+            for file_mode in [0o600, 0o400, 0o640, 0o604, 0o620, 0o602, 0o666] {
+                for file_ours in [true, false] {
+                    for name in [Name::Same, Name::Replaced, Name::Symlink, Name::Removed] {
+                        case += 1;
+                        let dir = base.path().join(case.to_string());
+                        std::fs::create_dir(&dir).unwrap();
+                        let path = dir.join("entry.cwasm");
+                        std::fs::write(&path, &bytes).unwrap();
+                        std::fs::set_permissions(&path, PermissionsExt::from_mode(file_mode))
+                            .unwrap();
+                        if !file_ours {
+                            // Needs root, as the tests have in CI.
+                            std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+                        }
+                        let file = File::open(&path).unwrap();
+                        match name {
+                            Name::Same => {}
+                            Name::Replaced => {
+                                let other = dir.join("other");
+                                std::fs::write(&other, &bytes).unwrap();
+                                std::fs::rename(&other, &path).unwrap();
+                            }
+                            Name::Symlink => {
+                                let moved = dir.join("moved");
+                                std::fs::rename(&path, &moved).unwrap();
+                                symlink(&moved, &path).unwrap();
+                            }
+                            Name::Removed => std::fs::remove_file(&path).unwrap(),
+                        }
+                        std::fs::set_permissions(&dir, PermissionsExt::from_mode(dir_mode))
+                            .unwrap();
+                        let dir_fd = OwnedFd::from(File::open(&dir).unwrap());
+                        let loaded = load_private_component(&engine, &dir_fd, "entry.cwasm", &file);
+                        let what = format!(
+                            "dir {dir_mode:o}, file {file_mode:o}, ours {file_ours}, name {name:?}"
+                        );
+                        if private(dir_mode, file_mode, file_ours, name) {
+                            assert!(loaded.is_ok(), "{what}: {:?}", loaded.err());
+                        } else {
+                            match loaded {
+                                Err(PrivateLoadError::NotPrivate(_)) => {}
+                                // fstatat of a removed name fails.
+                                Err(PrivateLoadError::Io(e)) if name == Name::Removed => {
+                                    assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{what}");
+                                }
+                                other => panic!("{what}: loaded or wrong error: {:?}", other.err()),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A private file whose bytes are not wasmtime's output is refused
+    /// by wasmtime, through the mapping and through the read alike.
+    #[test]
+    fn private_bytes_that_are_not_a_compiled_component_are_refused() {
+        let engine = Engine::default();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o700)).unwrap();
+        let path = dir.path().join("entry.cwasm");
+        std::fs::write(&path, b"\x7fELF but not wasmtime's").unwrap();
+        std::fs::set_permissions(&path, PermissionsExt::from_mode(0o600)).unwrap();
+        let file = File::open(&path).unwrap();
+        let dir_fd = OwnedFd::from(File::open(dir.path()).unwrap());
+        let loaded = load_private_component(&engine, &dir_fd, "entry.cwasm", &file);
+        assert!(
+            matches!(loaded, Err(PrivateLoadError::Refused(_))),
+            "{:?}",
+            loaded.err()
+        );
+    }
+}
